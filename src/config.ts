@@ -1,0 +1,110 @@
+import { parseArgs } from "node:util";
+
+/** Everything `herald serve` can be told, from flags or the environment. */
+export interface ServeConfig {
+  readonly host: string;
+  readonly port: number;
+  /** Seconds between heartbeats on idle streams; keep below any proxy's idle timeout. */
+  readonly heartbeatSeconds: number;
+  /** The `retry:` an EventSource is told to wait before reconnecting. */
+  readonly sseRetryMs: number;
+  /** Largest request body accepted. */
+  readonly maxBodyBytes: number;
+  /** Mailboxes kept in memory; the least recently used beyond it is evicted. */
+  readonly maxMailboxes: number;
+  /** Messages retained per mailbox. */
+  readonly maxMessagesPerMailbox: number;
+  /** Retention of a message whose publisher gave no ttl; also the largest ttl accepted. */
+  readonly messageTtlSeconds: number;
+  /** Bytes of messages kept over all mailboxes. */
+  readonly maxStoreBytes: number;
+  /** Bytes queued for one connection beyond which the subscriber is cut (it resumes by cursor). */
+  readonly maxQueueBytes: number;
+  /** Longest a shutdown waits for connections to finish before closing them. */
+  readonly drainTimeoutSeconds: number;
+}
+
+export const DEFAULT_CONFIG: ServeConfig = {
+  host: "127.0.0.1",
+  port: 8080,
+  heartbeatSeconds: 15,
+  sseRetryMs: 2000,
+  maxBodyBytes: 64 * 1024,
+  maxMailboxes: 100_000,
+  maxMessagesPerMailbox: 1000,
+  messageTtlSeconds: 24 * 60 * 60,
+  maxStoreBytes: 256 * 1024 * 1024,
+  maxQueueBytes: 1024 * 1024,
+  drainTimeoutSeconds: 5,
+};
+
+interface Setting {
+  readonly key: keyof ServeConfig;
+  readonly flag: string;
+  readonly env: string;
+  readonly min: number;
+  readonly max: number;
+}
+
+const NUMERIC_SETTINGS: readonly Setting[] = [
+  { key: "port", flag: "port", env: "PORT", min: 0, max: 65535 },
+  { key: "heartbeatSeconds", flag: "heartbeat", env: "HERALD_HEARTBEAT_SECONDS", min: 0.05, max: 3600 },
+  { key: "sseRetryMs", flag: "sse-retry-ms", env: "HERALD_SSE_RETRY_MS", min: 0, max: 600_000 },
+  { key: "maxBodyBytes", flag: "max-body-bytes", env: "HERALD_MAX_BODY_BYTES", min: 64, max: 64 * 1024 * 1024 },
+  { key: "maxMailboxes", flag: "max-mailboxes", env: "HERALD_MAX_MAILBOXES", min: 1, max: 100_000_000 },
+  {
+    key: "maxMessagesPerMailbox",
+    flag: "max-messages",
+    env: "HERALD_MAX_MESSAGES_PER_MAILBOX",
+    min: 1,
+    max: 10_000_000,
+  },
+  { key: "messageTtlSeconds", flag: "ttl", env: "HERALD_MESSAGE_TTL_SECONDS", min: 1, max: 10 * 365 * 86400 },
+  { key: "maxStoreBytes", flag: "max-store-bytes", env: "HERALD_MAX_STORE_BYTES", min: 1024, max: 2 ** 50 },
+  { key: "maxQueueBytes", flag: "max-queue-bytes", env: "HERALD_MAX_QUEUE_BYTES", min: 1024, max: 2 ** 32 },
+  { key: "drainTimeoutSeconds", flag: "drain-timeout", env: "HERALD_DRAIN_TIMEOUT_SECONDS", min: 0, max: 600 },
+];
+
+export class ConfigError extends Error {
+  override name = "ConfigError";
+}
+
+export const SERVE_USAGE = `Usage: herald serve [options]
+
+Options (each also read from the environment variable shown):
+  --host ADDR              listen address (HOST, default ${DEFAULT_CONFIG.host})
+  --port N                 listen port, 0 for any free one (PORT, default ${DEFAULT_CONFIG.port})
+${NUMERIC_SETTINGS.filter((s) => s.key !== "port")
+  .map((s) => `${`  --${s.flag} N`.padEnd(27)}${s.env} (default ${DEFAULT_CONFIG[s.key]})`)
+  .join("\n")}
+  -h, --help               show this help`;
+
+/** Flags win over the environment, which wins over the defaults. */
+export function parseServeConfig(argv: readonly string[], env: NodeJS.ProcessEnv): ServeConfig {
+  const options: Record<string, { type: "string" }> = { host: { type: "string" } };
+  for (const setting of NUMERIC_SETTINGS) options[setting.flag] = { type: "string" };
+  let values: Record<string, string | boolean | undefined>;
+  try {
+    ({ values } = parseArgs({ args: [...argv], options, strict: true, allowPositionals: false }));
+  } catch (error) {
+    throw new ConfigError((error as Error).message);
+  }
+  const config: Record<string, unknown> = { ...DEFAULT_CONFIG };
+  const host = (values.host as string | undefined) ?? env.HOST;
+  if (host !== undefined) {
+    if (host.length === 0) throw new ConfigError("--host must not be empty");
+    config.host = host;
+  }
+  for (const setting of NUMERIC_SETTINGS) {
+    const fromFlag = values[setting.flag] as string | undefined;
+    const raw = fromFlag ?? env[setting.env];
+    if (raw === undefined || raw === "") continue;
+    const value = Number(raw);
+    const where = fromFlag === undefined ? setting.env : `--${setting.flag}`;
+    if (!Number.isFinite(value) || value < setting.min || value > setting.max) {
+      throw new ConfigError(`${where} must be a number from ${setting.min} to ${setting.max}, got "${raw}"`);
+    }
+    config[setting.key] = value;
+  }
+  return config as unknown as ServeConfig;
+}

@@ -1,0 +1,42 @@
+/** Every error Herald answers with, by code. Handlers throw; one renderer turns these into JSON. */
+export const ERROR_CATALOGUE = {
+  bad_mailbox: { status: 400, message: "Mailbox names are 1-128 characters of A-Z a-z 0-9 _ - . : @" },
+  bad_cursor: { status: 400, message: "The cursor is not one this server issued" },
+  bad_parameter: { status: 400, message: "A query parameter or header is invalid" },
+  bad_json: { status: 400, message: "The body is not valid JSON" },
+  bad_message: { status: 400, message: "The message is invalid" },
+  unauthorized: { status: 401, message: "Authentication is required" },
+  forbidden: { status: 403, message: "Not allowed for these credentials" },
+  not_found: { status: 404, message: "No such resource" },
+  method_not_allowed: { status: 405, message: "Method not allowed on this resource" },
+  idempotency_conflict: {
+    status: 409,
+    message: "This Idempotency-Key was already used with a different message",
+  },
+  payload_too_large: { status: 413, message: "The body is larger than the limit" },
+  too_many_requests: { status: 429, message: "Too many requests; retry later" },
+  internal: { status: 500, message: "Internal server error" },
+  draining: { status: 503, message: "The server is shutting down; retry on another instance or shortly" },
+  store_unavailable: { status: 503, message: "The message store is unavailable; retry shortly" },
+} as const satisfies Record<string, { status: number; message: string }>;
+
+export type ErrorCode = keyof typeof ERROR_CATALOGUE;
+
+export class HeraldError extends Error {
+  readonly code: ErrorCode;
+  readonly status: number;
+  /** Extra response headers, e.g. Allow or Retry-After. */
+  readonly headers: Readonly<Record<string, string>>;
+
+  constructor(code: ErrorCode, message?: string, headers: Record<string, string> = {}) {
+    super(message ?? ERROR_CATALOGUE[code].message);
+    this.name = "HeraldError";
+    this.code = code;
+    this.status = ERROR_CATALOGUE[code].status;
+    this.headers = headers;
+  }
+
+  toJSON(): { error: { code: ErrorCode; message: string } } {
+    return { error: { code: this.code, message: this.message } };
+  }
+}

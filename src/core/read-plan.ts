@@ -1,0 +1,157 @@
+import type { LogInfo, MailboxRead, MailboxStore, StoredMessage } from "../store/mailbox-store.js";
+import { type CursorEntry, encodeCursor, encodeSingleCursor } from "./cursor.js";
+import type { GapNotice, GapReason } from "./delivery.js";
+
+/** Mutable per-mailbox position of one subscription or one read. */
+export interface Position {
+  epoch: string;
+  seq: number;
+}
+
+export type PositionMap = Map<string, Position>;
+
+export type ReadEvent =
+  | { readonly type: "gap"; readonly gaps: GapNotice[]; readonly cursor: string }
+  | { readonly type: "message"; readonly message: StoredMessage; readonly cursor: string };
+
+export interface ReadOutcome {
+  readonly events: ReadEvent[];
+  /** True when the store may hold more after the returned events. */
+  readonly more: boolean;
+  /** True when the position map changed. */
+  readonly moved: boolean;
+}
+
+interface Step {
+  readonly mailbox: string;
+  readonly to: Position;
+  readonly gap?: GapReason;
+  readonly message?: StoredMessage;
+}
+
+export const EMPTY_EPOCH = "";
+
+export function cursorOf(mailboxes: readonly string[], positions: PositionMap): string {
+  if (mailboxes.length === 1) {
+    const mailbox = mailboxes[0] as string;
+    const position = positions.get(mailbox);
+    if (position) return encodeSingleCursor(mailbox, position.epoch, position.seq);
+  }
+  return encodeCursor(mailboxes, positions as ReadonlyMap<string, CursorEntry>);
+}
+
+/**
+ * The steps that bring one mailbox from `from` to what the store holds: gaps
+ * where messages the client should have had are gone, messages, and silent
+ * moves where there was nothing the client could have expected.
+ */
+function planMailbox(mailbox: string, from: Position | undefined, read: MailboxRead, limit: number): Step[] {
+  const { log, messages } = read;
+  const steps: Step[] = [];
+  if (!log) {
+    if (from && from.seq > 0) steps.push({ mailbox, to: { epoch: EMPTY_EPOCH, seq: 0 }, gap: "epoch" });
+    else if (!from) steps.push({ mailbox, to: { epoch: EMPTY_EPOCH, seq: 0 } });
+    return steps;
+  }
+  const sameLog = from !== undefined && from.epoch === log.epoch && from.seq <= log.lastSeq;
+  // `previous` is the seq the client is known to hold in this epoch; holes after it are gaps.
+  let previous: number | undefined = sameLog ? from.seq : undefined;
+  const first = messages[0];
+  if (!sameLog && from && from.seq > 0) {
+    steps.push({ mailbox, to: { epoch: log.epoch, seq: first ? first.seq - 1 : log.lastSeq }, gap: "epoch" });
+  }
+  for (const message of messages) {
+    if (previous !== undefined && message.seq > previous + 1) {
+      steps.push({ mailbox, to: { epoch: log.epoch, seq: message.seq - 1 }, gap: holeReason(previous, log) });
+    }
+    steps.push({ mailbox, to: { epoch: log.epoch, seq: message.seq }, message });
+    previous = message.seq;
+  }
+  const exhausted = messages.length < limit;
+  const reached = previous ?? 0;
+  if (exhausted && log.lastSeq > reached) {
+    const to = { epoch: log.epoch, seq: log.lastSeq };
+    if (previous !== undefined) steps.push({ mailbox, to, gap: holeReason(previous, log) });
+    else if (steps.length === 0) steps.push({ mailbox, to });
+  } else if (steps.length === 0 && !sameLog) {
+    steps.push({ mailbox, to: { epoch: log.epoch, seq: reached } });
+  }
+  return steps;
+}
+
+function holeReason(previous: number, log: LogInfo): GapReason {
+  return previous + 1 <= log.trimmedThrough ? "trimmed" : "expired";
+}
+
+function stepTime(steps: readonly Step[], index: number): number {
+  for (let i = index; i < steps.length; i++) {
+    const message = (steps[i] as Step).message;
+    if (message) return message.timeMs;
+  }
+  return Number.POSITIVE_INFINITY;
+}
+
+/**
+ * Reads what follows `positions` in each mailbox, at most `limit` messages in
+ * all, merged across mailboxes by publish time while keeping each mailbox's
+ * seq order. Updates `positions` in place.
+ */
+export async function readAfter(
+  store: MailboxStore,
+  mailboxes: readonly string[],
+  positions: PositionMap,
+  limit: number,
+): Promise<ReadOutcome> {
+  const reads = await Promise.all(
+    mailboxes.map((mailbox) => {
+      const from = positions.get(mailbox);
+      return store.read(mailbox, { epoch: from?.epoch ?? EMPTY_EPOCH, afterSeq: from?.seq ?? 0 }, limit);
+    }),
+  );
+  const plans = mailboxes.map((mailbox, i) =>
+    planMailbox(mailbox, positions.get(mailbox), reads[i] as MailboxRead, limit),
+  );
+  let more = reads.some((read) => read.messages.length >= limit);
+  const cursors = plans.map(() => 0);
+  const events: ReadEvent[] = [];
+  let delivered = 0;
+  let moved = false;
+  let pendingGaps: GapNotice[] = [];
+  const flushGaps = () => {
+    if (pendingGaps.length === 0) return;
+    events.push({ type: "gap", gaps: pendingGaps, cursor: cursorOf(mailboxes, positions) });
+    pendingGaps = [];
+  };
+  for (;;) {
+    let best = -1;
+    let bestTime = Number.POSITIVE_INFINITY;
+    for (let i = 0; i < plans.length; i++) {
+      const plan = plans[i] as Step[];
+      const at = cursors[i] as number;
+      if (at >= plan.length) continue;
+      const time = stepTime(plan, at);
+      if (best === -1 || time < bestTime) {
+        best = i;
+        bestTime = time;
+      }
+    }
+    if (best === -1) break;
+    const step = (plans[best] as Step[])[cursors[best] as number] as Step;
+    if (step.message && delivered >= limit) {
+      more = true;
+      break;
+    }
+    cursors[best] = (cursors[best] as number) + 1;
+    const before = positions.get(step.mailbox);
+    if (!before || before.epoch !== step.to.epoch || before.seq !== step.to.seq) moved = true;
+    positions.set(step.mailbox, { epoch: step.to.epoch, seq: step.to.seq });
+    if (step.gap) pendingGaps.push({ mailbox: step.mailbox, reason: step.gap });
+    if (step.message) {
+      flushGaps();
+      delivered += 1;
+      events.push({ type: "message", message: step.message, cursor: cursorOf(mailboxes, positions) });
+    }
+  }
+  flushGaps();
+  return { events, more, moved };
+}

@@ -1,0 +1,221 @@
+import type { MailboxStore, StoredMessage } from "../store/mailbox-store.js";
+import { getOrCreate } from "../util/get-or-create.js";
+import { encodeSingleCursor } from "./cursor.js";
+import type { FrameFormat, StreamSink } from "./delivery.js";
+import { cursorOf, type Position, type PositionMap, type ReadEvent, readAfter } from "./read-plan.js";
+
+/** Frames built during one fan-out round, shared by every subscriber at the same position. */
+export type RoundFrames = Map<FrameFormat, Map<string, string>>;
+
+export interface SubscriptionContext {
+  readonly store: MailboxStore;
+  /** Messages read from the store per replay step. */
+  readonly replayPageSize: number;
+  /** Bytes queued for one connection beyond which a live subscriber is cut. */
+  readonly maxQueueBytes: number;
+  /** How long to wait before retrying a replay the store failed. */
+  readonly retryDelayMs: number;
+  readonly onDelivered: (count: number) => void;
+  readonly onGap: (count: number) => void;
+  readonly onSlowConsumer: () => void;
+  readonly onClosed: (subscription: Subscription) => void;
+}
+
+function isNext(position: Position, message: StoredMessage): boolean {
+  if (message.epoch === position.epoch) return message.seq === position.seq + 1;
+  // A client that holds nothing of an epoch it cannot name still gets seq 1 of the new one.
+  return position.seq === 0 && message.seq === 1;
+}
+
+function isRepeat(position: Position, message: StoredMessage): boolean {
+  return message.epoch === position.epoch && message.seq <= position.seq;
+}
+
+export function singleFrame(format: FrameFormat, message: StoredMessage): string {
+  return format.message(message, encodeSingleCursor(message.mailbox, message.epoch, message.seq));
+}
+
+/**
+ * One live subscriber. It registers with the hub before its first replay, so
+ * a message published while it replays is read by the replay loop (which runs
+ * again when told it is dirty) and dropped by seq when the live path sees it.
+ */
+export class Subscription {
+  readonly mailboxes: readonly string[];
+  readonly sink: StreamSink;
+  /** Set by the hub's fan-out loop so a subscriber of several mailboxes is visited once a round. */
+  round = 0;
+  readonly #context: SubscriptionContext;
+  readonly #positions: PositionMap;
+  readonly #single: string | undefined;
+  /** Starts true so the live path defers to the first replay, which start() begins. */
+  #pumping = true;
+  #dirty = false;
+  #closed = false;
+  #retryTimer: NodeJS.Timeout | undefined;
+
+  constructor(context: SubscriptionContext, mailboxes: readonly string[], positions: PositionMap, sink: StreamSink) {
+    this.#context = context;
+    this.mailboxes = mailboxes;
+    this.#positions = positions;
+    this.#single = mailboxes.length === 1 ? mailboxes[0] : undefined;
+    this.sink = sink;
+  }
+
+  get closed(): boolean {
+    return this.#closed;
+  }
+
+  /** Live path: `messages` are committed, in publish order, of this subscription's mailboxes and possibly others. */
+  deliverLive(messages: readonly StoredMessage[], frames: RoundFrames): void {
+    if (this.#closed) return;
+    if (this.#pumping) {
+      this.#dirty = true;
+      return;
+    }
+    const delivered =
+      this.#single === undefined ? this.#deliverMany(messages) : this.#deliverOne(this.#single, messages, frames);
+    if (delivered === undefined) {
+      void this.pump();
+      return;
+    }
+    if (delivered > 0) {
+      this.#context.onDelivered(delivered);
+      if (this.sink.bufferedBytes() > this.#context.maxQueueBytes) this.#cutSlowConsumer();
+    }
+  }
+
+  /** Begins the first replay; the transport calls it once its response head is written. */
+  start(): void {
+    this.#pumping = false;
+    void this.pump();
+  }
+
+  /** Catches up from the store until nothing is left after this subscriber's positions. */
+  async pump(): Promise<void> {
+    if (this.#closed) return;
+    if (this.#pumping) {
+      this.#dirty = true;
+      return;
+    }
+    this.#pumping = true;
+    try {
+      do {
+        this.#dirty = false;
+        const outcome = await readAfter(
+          this.#context.store,
+          this.mailboxes,
+          this.#positions,
+          this.#context.replayPageSize,
+        );
+        if (this.#closed) return;
+        if (outcome.events.length > 0) this.#writeEvents(outcome.events);
+        if (outcome.more) this.#dirty = true;
+        // Replay is paced by the consumer instead of cutting it: it asked for history.
+        if (this.sink.bufferedBytes() > this.#context.maxQueueBytes / 2) await this.sink.whenDrained();
+      } while (this.#dirty && !this.#closed);
+    } catch {
+      if (!this.#closed) {
+        this.#retryTimer = setTimeout(() => void this.pump(), this.#context.retryDelayMs);
+        this.#retryTimer.unref();
+      }
+    } finally {
+      this.#pumping = false;
+    }
+  }
+
+  /** Called when the connection is gone or the hub ends it; idempotent. */
+  close(): void {
+    if (this.#closed) return;
+    this.#closed = true;
+    clearTimeout(this.#retryTimer);
+    this.#context.onClosed(this);
+  }
+
+  #writeEvents(events: readonly ReadEvent[]): void {
+    const format = this.sink.format;
+    let text = "";
+    let messages = 0;
+    let gaps = 0;
+    for (const event of events) {
+      if (event.type === "gap") {
+        text += format.gap(event.gaps, event.cursor);
+        gaps += event.gaps.length;
+      } else {
+        text += format.message(event.message, event.cursor);
+        messages += 1;
+      }
+    }
+    this.sink.write(text);
+    if (messages > 0) this.#context.onDelivered(messages);
+    if (gaps > 0) this.#context.onGap(gaps);
+  }
+
+  /** Returns the count written, or undefined when this subscriber must replay instead. */
+  #deliverOne(mailbox: string, messages: readonly StoredMessage[], frames: RoundFrames): number | undefined {
+    const position = this.#positions.get(mailbox);
+    if (!position) return undefined;
+    let start = 0;
+    while (start < messages.length && isRepeat(position, messages[start] as StoredMessage)) start++;
+    if (start === messages.length) return 0;
+    let previous = position;
+    for (let i = start; i < messages.length; i++) {
+      const message = messages[i] as StoredMessage;
+      if (!isNext(previous, message)) return undefined;
+      previous = message;
+    }
+    const format = this.sink.format;
+    let text: string | undefined;
+    if (start === 0) {
+      const byMailbox = getOrCreate(frames, format, () => new Map());
+      text = byMailbox.get(mailbox);
+      if (text === undefined) {
+        text = "";
+        for (const message of messages) text += singleFrame(format, message);
+        byMailbox.set(mailbox, text);
+      }
+    } else {
+      text = "";
+      for (let i = start; i < messages.length; i++) text += singleFrame(format, messages[i] as StoredMessage);
+    }
+    this.sink.write(text);
+    position.epoch = previous.epoch;
+    position.seq = (previous as StoredMessage).seq;
+    return messages.length - start;
+  }
+
+  #deliverMany(messages: readonly StoredMessage[]): number | undefined {
+    const format = this.sink.format;
+    let text = "";
+    let count = 0;
+    let fellBehind = false;
+    for (const message of messages) {
+      const position = this.#positions.get(message.mailbox);
+      if (!position) {
+        if (this.mailboxes.includes(message.mailbox)) fellBehind = true;
+        continue;
+      }
+      if (isRepeat(position, message)) continue;
+      if (!isNext(position, message)) {
+        fellBehind = true;
+        break;
+      }
+      position.epoch = message.epoch;
+      position.seq = message.seq;
+      text += format.message(message, cursorOf(this.mailboxes, this.#positions));
+      count += 1;
+    }
+    if (text.length > 0) this.sink.write(text);
+    if (fellBehind) {
+      if (count > 0) this.#context.onDelivered(count);
+      return undefined;
+    }
+    return count;
+  }
+
+  #cutSlowConsumer(): void {
+    this.#context.onSlowConsumer();
+    this.sink.end("slow-consumer");
+    this.close();
+  }
+}

@@ -1,0 +1,91 @@
+import type { HttpBindings } from "@hono/node-server";
+import { RESPONSE_ALREADY_SENT } from "@hono/node-server/utils/response";
+import { type Context, Hono } from "hono";
+import { HeraldError } from "../core/errors.js";
+import type { AppDeps } from "./deps.js";
+import { pathMailbox, queryMailboxes, streamCursor } from "./params.js";
+import { publishBatch, publishOne } from "./publish-routes.js";
+import { readMany, readOne } from "./read-routes.js";
+import type { StreamKind } from "./streams.js";
+
+export type HeraldEnv = { Bindings: HttpBindings };
+type Method = "GET" | "POST";
+type Handler = (c: Context<HeraldEnv>, deps: AppDeps) => Response | Promise<Response>;
+
+export interface RouteSpec {
+  readonly method: Method;
+  readonly path: string;
+  readonly handler: Handler;
+}
+
+function stream(kind: StreamKind, mailboxesOf: (c: Context<HeraldEnv>) => string[]): Handler {
+  return async (c, deps) => {
+    await deps.streams.open({
+      kind,
+      mailboxes: mailboxesOf(c),
+      cursor: streamCursor(c),
+      request: c.env.incoming,
+      response: c.env.outgoing,
+    });
+    return RESPONSE_ALREADY_SENT;
+  };
+}
+
+function health(c: Context<HeraldEnv>): Response {
+  return c.json({ status: "ok" });
+}
+
+function readiness(c: Context<HeraldEnv>, deps: AppDeps): Response {
+  if (deps.hub.draining) return c.json({ status: "draining" }, 503);
+  if (!deps.store.ready()) return c.json({ status: "store-unavailable" }, 503);
+  return c.json({ status: "ready" });
+}
+
+/** Every route Herald serves; openapi.yaml must list exactly these. */
+export const ROUTES: readonly RouteSpec[] = [
+  { method: "POST", path: "/v1/mailboxes/:mailbox/messages", handler: publishOne },
+  { method: "GET", path: "/v1/mailboxes/:mailbox/messages", handler: readOne },
+  { method: "GET", path: "/v1/mailboxes/:mailbox/events", handler: stream("sse", (c) => [pathMailbox(c)]) },
+  { method: "GET", path: "/v1/mailboxes/:mailbox/stream", handler: stream("ndjson", (c) => [pathMailbox(c)]) },
+  { method: "POST", path: "/v1/messages", handler: publishBatch },
+  { method: "GET", path: "/v1/messages", handler: readMany },
+  { method: "GET", path: "/v1/events", handler: stream("sse", queryMailboxes) },
+  { method: "GET", path: "/v1/stream", handler: stream("ndjson", queryMailboxes) },
+  { method: "GET", path: "/healthz", handler: health },
+  { method: "GET", path: "/readyz", handler: readiness },
+];
+
+function renderError(error: HeraldError): Response {
+  return new Response(JSON.stringify(error.toJSON()), {
+    status: error.status,
+    headers: { "Content-Type": "application/json", ...error.headers },
+  });
+}
+
+export function createApp(deps: AppDeps, routes: readonly RouteSpec[] = ROUTES): Hono<HeraldEnv> {
+  const app = new Hono<HeraldEnv>();
+  app.use(async (c, next) => {
+    await next();
+    if (deps.hub.draining) c.res.headers.set("Connection", "close");
+  });
+  const methodsByPath = new Map<string, Method[]>();
+  for (const route of routes) {
+    app.on(route.method, route.path, (c) => route.handler(c, deps));
+    methodsByPath.set(route.path, [...(methodsByPath.get(route.path) ?? []), route.method]);
+  }
+  for (const [path, methods] of methodsByPath) {
+    const allow = methods.join(", ");
+    app.all(path, (c) => {
+      throw new HeraldError("method_not_allowed", `${c.req.method} is not allowed here; use ${allow}`, {
+        Allow: allow,
+      });
+    });
+  }
+  app.notFound((c) => renderError(new HeraldError("not_found", `No route for ${c.req.method} ${c.req.path}`)));
+  app.onError((error) => {
+    if (error instanceof HeraldError) return renderError(error);
+    console.error("unhandled error", error);
+    return renderError(new HeraldError("internal"));
+  });
+  return app;
+}

@@ -1,0 +1,51 @@
+import type { Context } from "hono";
+import { HeraldError } from "../core/errors.js";
+
+export type RequestBody =
+  | { readonly kind: "json"; readonly value: unknown }
+  | { readonly kind: "text"; readonly text: string };
+
+const JSON_MEDIA_TYPE = /^application\/(?:[\w.+-]+\+)?json$/i;
+
+function tooLarge(maxBytes: number): HeraldError {
+  return new HeraldError("payload_too_large", `The body is larger than the limit of ${maxBytes} bytes`);
+}
+
+export function isJsonContentType(contentType: string | undefined): boolean {
+  const mediaType = (contentType ?? "").split(";")[0]?.trim() ?? "";
+  return JSON_MEDIA_TYPE.test(mediaType);
+}
+
+/** Reads at most `maxBytes`, refusing early on a declared length and while streaming otherwise. */
+export async function readRawBody(c: Context, maxBytes: number): Promise<Buffer> {
+  const declared = c.req.header("content-length");
+  if (declared !== undefined && Number(declared) > maxBytes) throw tooLarge(maxBytes);
+  const stream = c.req.raw.body;
+  if (!stream) return Buffer.alloc(0);
+  const chunks: Uint8Array[] = [];
+  let total = 0;
+  const reader = stream.getReader();
+  for (;;) {
+    const { done, value } = await reader.read();
+    if (done) break;
+    total += value.byteLength;
+    if (total > maxBytes) {
+      await reader.cancel().catch(() => {});
+      throw tooLarge(maxBytes);
+    }
+    chunks.push(value);
+  }
+  return Buffer.concat(chunks, total);
+}
+
+/** JSON for `application/json` and `+json` media types; anything else is text. */
+export async function readBody(c: Context, maxBytes: number): Promise<RequestBody> {
+  const raw = await readRawBody(c, maxBytes);
+  const text = raw.toString("utf8");
+  if (!isJsonContentType(c.req.header("content-type"))) return { kind: "text", text };
+  try {
+    return { kind: "json", value: JSON.parse(text) };
+  } catch (error) {
+    throw new HeraldError("bad_json", `The body is not valid JSON: ${(error as Error).message}`);
+  }
+}

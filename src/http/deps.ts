@@ -1,0 +1,12 @@
+import type { ServeConfig } from "../config.js";
+import type { Hub } from "../core/hub.js";
+import type { MailboxStore } from "../store/mailbox-store.js";
+import type { StreamRegistry } from "./streams.js";
+
+/** What the HTTP layer is given by `main`; it builds none of it. */
+export interface AppDeps {
+  readonly config: ServeConfig;
+  readonly hub: Hub;
+  readonly store: MailboxStore;
+  readonly streams: StreamRegistry;
+}

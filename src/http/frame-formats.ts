@@ -1,0 +1,23 @@
+import { type FrameFormat, type GapNotice, withCursor } from "../core/delivery.js";
+import type { StoredMessage } from "../store/mailbox-store.js";
+
+function gapJson(gaps: readonly GapNotice[], cursor: string): string {
+  return `{"type":"gap","gaps":${JSON.stringify(gaps)},"cursor":"${cursor}"}`;
+}
+
+/** Server-Sent Events: `id:` carries the cursor, so EventSource resumes by itself. */
+export const SSE_FORMAT: FrameFormat = {
+  message: (message: StoredMessage, cursor: string) =>
+    `id: ${cursor}\nevent: message\ndata: ${withCursor(message.json, cursor)}\n\n`,
+  gap: (gaps, cursor) => `id: ${cursor}\nevent: gap\ndata: ${gapJson(gaps, cursor)}\n\n`,
+};
+
+/** JSON lines: one object a line, each naming its type. */
+export const NDJSON_FORMAT: FrameFormat = {
+  message: (message: StoredMessage, cursor: string) =>
+    `{"type":"message",${withCursor(message.json, cursor).slice(1)}\n`,
+  gap: (gaps, cursor) => `${gapJson(gaps, cursor)}\n`,
+};
+
+export const SSE_HEARTBEAT = ": heartbeat\n\n";
+export const NDJSON_HEARTBEAT = '{"type":"heartbeat"}\n';

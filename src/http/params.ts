@@ -1,0 +1,60 @@
+import type { Context } from "hono";
+import { HeraldError } from "../core/errors.js";
+import { assertMailboxName } from "../core/mailbox-name.js";
+
+export const DEFAULT_READ_LIMIT = 100;
+export const MAX_READ_LIMIT = 1000;
+export const MAX_WAIT_SECONDS = 60;
+/** Mailboxes one subscription or read may name. */
+export const MAX_SUBSCRIPTION_MAILBOXES = 64;
+
+function badParameter(message: string): HeraldError {
+  return new HeraldError("bad_parameter", message);
+}
+
+export function pathMailbox(c: Context): string {
+  return assertMailboxName(c.req.param("mailbox"));
+}
+
+/** The repeated `mailbox=` of the multi-mailbox routes, validated and de-duplicated in order. */
+export function queryMailboxes(c: Context): string[] {
+  const raw = c.req.queries("mailbox") ?? [];
+  if (raw.length === 0) throw badParameter("Name at least one mailbox: ?mailbox=a&mailbox=b");
+  const names = [...new Set(raw.map((name) => assertMailboxName(name)))];
+  if (names.length > MAX_SUBSCRIPTION_MAILBOXES) {
+    throw badParameter(`At most ${MAX_SUBSCRIPTION_MAILBOXES} mailboxes per request, got ${names.length}`);
+  }
+  return names;
+}
+
+export function queryLimit(c: Context): number {
+  const raw = c.req.query("limit");
+  if (raw === undefined) return DEFAULT_READ_LIMIT;
+  const value = Number(raw);
+  if (raw === "" || !Number.isInteger(value) || value < 1 || value > MAX_READ_LIMIT) {
+    throw badParameter(`"limit" must be an integer from 1 to ${MAX_READ_LIMIT}, got "${raw}"`);
+  }
+  return value;
+}
+
+export function queryWaitMs(c: Context): number {
+  const raw = c.req.query("wait");
+  if (raw === undefined) return 0;
+  const value = Number(raw);
+  if (raw === "" || !Number.isFinite(value) || value < 0 || value > MAX_WAIT_SECONDS) {
+    throw badParameter(`"wait" must be a number of seconds from 0 to ${MAX_WAIT_SECONDS}, got "${raw}"`);
+  }
+  return Math.round(value * 1000);
+}
+
+/** `?cursor=`; an empty value means the same as none. */
+export function queryCursor(c: Context): string | undefined {
+  const raw = c.req.query("cursor");
+  return raw === undefined || raw === "" ? undefined : raw;
+}
+
+/** EventSource resends the last `id:` as Last-Event-ID on reconnect; it wins over `?cursor=`. */
+export function streamCursor(c: Context): string | undefined {
+  const lastEventId = c.req.header("last-event-id");
+  return lastEventId === undefined || lastEventId === "" ? queryCursor(c) : lastEventId;
+}

@@ -1,0 +1,30 @@
+import type { Context } from "hono";
+import { withCursor } from "../core/delivery.js";
+import type { ReadAnswer } from "../core/hub.js";
+import type { AppDeps } from "./deps.js";
+import { pathMailbox, queryCursor, queryLimit, queryMailboxes, queryWaitMs } from "./params.js";
+
+function answerJson(answer: ReadAnswer): string {
+  const messages = answer.messages.map(({ message, cursor }) => withCursor(message.json, cursor)).join(",");
+  const gap = answer.gaps.length > 0;
+  const gaps = gap ? `,"gaps":${JSON.stringify(answer.gaps)}` : "";
+  return `{"messages":[${messages}],"cursor":"${answer.cursor}","gap":${gap}${gaps}}`;
+}
+
+async function read(c: Context, deps: AppDeps, mailboxes: string[]): Promise<Response> {
+  const cursor = queryCursor(c);
+  const limit = queryLimit(c);
+  const waitMs = queryWaitMs(c);
+  const answer = await deps.hub.read({ mailboxes, cursor, limit, waitMs, signal: c.req.raw.signal });
+  return c.body(answerJson(answer), 200, { "Content-Type": "application/json", "Cache-Control": "no-store" });
+}
+
+/** GET /v1/mailboxes/{mailbox}/messages */
+export function readOne(c: Context, deps: AppDeps): Promise<Response> {
+  return read(c, deps, [pathMailbox(c)]);
+}
+
+/** GET /v1/messages?mailbox=a&mailbox=b */
+export function readMany(c: Context, deps: AppDeps): Promise<Response> {
+  return read(c, deps, queryMailboxes(c));
+}

@@ -1,0 +1,151 @@
+import type { IncomingMessage, ServerResponse } from "node:http";
+import { setImmediate as yieldToLoop } from "node:timers/promises";
+import type { CloseReason, FrameFormat, StreamSink } from "../core/delivery.js";
+import type { Hub } from "../core/hub.js";
+import type { Subscription } from "../core/subscription.js";
+import { NDJSON_FORMAT, NDJSON_HEARTBEAT, SSE_FORMAT, SSE_HEARTBEAT } from "./frame-formats.js";
+
+export type StreamKind = "sse" | "ndjson";
+
+/** Heartbeats written before the heartbeat loop yields to the event loop. */
+const HEARTBEAT_CHUNK_SIZE = 1000;
+
+/** A streaming response written straight to Node's socket, without a web stream per connection. */
+class NodeStreamSink implements StreamSink {
+  readonly format: FrameFormat;
+  readonly kind: StreamKind;
+  readonly response: ServerResponse;
+  subscription: Subscription | undefined;
+  #ended = false;
+
+  constructor(kind: StreamKind, response: ServerResponse) {
+    this.kind = kind;
+    this.format = kind === "sse" ? SSE_FORMAT : NDJSON_FORMAT;
+    this.response = response;
+  }
+
+  get ended(): boolean {
+    return this.#ended || this.response.destroyed;
+  }
+
+  write(frames: string): void {
+    if (!this.ended) this.response.write(frames);
+  }
+
+  bufferedBytes(): number {
+    return this.response.writableLength;
+  }
+
+  whenDrained(): Promise<void> {
+    if (this.ended || this.response.writableLength === 0) return Promise.resolve();
+    return new Promise((resolve) => {
+      const done = () => {
+        this.response.off("drain", done);
+        this.response.off("close", done);
+        resolve();
+      };
+      this.response.once("drain", done);
+      this.response.once("close", done);
+    });
+  }
+
+  end(reason: CloseReason): void {
+    if (this.ended) return;
+    this.#ended = true;
+    // A slow consumer's queue cannot flush; cut it. Otherwise end cleanly so the client reconnects.
+    if (reason === "slow-consumer") this.response.destroy();
+    else this.response.end();
+  }
+}
+
+export interface OpenStreamOptions {
+  readonly kind: StreamKind;
+  readonly mailboxes: readonly string[];
+  readonly cursor: string | undefined;
+  readonly request: IncomingMessage;
+  readonly response: ServerResponse;
+}
+
+/**
+ * Every open streaming response. One timer writes heartbeats to all of them;
+ * draining ends them all.
+ */
+export class StreamRegistry {
+  readonly #hub: Hub;
+  readonly #sseRetryMs: number;
+  readonly #streams = new Set<NodeStreamSink>();
+  readonly #timer: NodeJS.Timeout;
+  #beating = false;
+
+  constructor(hub: Hub, heartbeatSeconds: number, sseRetryMs: number) {
+    this.#hub = hub;
+    this.#sseRetryMs = sseRetryMs;
+    this.#timer = setInterval(() => void this.#heartbeat(), heartbeatSeconds * 1000);
+    this.#timer.unref();
+  }
+
+  get size(): number {
+    return this.#streams.size;
+  }
+
+  countByKind(): Record<StreamKind, number> {
+    const counts: Record<StreamKind, number> = { sse: 0, ndjson: 0 };
+    for (const stream of this.#streams) counts[stream.kind] += 1;
+    return counts;
+  }
+
+  /** Subscribes (which validates the cursor and may throw), then writes the head and starts replay. */
+  async open(options: OpenStreamOptions): Promise<void> {
+    const { request, response, kind } = options;
+    const sink = new NodeStreamSink(kind, response);
+    const subscription = await this.#hub.subscribe(options.mailboxes, options.cursor, sink);
+    if (request.destroyed || response.destroyed) {
+      subscription.close();
+      return;
+    }
+    sink.subscription = subscription;
+    this.#streams.add(sink);
+    response.on("close", () => {
+      this.#streams.delete(sink);
+      subscription.close();
+    });
+    request.socket.setTimeout(0);
+    request.socket.setNoDelay(true);
+    response.writeHead(200, {
+      "Content-Type": kind === "sse" ? "text/event-stream; charset=utf-8" : "application/x-ndjson",
+      "Cache-Control": "no-cache",
+      "X-Accel-Buffering": "no",
+    });
+    // The first bytes flush the head through proxies and tell EventSource how soon to come back.
+    response.write(kind === "sse" ? `retry: ${this.#sseRetryMs}\n\n` : NDJSON_HEARTBEAT);
+    subscription.start();
+  }
+
+  /** Ends every stream cleanly; clients reconnect elsewhere with their cursor. */
+  endAll(): void {
+    for (const sink of this.#streams) {
+      sink.end("draining");
+      sink.subscription?.close();
+    }
+    this.#streams.clear();
+  }
+
+  close(): void {
+    clearInterval(this.#timer);
+    this.endAll();
+  }
+
+  async #heartbeat(): Promise<void> {
+    if (this.#beating) return;
+    this.#beating = true;
+    try {
+      let written = 0;
+      for (const sink of this.#streams) {
+        sink.write(sink.kind === "sse" ? SSE_HEARTBEAT : NDJSON_HEARTBEAT);
+        if (++written % HEARTBEAT_CHUNK_SIZE === 0) await yieldToLoop();
+      }
+    } finally {
+      this.#beating = false;
+    }
+  }
+}

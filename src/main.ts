@@ -1,0 +1,69 @@
+import { ConfigError, parseServeConfig, SERVE_USAGE, type ServeConfig } from "./config.js";
+import { startHerald } from "./server.js";
+import { createMemoryStore } from "./store/memory-store.js";
+
+const USAGE = `Usage: herald <command> [options]
+
+Commands:
+  serve     run the Herald server (herald serve --help)
+`;
+
+function buildStore(config: ServeConfig) {
+  return createMemoryStore({
+    maxMailboxes: config.maxMailboxes,
+    maxMessagesPerMailbox: config.maxMessagesPerMailbox,
+    maxBytes: config.maxStoreBytes,
+  });
+}
+
+async function serveCommand(argv: string[]): Promise<void> {
+  if (argv.includes("--help") || argv.includes("-h")) {
+    console.log(SERVE_USAGE);
+    return;
+  }
+  const config = parseServeConfig(argv, process.env);
+  const herald = await startHerald(config, buildStore(config));
+  console.log(`Herald listening on ${herald.url} (memory store)`);
+  let signalled = false;
+  const stop = (signal: string) => {
+    if (signalled) return;
+    signalled = true;
+    console.log(`${signal} received: draining`);
+    herald.shutdown().then(
+      () => process.exit(0),
+      (error: unknown) => {
+        console.error("shutdown failed", error);
+        process.exit(1);
+      },
+    );
+  };
+  process.on("SIGTERM", () => stop("SIGTERM"));
+  process.on("SIGINT", () => stop("SIGINT"));
+}
+
+export async function main(argv: string[]): Promise<void> {
+  const [command, ...rest] = argv;
+  try {
+    if (command === "serve") await serveCommand(rest);
+    else if (command === undefined || command === "--help" || command === "-h" || command === "help") {
+      console.log(USAGE);
+    } else {
+      console.error(`herald: unknown command "${command}"\n\n${USAGE}`);
+      process.exitCode = 2;
+    }
+  } catch (error) {
+    if (error instanceof ConfigError) {
+      console.error(`herald: ${error.message}`);
+      process.exitCode = 2;
+      return;
+    }
+    if ((error as NodeJS.ErrnoException).code === "EADDRINUSE") {
+      console.error(`herald: ${(error as Error).message}`);
+      process.exitCode = 1;
+      return;
+    }
+    throw error;
+  }
+}
+
+await main(process.argv.slice(2));

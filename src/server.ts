@@ -1,0 +1,72 @@
+import type { Server } from "node:http";
+import type { AddressInfo } from "node:net";
+import { serve } from "@hono/node-server";
+import type { ServeConfig } from "./config.js";
+import { createHub, type Hub } from "./core/hub.js";
+import { createApp } from "./http/app.js";
+import { StreamRegistry } from "./http/streams.js";
+import type { MailboxStore } from "./store/mailbox-store.js";
+
+export interface RunningHerald {
+  readonly url: string;
+  readonly port: number;
+  readonly hub: Hub;
+  readonly store: MailboxStore;
+  readonly streams: StreamRegistry;
+  readonly server: Server;
+  /** Drains (answers long-polls, ends streams, finishes publishes), closes the listener and the store. */
+  shutdown(): Promise<void>;
+}
+
+/** Slow clients must send their headers within this; it never touches long-lived responses. */
+const HEADERS_TIMEOUT_MS = 20_000;
+/** Whole request, body included; a response that streams for hours is not a request. */
+const REQUEST_TIMEOUT_MS = 60_000;
+
+function hostForUrl(host: string): string {
+  return host.includes(":") ? `[${host}]` : host;
+}
+
+/** Starts Herald on an already-built store; `main` chooses and builds the store. */
+export async function startHerald(config: ServeConfig, store: MailboxStore): Promise<RunningHerald> {
+  const hub = createHub({
+    store,
+    defaultTtlSeconds: config.messageTtlSeconds,
+    maxQueueBytes: config.maxQueueBytes,
+  });
+  const streams = new StreamRegistry(hub, config.heartbeatSeconds, config.sseRetryMs);
+  const app = createApp({ config, hub, store, streams });
+  const server = await new Promise<Server>((resolve, reject) => {
+    const created = serve({ fetch: app.fetch, port: config.port, hostname: config.host }, () =>
+      resolve(created as Server),
+    ) as Server;
+    created.once("error", reject);
+  });
+  server.headersTimeout = HEADERS_TIMEOUT_MS;
+  server.requestTimeout = REQUEST_TIMEOUT_MS;
+  const { port } = server.address() as AddressInfo;
+  let shuttingDown: Promise<void> | undefined;
+  const shutdown = () => {
+    shuttingDown ??= (async () => {
+      const closed = new Promise<void>((resolve) => server.close(() => resolve()));
+      await hub.drain();
+      streams.close();
+      server.closeIdleConnections();
+      const deadline = new Promise<void>((resolve) => setTimeout(resolve, config.drainTimeoutSeconds * 1000).unref());
+      await Promise.race([closed, deadline]);
+      server.closeAllConnections();
+      hub.close();
+      await store.close();
+    })();
+    return shuttingDown;
+  };
+  return {
+    url: `http://${hostForUrl(config.host)}:${port}`,
+    port,
+    hub,
+    store,
+    streams,
+    server,
+    shutdown,
+  };
+}

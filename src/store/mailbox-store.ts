@@ -1,0 +1,92 @@
+import type { MessageDraft, StoredMessage } from "./stored-message.js";
+
+export type { MessageDraft, StoredMessage } from "./stored-message.js";
+
+/** The state of one lifetime of a mailbox's log. */
+export interface LogInfo {
+  /** Names this lifetime. A recreated mailbox (eviction, restart of a volatile store) gets a new one. */
+  readonly epoch: string;
+  /** The highest seq ever assigned in this epoch; 0 when nothing was appended yet. */
+  readonly lastSeq: number;
+  /**
+   * The highest seq removed by the message cap or the byte budget (not by TTL).
+   * Lets the core tell a client *why* it missed messages ("trimmed" or "expired").
+   */
+  readonly trimmedThrough: number;
+}
+
+export interface ReadPosition {
+  readonly epoch: string;
+  readonly afterSeq: number;
+}
+
+export interface MailboxRead {
+  /** Undefined when the mailbox does not exist; nothing is created by reading. */
+  readonly log: LogInfo | undefined;
+  /**
+   * Unexpired messages in seq order, at most `limit`. They follow
+   * `position.afterSeq` when `position.epoch` is the log's epoch and
+   * `afterSeq <= lastSeq`; otherwise they start at the earliest retained message.
+   * `log` and `messages` are one consistent snapshot.
+   */
+  readonly messages: readonly StoredMessage[];
+}
+
+export interface AppendItem {
+  readonly mailbox: string;
+  readonly draft: MessageDraft;
+}
+
+export type AppendResult =
+  | { readonly status: "stored"; readonly message: StoredMessage }
+  /** The idempotency key was seen with the same fingerprint; `message` is the original. */
+  | { readonly status: "duplicate"; readonly message: StoredMessage }
+  /** The idempotency key was seen with another fingerprint; nothing was stored. */
+  | { readonly status: "conflict"; readonly message: StoredMessage };
+
+/**
+ * Called after messages were committed, in seq order per mailbox. `messages`
+ * may be undefined when the backend only knows that the mailbox moved (a
+ * wake-up from another node); the listener then re-reads from the store.
+ */
+export type AppendListener = (mailbox: string, messages: readonly StoredMessage[] | undefined) => void;
+
+export interface StoreStats {
+  readonly mailboxes: number;
+  readonly messages: number;
+  readonly bytes: number;
+}
+
+/**
+ * MailboxStore keeps every mailbox's ordered, retained log. Backends implement
+ * it; the core never knows which one it talks to. The shared contract suite
+ * (test/store-contract.ts) runs against every backend.
+ */
+export interface MailboxStore {
+  /**
+   * Appends each item to its mailbox, creating the mailbox (with a fresh epoch)
+   * when it does not exist. Seqs are assigned consecutively per mailbox in item
+   * order, starting at 1 in a new epoch. Resolves only once the items are as
+   * durable as the backend promises. When any item is a conflict, nothing of
+   * the call is stored. An item whose idempotency key matches a retained
+   * message is not stored again. Results are in item order.
+   */
+  append(items: readonly AppendItem[]): Promise<AppendResult[]>;
+
+  /** Reads retained messages of one mailbox; see MailboxRead for the rules. */
+  read(mailbox: string, position: ReadPosition, limit: number): Promise<MailboxRead>;
+
+  /** The current log state of a mailbox, or undefined when it does not exist. */
+  head(mailbox: string): Promise<LogInfo | undefined>;
+
+  /** Registers a listener for committed appends (including other nodes' ones). Returns an unsubscribe function. */
+  watch(listener: AppendListener): () => void;
+
+  /** True while the backend can accept appends. */
+  ready(): boolean;
+
+  stats(): StoreStats;
+
+  /** Releases timers and connections. Appends after close reject. */
+  close(): Promise<void>;
+}

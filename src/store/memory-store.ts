@@ -1,0 +1,271 @@
+import { LRUCache } from "lru-cache";
+import { nanoid } from "nanoid";
+import { getOrCreate } from "../util/get-or-create.js";
+import type {
+  AppendItem,
+  AppendListener,
+  AppendResult,
+  LogInfo,
+  MailboxRead,
+  MailboxStore,
+  ReadPosition,
+  StoredMessage,
+  StoreStats,
+} from "./mailbox-store.js";
+import { storedMessage } from "./stored-message.js";
+
+export interface MemoryStoreOptions {
+  /** Mailboxes kept at once; the least recently used is evicted beyond it. */
+  readonly maxMailboxes: number;
+  /** Messages kept per mailbox; the oldest are trimmed beyond it. */
+  readonly maxMessagesPerMailbox: number;
+  /** Bytes of message JSON kept over all mailboxes. */
+  readonly maxBytes: number;
+  /** How often expired messages are swept out (they are never served once expired). */
+  readonly sweepIntervalMs?: number;
+  readonly now?: () => number;
+}
+
+/** Bytes a message costs beyond its JSON: object, array slot, id strings. */
+const MESSAGE_OVERHEAD_BYTES = 160;
+/** Upper bound on messages examined per sweep tick, so a sweep never stalls the loop. */
+const MAX_SWEEP_MESSAGES_PER_TICK = 50_000;
+
+interface IdempotencyEntry {
+  readonly seq: number;
+  readonly fingerprint: string | undefined;
+}
+
+interface MailboxLog {
+  readonly name: string;
+  readonly epoch: string;
+  lastSeq: number;
+  trimmedThrough: number;
+  /** Retained messages in seq order; expired ones may linger until the next sweep. */
+  messages: StoredMessage[];
+  bytes: number;
+  idempotency: Map<string, IdempotencyEntry>;
+  keyBySeq: Map<number, string>;
+}
+
+function messageBytes(message: StoredMessage): number {
+  return message.json.length + MESSAGE_OVERHEAD_BYTES;
+}
+
+/** Index of the first message with seq > afterSeq. */
+function indexAfter(messages: readonly StoredMessage[], afterSeq: number): number {
+  let low = 0;
+  let high = messages.length;
+  while (low < high) {
+    const mid = (low + high) >>> 1;
+    if ((messages[mid] as StoredMessage).seq <= afterSeq) low = mid + 1;
+    else high = mid;
+  }
+  return low;
+}
+
+export class MemoryStore implements MailboxStore {
+  readonly #options: MemoryStoreOptions;
+  readonly #now: () => number;
+  readonly #logs: LRUCache<string, MailboxLog>;
+  readonly #listeners = new Set<AppendListener>();
+  readonly #sweepTimer: NodeJS.Timeout;
+  #bytes = 0;
+  #messageCount = 0;
+  #closed = false;
+
+  constructor(options: MemoryStoreOptions) {
+    this.#options = options;
+    this.#now = options.now ?? Date.now;
+    this.#logs = new LRUCache<string, MailboxLog>({
+      max: options.maxMailboxes,
+      dispose: (log) => this.#forget(log),
+    });
+    this.#sweepTimer = setInterval(() => this.sweepExpired(), options.sweepIntervalMs ?? 10_000);
+    this.#sweepTimer.unref();
+  }
+
+  async append(items: readonly AppendItem[]): Promise<AppendResult[]> {
+    if (this.#closed) throw new Error("store is closed");
+    const now = this.#now();
+    const results: (AppendResult | undefined)[] = new Array(items.length);
+    // First pass: idempotency, so a conflict stores nothing of the call.
+    for (let i = 0; i < items.length; i++) {
+      const { mailbox, draft } = items[i] as AppendItem;
+      if (draft.idempotencyKey === undefined) continue;
+      const log = this.#logs.peek(mailbox);
+      const original = log && this.#retainedByKey(log, draft.idempotencyKey, now);
+      if (!original) continue;
+      const entry = log.idempotency.get(draft.idempotencyKey) as IdempotencyEntry;
+      if (entry.fingerprint !== draft.fingerprint) {
+        return [{ status: "conflict", message: original }];
+      }
+      results[i] = { status: "duplicate", message: original };
+    }
+    const appended = new Map<string, StoredMessage[]>();
+    for (let i = 0; i < items.length; i++) {
+      if (results[i]) continue;
+      const { mailbox, draft } = items[i] as AppendItem;
+      const log = this.#logFor(mailbox);
+      if (draft.idempotencyKey !== undefined) {
+        // Two items of one call may share a key: the second repeats the first.
+        const earlier = this.#retainedByKey(log, draft.idempotencyKey, now);
+        if (earlier) {
+          results[i] = { status: "duplicate", message: earlier };
+          continue;
+        }
+      }
+      log.lastSeq += 1;
+      const message = storedMessage(mailbox, log.epoch, log.lastSeq, draft);
+      log.messages.push(message);
+      const size = messageBytes(message);
+      log.bytes += size;
+      this.#bytes += size;
+      this.#messageCount += 1;
+      if (draft.idempotencyKey !== undefined) {
+        log.idempotency.set(draft.idempotencyKey, { seq: message.seq, fingerprint: draft.fingerprint });
+        log.keyBySeq.set(message.seq, draft.idempotencyKey);
+      }
+      results[i] = { status: "stored", message };
+      const list = getOrCreate(appended, mailbox, () => []);
+      list.push(message);
+      this.#trimToCap(log);
+    }
+    for (const mailbox of appended.keys()) this.#enforceByteBudget(mailbox);
+    for (const [mailbox, messages] of appended) {
+      for (const listener of this.#listeners) listener(mailbox, messages);
+    }
+    return results as AppendResult[];
+  }
+
+  async read(mailbox: string, position: ReadPosition, limit: number): Promise<MailboxRead> {
+    const log = this.#logs.get(mailbox);
+    if (!log) return { log: undefined, messages: [] };
+    const afterSeq = position.epoch === log.epoch && position.afterSeq <= log.lastSeq ? position.afterSeq : 0;
+    const now = this.#now();
+    const messages: StoredMessage[] = [];
+    const all = log.messages;
+    for (let i = indexAfter(all, afterSeq); i < all.length && messages.length < limit; i++) {
+      const message = all[i] as StoredMessage;
+      if (message.expiresAtMs > now) messages.push(message);
+    }
+    return { log: this.#info(log), messages };
+  }
+
+  async head(mailbox: string): Promise<LogInfo | undefined> {
+    const log = this.#logs.peek(mailbox);
+    return log && this.#info(log);
+  }
+
+  watch(listener: AppendListener): () => void {
+    this.#listeners.add(listener);
+    return () => this.#listeners.delete(listener);
+  }
+
+  ready(): boolean {
+    return !this.#closed;
+  }
+
+  stats(): StoreStats {
+    return { mailboxes: this.#logs.size, messages: this.#messageCount, bytes: this.#bytes };
+  }
+
+  async close(): Promise<void> {
+    this.#closed = true;
+    clearInterval(this.#sweepTimer);
+  }
+
+  /** Removes expired messages; exposed so tests and shutdown paths can force it. */
+  sweepExpired(): void {
+    const now = this.#now();
+    let examined = 0;
+    for (const log of this.#logs.values()) {
+      if (examined > MAX_SWEEP_MESSAGES_PER_TICK) return;
+      examined += log.messages.length;
+      if (!log.messages.some((message) => message.expiresAtMs <= now)) continue;
+      const kept: StoredMessage[] = [];
+      for (const message of log.messages) {
+        if (message.expiresAtMs > now) kept.push(message);
+        else this.#drop(log, message);
+      }
+      log.messages = kept;
+    }
+  }
+
+  #info(log: MailboxLog): LogInfo {
+    return { epoch: log.epoch, lastSeq: log.lastSeq, trimmedThrough: log.trimmedThrough };
+  }
+
+  #logFor(mailbox: string): MailboxLog {
+    let log = this.#logs.get(mailbox);
+    if (!log) {
+      log = {
+        name: mailbox,
+        epoch: nanoid(10),
+        lastSeq: 0,
+        trimmedThrough: 0,
+        messages: [],
+        bytes: 0,
+        idempotency: new Map(),
+        keyBySeq: new Map(),
+      };
+      this.#logs.set(mailbox, log);
+    }
+    return log;
+  }
+
+  #retainedByKey(log: MailboxLog, key: string, now: number): StoredMessage | undefined {
+    const entry = log.idempotency.get(key);
+    if (!entry) return undefined;
+    const index = indexAfter(log.messages, entry.seq - 1);
+    const message = log.messages[index];
+    if (!message || message.seq !== entry.seq || message.expiresAtMs <= now) return undefined;
+    return message;
+  }
+
+  #trimToCap(log: MailboxLog): void {
+    const excess = log.messages.length - this.#options.maxMessagesPerMailbox;
+    if (excess > 0) this.#trimOldest(log, excess);
+  }
+
+  #trimOldest(log: MailboxLog, count: number): void {
+    const removed = log.messages.splice(0, count);
+    for (const message of removed) this.#drop(log, message);
+    const last = removed[removed.length - 1];
+    if (last) log.trimmedThrough = Math.max(log.trimmedThrough, last.seq);
+  }
+
+  #drop(log: MailboxLog, message: StoredMessage): void {
+    const size = messageBytes(message);
+    log.bytes -= size;
+    this.#bytes -= size;
+    this.#messageCount -= 1;
+    const key = log.keyBySeq.get(message.seq);
+    if (key !== undefined) {
+      log.keyBySeq.delete(message.seq);
+      log.idempotency.delete(key);
+    }
+  }
+
+  /** Evicts least recently used mailboxes, then trims the current one, until within budget. */
+  #enforceByteBudget(current: string): void {
+    while (this.#bytes > this.#options.maxBytes && this.#logs.size > 1) {
+      const oldest = this.#logs.rkeys().next().value as string;
+      if (oldest === current) break;
+      this.#logs.delete(oldest);
+    }
+    const log = this.#logs.peek(current);
+    while (log && this.#bytes > this.#options.maxBytes && log.messages.length > 1) {
+      this.#trimOldest(log, 1);
+    }
+  }
+
+  #forget(log: MailboxLog): void {
+    this.#bytes -= log.bytes;
+    this.#messageCount -= log.messages.length;
+  }
+}
+
+export function createMemoryStore(options: MemoryStoreOptions): MemoryStore {
+  return new MemoryStore(options);
+}

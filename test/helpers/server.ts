@@ -1,0 +1,25 @@
+import { DEFAULT_CONFIG, type ServeConfig } from "../../src/config.js";
+import { type RunningHerald, startHerald } from "../../src/server.js";
+import type { MailboxStore } from "../../src/store/mailbox-store.js";
+import { createMemoryStore, type MemoryStoreOptions } from "../../src/store/memory-store.js";
+
+export interface TestServerOptions {
+  readonly config?: Partial<ServeConfig>;
+  readonly store?: Partial<MemoryStoreOptions>;
+  /** Use this store instead of a memory store. */
+  readonly customStore?: MailboxStore;
+}
+
+/** A real listening Herald on a free loopback port. */
+export async function startTestServer(options: TestServerOptions = {}): Promise<RunningHerald> {
+  const config: ServeConfig = { ...DEFAULT_CONFIG, port: 0, drainTimeoutSeconds: 1, ...options.config };
+  const store =
+    options.customStore ??
+    createMemoryStore({
+      maxMailboxes: config.maxMailboxes,
+      maxMessagesPerMailbox: config.maxMessagesPerMailbox,
+      maxBytes: config.maxStoreBytes,
+      ...options.store,
+    });
+  return startHerald(config, store);
+}
