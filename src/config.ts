@@ -1,8 +1,21 @@
 import { parseArgs } from "node:util";
 
 /** Everything `herald serve` can be told, from flags or the environment. */
+export type StoreKind = "memory" | "sqlite" | "redis";
+export type SqliteSync = "full" | "normal";
+
 export interface ServeConfig {
   readonly host: string;
+  /** Which MailboxStore backend `main` builds. */
+  readonly store: StoreKind;
+  /** Directory of the SQLite database (store "sqlite"). */
+  readonly dataDir: string;
+  /** SQLite synchronous mode (store "sqlite"). */
+  readonly sqliteSync: SqliteSync;
+  /** Redis connection URL (store "redis"). */
+  readonly redisUrl: string;
+  /** Path of the JSON config file (hooks, auth, limits), if any. */
+  readonly configFile: string | undefined;
   readonly port: number;
   /** Seconds between heartbeats on idle streams; keep below any proxy's idle timeout. */
   readonly heartbeatSeconds: number;
@@ -26,6 +39,11 @@ export interface ServeConfig {
 
 export const DEFAULT_CONFIG: ServeConfig = {
   host: "127.0.0.1",
+  store: "memory",
+  dataDir: "./data",
+  sqliteSync: "full",
+  redisUrl: "redis://127.0.0.1:6379",
+  configFile: undefined,
   port: 8080,
   heartbeatSeconds: 15,
   sseRetryMs: 2000,
@@ -74,6 +92,11 @@ export const SERVE_USAGE = `Usage: herald serve [options]
 Options (each also read from the environment variable shown):
   --host ADDR              listen address (HOST, default ${DEFAULT_CONFIG.host})
   --port N                 listen port, 0 for any free one (PORT, default ${DEFAULT_CONFIG.port})
+  --store KIND             memory, sqlite or redis (HERALD_STORE, default ${DEFAULT_CONFIG.store})
+  --data-dir DIR           SQLite database directory (HERALD_DATA_DIR, default ${DEFAULT_CONFIG.dataDir})
+  --sync MODE              SQLite synchronous mode: full or normal (HERALD_SQLITE_SYNC, default ${DEFAULT_CONFIG.sqliteSync})
+  --redis-url URL          Redis URL (REDIS_URL, default ${DEFAULT_CONFIG.redisUrl})
+  --config FILE            JSON config file: hooks, auth, limits (HERALD_CONFIG)
 ${NUMERIC_SETTINGS.filter((s) => s.key !== "port")
   .map((s) => `${`  --${s.flag} N`.padEnd(27)}${s.env} (default ${DEFAULT_CONFIG[s.key]})`)
   .join("\n")}
@@ -81,7 +104,14 @@ ${NUMERIC_SETTINGS.filter((s) => s.key !== "port")
 
 /** Flags win over the environment, which wins over the defaults. */
 export function parseServeConfig(argv: readonly string[], env: NodeJS.ProcessEnv): ServeConfig {
-  const options: Record<string, { type: "string" }> = { host: { type: "string" } };
+  const options: Record<string, { type: "string" }> = {
+    host: { type: "string" },
+    store: { type: "string" },
+    "data-dir": { type: "string" },
+    sync: { type: "string" },
+    "redis-url": { type: "string" },
+    config: { type: "string" },
+  };
   for (const setting of NUMERIC_SETTINGS) options[setting.flag] = { type: "string" };
   let values: Record<string, string | boolean | undefined>;
   try {
@@ -95,6 +125,25 @@ export function parseServeConfig(argv: readonly string[], env: NodeJS.ProcessEnv
     if (host.length === 0) throw new ConfigError("--host must not be empty");
     config.host = host;
   }
+  const text = (flag: string, envName: string): string | undefined => {
+    const value = (values[flag] as string | undefined) ?? env[envName];
+    return value === "" ? undefined : value;
+  };
+  const store = text("store", "HERALD_STORE");
+  if (store !== undefined) {
+    if (store !== "memory" && store !== "sqlite" && store !== "redis") {
+      throw new ConfigError(`--store must be memory, sqlite or redis, got "${store}"`);
+    }
+    config.store = store;
+  }
+  const sync = text("sync", "HERALD_SQLITE_SYNC");
+  if (sync !== undefined) {
+    if (sync !== "full" && sync !== "normal") throw new ConfigError(`--sync must be full or normal, got "${sync}"`);
+    config.sqliteSync = sync;
+  }
+  config.dataDir = text("data-dir", "HERALD_DATA_DIR") ?? config.dataDir;
+  config.redisUrl = text("redis-url", "REDIS_URL") ?? config.redisUrl;
+  config.configFile = text("config", "HERALD_CONFIG");
   for (const setting of NUMERIC_SETTINGS) {
     const fromFlag = values[setting.flag] as string | undefined;
     const raw = fromFlag ?? env[setting.env];

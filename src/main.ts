@@ -1,5 +1,6 @@
 import { ConfigError, parseServeConfig, SERVE_USAGE, type ServeConfig } from "./config.js";
 import { startHerald } from "./server.js";
+import type { MailboxStore } from "./store/mailbox-store.js";
 import { createMemoryStore } from "./store/memory-store.js";
 
 const USAGE = `Usage: herald <command> [options]
@@ -8,7 +9,11 @@ Commands:
   serve     run the Herald server (herald serve --help)
 `;
 
-function buildStore(config: ServeConfig) {
+/** The one place a backend is chosen and built; everything else receives it. */
+async function buildStore(config: ServeConfig): Promise<MailboxStore> {
+  if (config.store !== "memory") {
+    throw new ConfigError(`--store ${config.store} is not available in this build`);
+  }
   return createMemoryStore({
     maxMailboxes: config.maxMailboxes,
     maxMessagesPerMailbox: config.maxMessagesPerMailbox,
@@ -22,8 +27,8 @@ async function serveCommand(argv: string[]): Promise<void> {
     return;
   }
   const config = parseServeConfig(argv, process.env);
-  const herald = await startHerald(config, buildStore(config));
-  console.log(`Herald listening on ${herald.url} (memory store)`);
+  const herald = await startHerald(config, await buildStore(config));
+  console.log(`Herald listening on ${herald.url} (${config.store} store)`);
   let signalled = false;
   const stop = (signal: string) => {
     if (signalled) return;
