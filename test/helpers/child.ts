@@ -1,0 +1,37 @@
+import { type ChildProcess, spawn } from "node:child_process";
+import { fileURLToPath } from "node:url";
+
+export const HERALD_BIN = fileURLToPath(new URL("../../bin/herald.js", import.meta.url));
+
+export interface HeraldChild {
+  readonly process: ChildProcess;
+  readonly url: string;
+  output(): string;
+  /** Resolves with the exit code (or signal name) once the process is gone. */
+  readonly exited: Promise<number | string>;
+}
+
+/** Runs `herald serve` as a child process and waits for the URL it prints. */
+export async function spawnHerald(args: string[], env: NodeJS.ProcessEnv = {}): Promise<HeraldChild> {
+  const child = spawn(process.execPath, [HERALD_BIN, "serve", "--port", "0", ...args], {
+    env: { ...process.env, ...env },
+    stdio: ["ignore", "pipe", "pipe"],
+  });
+  let output = "";
+  const exited = new Promise<number | string>((resolve) => {
+    child.on("exit", (code, signal) => resolve(code ?? signal ?? -1));
+  });
+  const url = await new Promise<string>((resolve, reject) => {
+    const onData = (chunk: Buffer) => {
+      output += chunk.toString();
+      const match = /Herald listening on (http:\/\/\S+)/.exec(output);
+      if (match) resolve(match[1] as string);
+    };
+    child.stdout?.on("data", onData);
+    child.stderr?.on("data", (chunk: Buffer) => {
+      output += chunk.toString();
+    });
+    void exited.then((code) => reject(new Error(`herald exited (${code}) before listening:\n${output}`)));
+  });
+  return { process: child, url, output: () => output, exited };
+}

@@ -1,0 +1,90 @@
+import { connect } from "node:net";
+import { afterEach, describe, expect, it } from "vitest";
+import type { RunningHerald } from "../src/server.js";
+import { spawnHerald } from "./helpers/child.js";
+import { bodies, publish, publishMany, StreamClient } from "./helpers/clients.js";
+import { startTestServer } from "./helpers/server.js";
+
+const servers: RunningHerald[] = [];
+afterEach(async () => {
+  await Promise.all(servers.splice(0).map((server) => server.shutdown()));
+});
+
+describe("slow consumers", () => {
+  it("cuts a stalled consumer, which then resumes exactly from its cursor", async () => {
+    const herald = await startTestServer({
+      config: { maxQueueBytes: 64 * 1024, maxBodyBytes: 256 * 1024, maxMessagesPerMailbox: 10_000 },
+    });
+    servers.push(herald);
+    const base = herald.url;
+    await publishMany(base, "firehose", 3);
+    // A raw socket that reads the first three events, then stops reading altogether.
+    const { port } = new URL(base);
+    const socket = connect(Number(port), "127.0.0.1");
+    socket.write(`GET /v1/mailboxes/firehose/events HTTP/1.1\r\nHost: x\r\n\r\n`);
+    let received = "";
+    await new Promise<void>((resolve) => {
+      socket.on("data", (chunk) => {
+        received += chunk.toString();
+        if ((received.match(/event: message/g) ?? []).length >= 3) {
+          socket.pause();
+          resolve();
+        }
+      });
+    });
+    const lastId = [...received.matchAll(/^id: (.+)$/gm)].map((match) => match[1]).pop() as string;
+    const big = "z".repeat(100 * 1024);
+    let published = 3;
+    while (herald.hub.counters.slowConsumersCut === 0 && published < 400) {
+      await publish(base, "firehose", { body: big });
+      published += 1;
+    }
+    expect(herald.hub.counters.slowConsumersCut).toBe(1);
+    expect(herald.streams.size).toBe(0);
+    socket.destroy();
+    const resumed = new StreamClient(`${base}/v1/mailboxes/firehose/events`, { "Last-Event-ID": lastId });
+    const messages = await resumed.untilMessages(published - 3, 20_000);
+    expect(messages.map((m) => m.seq)).toEqual(Array.from({ length: published - 3 }, (_, i) => i + 4));
+    resumed.close();
+  });
+});
+
+describe("drain", () => {
+  it("turns /readyz to 503 and refuses publishes with Retry-After while draining", async () => {
+    const herald = await startTestServer();
+    servers.push(herald);
+    await herald.hub.drain();
+    const ready = await fetch(`${herald.url}/readyz`);
+    expect(ready.status).toBe(503);
+    expect(ready.headers.get("connection")).toBe("close");
+    const refused = await fetch(`${herald.url}/v1/mailboxes/x/messages`, { method: "POST", body: "late" });
+    expect(refused.status).toBe(503);
+    expect(refused.headers.get("retry-after")).toMatch(/^\d+$/);
+    expect(((await refused.json()) as { error: { code: string } }).error.code).toBe("draining");
+  });
+
+  it("on SIGTERM answers held long-polls, ends streams and exits 0", async () => {
+    const child = await spawnHerald([]);
+    try {
+      const [first] = await publishMany(child.url, "drain", 2);
+      const stream = new StreamClient(`${child.url}/v1/mailboxes/drain/events`);
+      await stream.untilMessages(2);
+      const held = fetch(`${child.url}/v1/mailboxes/drain/messages?cursor=now&wait=30`);
+      const heldAfter = fetch(`${child.url}/v1/mailboxes/drain/messages?cursor=${first?.cursor}&wait=30`);
+      await new Promise((resolve) => setTimeout(resolve, 200));
+      const started = Date.now();
+      child.process.kill("SIGTERM");
+      const answer = await held;
+      expect(answer.status).toBe(200);
+      expect(answer.headers.get("connection")).toBe("close");
+      expect(((await answer.json()) as { messages: unknown[] }).messages).toEqual([]);
+      expect(bodies(((await (await heldAfter).json()) as { messages: { body: string }[] }).messages)).toEqual(["m2"]);
+      await stream.closed;
+      expect(stream.ended).toBe(true);
+      expect(await child.exited).toBe(0);
+      expect(Date.now() - started).toBeLessThan(10_000);
+    } finally {
+      child.process.kill("SIGKILL");
+    }
+  });
+});
