@@ -243,7 +243,8 @@ export class MemoryStore implements MailboxStore {
     const key = log.keyBySeq.get(message.seq);
     if (key !== undefined) {
       log.keyBySeq.delete(message.seq);
-      log.idempotency.delete(key);
+      // The key may already belong to a newer message, stored after this one expired.
+      if (log.idempotency.get(key)?.seq === message.seq) log.idempotency.delete(key);
     }
   }
 
