@@ -37,7 +37,8 @@ class NodeStreamSink implements StreamSink {
   }
 
   whenDrained(): Promise<void> {
-    if (this.ended || this.response.writableLength === 0) return Promise.resolve();
+    // Only a write that returned false is followed by 'drain'; otherwise there is nothing to wait for.
+    if (this.ended || !this.response.writableNeedDrain) return Promise.resolve();
     return new Promise((resolve) => {
       const done = () => {
         this.response.off("drain", done);
