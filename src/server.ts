@@ -5,6 +5,7 @@ import type { ServeConfig } from "./config.js";
 import { createHub, type Hub } from "./core/hub.js";
 import { createApp } from "./http/app.js";
 import { StreamRegistry } from "./http/streams.js";
+import { createWebSocketServer, WsRegistry } from "./http/ws-route.js";
 import type { MailboxStore } from "./store/mailbox-store.js";
 
 export interface RunningHerald {
@@ -13,6 +14,8 @@ export interface RunningHerald {
   readonly hub: Hub;
   readonly store: MailboxStore;
   readonly streams: StreamRegistry;
+  /** Open WebSockets of `GET /v1/ws`. */
+  readonly sockets: WsRegistry;
   readonly server: Server;
   /** Drains (answers long-polls, ends streams, finishes publishes), closes the listener and the store. */
   shutdown(): Promise<void>;
@@ -35,9 +38,11 @@ export async function startHerald(config: ServeConfig, store: MailboxStore): Pro
     maxQueueBytes: config.maxQueueBytes,
   });
   const streams = new StreamRegistry(hub, config.heartbeatSeconds, config.sseRetryMs);
-  const app = createApp({ config, hub, store, streams });
+  const sockets = new WsRegistry(config.heartbeatSeconds);
+  const app = createApp({ config, hub, store, streams, sockets });
+  const websocket = { server: createWebSocketServer(config) };
   const server = await new Promise<Server>((resolve, reject) => {
-    const created = serve({ fetch: app.fetch, port: config.port, hostname: config.host }, () =>
+    const created = serve({ fetch: app.fetch, port: config.port, hostname: config.host, websocket }, () =>
       resolve(created as Server),
     ) as Server;
     created.once("error", reject);
@@ -51,6 +56,7 @@ export async function startHerald(config: ServeConfig, store: MailboxStore): Pro
       const closed = new Promise<void>((resolve) => server.close(() => resolve()));
       await hub.drain();
       streams.close();
+      sockets.close();
       server.closeIdleConnections();
       const deadline = new Promise<void>((resolve) => setTimeout(resolve, config.drainTimeoutSeconds * 1000).unref());
       await Promise.race([closed, deadline]);
@@ -66,6 +72,7 @@ export async function startHerald(config: ServeConfig, store: MailboxStore): Pro
     hub,
     store,
     streams,
+    sockets,
     server,
     shutdown,
   };

@@ -7,6 +7,7 @@ import { pathMailbox, queryMailboxes, streamCursor } from "./params.js";
 import { publishBatch, publishOne } from "./publish-routes.js";
 import { readMany, readOne } from "./read-routes.js";
 import type { StreamKind } from "./streams.js";
+import { websocketRoute } from "./ws-route.js";
 
 export type HeraldEnv = { Bindings: HttpBindings };
 type Method = "GET" | "POST";
@@ -51,6 +52,7 @@ export const ROUTES: readonly RouteSpec[] = [
   { method: "GET", path: "/v1/messages", handler: readMany },
   { method: "GET", path: "/v1/events", handler: stream("sse", queryMailboxes) },
   { method: "GET", path: "/v1/stream", handler: stream("ndjson", queryMailboxes) },
+  { method: "GET", path: "/v1/ws", handler: websocketRoute },
   { method: "GET", path: "/healthz", handler: health },
   { method: "GET", path: "/readyz", handler: readiness },
 ];

@@ -2,6 +2,7 @@ import type { ServeConfig } from "../config.js";
 import type { Hub } from "../core/hub.js";
 import type { MailboxStore } from "../store/mailbox-store.js";
 import type { StreamRegistry } from "./streams.js";
+import type { WsRegistry } from "./ws-route.js";
 
 /** What the HTTP layer is given by `main`; it builds none of it. */
 export interface AppDeps {
@@ -9,4 +10,5 @@ export interface AppDeps {
   readonly hub: Hub;
   readonly store: MailboxStore;
   readonly streams: StreamRegistry;
+  readonly sockets: WsRegistry;
 }

@@ -1,0 +1,277 @@
+import type { WebSocket } from "ws";
+import type { CloseReason, FrameFormat, GapNotice, StreamSink } from "../core/delivery.js";
+import { withCursor } from "../core/delivery.js";
+import { HeraldError } from "../core/errors.js";
+import type { Published } from "../core/hub.js";
+import { assertMailboxName } from "../core/mailbox-name.js";
+import { parseMessageFields } from "../core/message-input.js";
+import type { Subscription } from "../core/subscription.js";
+import type { StoredMessage } from "../store/mailbox-store.js";
+import type { AppDeps } from "./deps.js";
+import { MAX_SUBSCRIPTION_MAILBOXES } from "./params.js";
+import { MAX_IDEMPOTENCY_KEY_LENGTH } from "./publish-routes.js";
+
+/** Frames of one connection waiting their turn; beyond this they are refused, not queued. */
+export const MAX_WS_FRAMES_QUEUED = 64;
+/** Longest `ref` a client may attach to a frame to match the answer to it. */
+export const MAX_WS_REF_LENGTH = 128;
+/** How often a replay that is waiting for the socket to drain looks again; ws has no drain event. */
+const DRAIN_POLL_MS = 20;
+/** Close codes: 1001 going away (draining); 4008 cut as a slow consumer (resume with the cursor). */
+export const WS_CLOSE_DRAINING = 1001;
+export const WS_CLOSE_SLOW_CONSUMER = 4008;
+
+const IDEMPOTENCY_KEY = /^[\x21-\x7e]+$/;
+const FRAME_KEYS: Record<string, readonly string[]> = {
+  subscribe: ["type", "mailboxes", "cursor", "ref"],
+  unsubscribe: ["type", "ref"],
+  publish: ["type", "mailbox", "message", "idempotencyKey", "ref"],
+  ping: ["type", "ref"],
+};
+
+function gapJson(gaps: readonly GapNotice[], cursor: string): string {
+  return `{"type":"gap","gaps":${JSON.stringify(gaps)},"cursor":"${cursor}"}`;
+}
+
+/**
+ * Frames end with a newline so the sink can split a batch the hub wrote in one
+ * call into one WebSocket message per delivery; JSON text never holds a raw newline.
+ */
+export const WS_FORMAT: FrameFormat = {
+  message: (message: StoredMessage, cursor: string) =>
+    `{"type":"message",${withCursor(message.json, cursor).slice(1)}\n`,
+  gap: (gaps, cursor) => `${gapJson(gaps, cursor)}\n`,
+};
+
+type Ref = string | number | undefined;
+
+function badFrame(message: string): HeraldError {
+  return new HeraldError("bad_message", message);
+}
+
+function frameRef(frame: Record<string, unknown>): Ref {
+  const ref = frame.ref;
+  if (ref === undefined) return undefined;
+  if (
+    (typeof ref === "string" && ref.length <= MAX_WS_REF_LENGTH) ||
+    (typeof ref === "number" && Number.isFinite(ref))
+  ) {
+    return ref;
+  }
+  throw badFrame(`"ref" must be a number or a string of at most ${MAX_WS_REF_LENGTH} characters`);
+}
+
+/** One accepted WebSocket: the hub's sink for its subscription and the handler of its frames. */
+export class WsConnection implements StreamSink {
+  readonly format = WS_FORMAT;
+  /** Cleared by each ping and set by the pong; a connection still clear at the next ping is dead. */
+  alive = true;
+  readonly #socket: WebSocket;
+  readonly #deps: AppDeps;
+  readonly #onGone: (connection: WsConnection) => void;
+  #subscription: Subscription | undefined;
+  /** Bumped by every subscribe and unsubscribe so a subscribe that resolves late is dropped. */
+  #generation = 0;
+  /** Frames are handled one at a time, in order, so a publish after a subscribe sees it registered. */
+  #queue: Promise<void> = Promise.resolve();
+  #queued = 0;
+  #closed = false;
+
+  constructor(socket: WebSocket, deps: AppDeps, onGone: (connection: WsConnection) => void) {
+    this.#socket = socket;
+    this.#deps = deps;
+    this.#onGone = onGone;
+    socket.on("pong", () => {
+      this.alive = true;
+    });
+  }
+
+  get closed(): boolean {
+    return this.#closed || this.#socket.readyState !== this.#socket.OPEN;
+  }
+
+  // --- StreamSink ---
+
+  write(frames: string): void {
+    if (this.closed) return;
+    let start = 0;
+    for (let end = frames.indexOf("\n"); end !== -1; end = frames.indexOf("\n", start)) {
+      if (end > start) this.#socket.send(frames.slice(start, end));
+      start = end + 1;
+    }
+    if (start < frames.length) this.#socket.send(frames.slice(start));
+  }
+
+  bufferedBytes(): number {
+    return this.#socket.bufferedAmount;
+  }
+
+  whenDrained(): Promise<void> {
+    return new Promise((resolve) => {
+      const check = () => {
+        if (this.closed || this.#socket.bufferedAmount === 0) resolve();
+        else setTimeout(check, DRAIN_POLL_MS).unref();
+      };
+      check();
+    });
+  }
+
+  end(reason: CloseReason): void {
+    if (this.#closed) return;
+    // A slow consumer's queue cannot flush, so a close frame behind it would never arrive: cut at once.
+    if (reason === "slow-consumer") this.#socket.terminate();
+    else this.#socket.close(WS_CLOSE_DRAINING, "server draining; reconnect with your cursor");
+    this.gone();
+  }
+
+  // --- protocol ---
+
+  ping(): void {
+    if (this.closed) return;
+    this.alive = false;
+    this.#socket.ping();
+  }
+
+  terminate(): void {
+    this.#socket.terminate();
+    this.gone();
+  }
+
+  /** The socket closed (either side): release the subscription. Idempotent. */
+  gone(): void {
+    if (this.#closed) return;
+    this.#closed = true;
+    this.#generation += 1;
+    this.#subscription?.close();
+    this.#subscription = undefined;
+    this.#onGone(this);
+  }
+
+  receive(data: unknown): void {
+    if (this.#queued >= MAX_WS_FRAMES_QUEUED) {
+      this.#sendError(
+        new HeraldError("too_many_requests", `At most ${MAX_WS_FRAMES_QUEUED} frames may wait; slow down`),
+      );
+      return;
+    }
+    this.#queued += 1;
+    this.#queue = this.#queue
+      .then(() => this.#handle(data))
+      .finally(() => {
+        this.#queued -= 1;
+      });
+  }
+
+  async #handle(data: unknown): Promise<void> {
+    if (this.#closed) return;
+    let ref: Ref;
+    try {
+      if (typeof data !== "string") throw badFrame("Send JSON text frames, not binary ones");
+      let frame: unknown;
+      try {
+        frame = JSON.parse(data);
+      } catch {
+        throw new HeraldError("bad_json", "The frame is not valid JSON");
+      }
+      if (typeof frame !== "object" || frame === null || Array.isArray(frame)) {
+        throw badFrame('A frame is a JSON object with a "type"');
+      }
+      const object = frame as Record<string, unknown>;
+      ref = frameRef(object);
+      const type = object.type;
+      const allowed = typeof type === "string" ? FRAME_KEYS[type] : undefined;
+      if (allowed === undefined) {
+        throw badFrame(`Unknown frame type ${JSON.stringify(type)}; use subscribe, unsubscribe, publish or ping`);
+      }
+      for (const key of Object.keys(object)) {
+        if (!allowed.includes(key)) throw badFrame(`Unknown field "${key}" in a ${type} frame`);
+      }
+      if (type === "subscribe") await this.#subscribe(object, ref);
+      else if (type === "unsubscribe") this.#unsubscribe(ref);
+      else if (type === "publish") await this.#publish(object, ref);
+      else this.#send({ type: "pong", ...(ref === undefined ? {} : { ref }) });
+    } catch (error) {
+      this.#sendError(error, ref);
+    }
+  }
+
+  async #subscribe(frame: Record<string, unknown>, ref: Ref): Promise<void> {
+    const { mailboxes, cursor } = frame;
+    if (!Array.isArray(mailboxes) || mailboxes.length === 0) {
+      throw badFrame('"mailboxes" must be a non-empty array of mailbox names');
+    }
+    const names = [...new Set(mailboxes.map((name) => assertMailboxName(name)))];
+    if (names.length > MAX_SUBSCRIPTION_MAILBOXES) {
+      throw badFrame(`At most ${MAX_SUBSCRIPTION_MAILBOXES} mailboxes per subscription, got ${names.length}`);
+    }
+    if (cursor !== undefined && cursor !== null && typeof cursor !== "string") {
+      throw badFrame('"cursor" must be a string as Herald issued it, or "now"');
+    }
+    // AUTH (issue 5): check the connection's read scope for every name in `names` here, before subscribing.
+    const generation = ++this.#generation;
+    this.#subscription?.close();
+    this.#subscription = undefined;
+    const subscription = await this.#deps.hub.subscribe(names, cursor === "" ? undefined : (cursor ?? undefined), this);
+    if (generation !== this.#generation || this.#closed) {
+      subscription.close();
+      return;
+    }
+    this.#subscription = subscription;
+    this.#send({ type: "subscribed", mailboxes: names, ...(ref === undefined ? {} : { ref }) });
+    subscription.start();
+  }
+
+  #unsubscribe(ref: Ref): void {
+    this.#generation += 1;
+    this.#subscription?.close();
+    this.#subscription = undefined;
+    this.#send({ type: "unsubscribed", ...(ref === undefined ? {} : { ref }) });
+  }
+
+  async #publish(frame: Record<string, unknown>, ref: Ref): Promise<void> {
+    const mailbox = assertMailboxName(frame.mailbox);
+    const { idempotencyKey } = frame;
+    if (
+      idempotencyKey !== undefined &&
+      (typeof idempotencyKey !== "string" ||
+        idempotencyKey.length > MAX_IDEMPOTENCY_KEY_LENGTH ||
+        !IDEMPOTENCY_KEY.test(idempotencyKey))
+    ) {
+      throw badFrame(`"idempotencyKey" must be 1-${MAX_IDEMPOTENCY_KEY_LENGTH} visible ASCII characters`);
+    }
+    const message = typeof frame.message === "string" ? { body: frame.message } : frame.message;
+    const fields = parseMessageFields(message, this.#deps.config.messageTtlSeconds, "message: ");
+    // AUTH (issue 5): check the connection's publish scope for `mailbox` here.
+    const [published] = (await this.#deps.hub.publish([{ mailbox, fields }], idempotencyKey as string | undefined)) as [
+      Published,
+    ];
+    const refJson = ref === undefined ? "" : `,"ref":${JSON.stringify(ref)}`;
+    this.#sendText(
+      `{"type":"published"${refJson},"duplicate":${published.duplicate},"message":${withCursor(published.message.json, published.cursor)}}`,
+    );
+  }
+
+  #sendError(error: unknown, ref?: Ref): void {
+    let herald: HeraldError;
+    if (error instanceof HeraldError) herald = error;
+    else {
+      console.error("websocket frame failed", error);
+      herald = new HeraldError("internal");
+    }
+    this.#send({ type: "error", code: herald.code, message: herald.message, ...(ref === undefined ? {} : { ref }) });
+  }
+
+  #send(object: Record<string, unknown>): void {
+    this.#sendText(JSON.stringify(object));
+  }
+
+  /** Answers share the socket with deliveries, so they count against the same bound. */
+  #sendText(text: string): void {
+    if (this.closed) return;
+    this.#socket.send(text);
+    if (this.#socket.bufferedAmount > this.#deps.config.maxQueueBytes) {
+      this.#deps.hub.counters.slowConsumersCut += 1;
+      this.end("slow-consumer");
+    }
+  }
+}

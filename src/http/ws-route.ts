@@ -1,0 +1,93 @@
+import { upgradeWebSocket } from "@hono/node-server";
+import type { Context } from "hono";
+import { type WebSocket, WebSocketServer } from "ws";
+import type { ServeConfig } from "../config.js";
+import { HeraldError } from "../core/errors.js";
+import type { HeraldEnv } from "./app.js";
+import type { AppDeps } from "./deps.js";
+import { WS_CLOSE_DRAINING, WsConnection } from "./ws-connection.js";
+
+/** Room for the frame's own fields around a message body of `maxBodyBytes`. */
+const FRAME_OVERHEAD_BYTES = 4096;
+/** Pings sent before the keep-alive loop yields to the event loop. */
+const PING_CHUNK_SIZE = 1000;
+
+/** The `ws` server that @hono/node-server hands upgrades to; it never listens itself. */
+export function createWebSocketServer(config: ServeConfig): WebSocketServer {
+  return new WebSocketServer({
+    noServer: true,
+    maxPayload: config.maxBodyBytes + FRAME_OVERHEAD_BYTES,
+    // Frames are small JSON and fan-out sends each to many sockets: compression costs more than it saves.
+    perMessageDeflate: false,
+  });
+}
+
+/**
+ * Every open WebSocket. One timer pings them all each heartbeat interval and
+ * cuts any that did not answer the previous ping; draining closes them all.
+ */
+export class WsRegistry {
+  readonly #connections = new Set<WsConnection>();
+  readonly #timer: NodeJS.Timeout;
+
+  constructor(heartbeatSeconds: number) {
+    this.#timer = setInterval(() => void this.#keepAlive(), heartbeatSeconds * 1000);
+    this.#timer.unref();
+  }
+
+  get size(): number {
+    return this.#connections.size;
+  }
+
+  accept(socket: WebSocket, deps: AppDeps): WsConnection {
+    const connection = new WsConnection(socket, deps, (gone) => this.#connections.delete(gone));
+    this.#connections.add(connection);
+    return connection;
+  }
+
+  /** Closes every socket with 1001; clients reconnect elsewhere with their cursor. */
+  closeAll(): void {
+    for (const connection of this.#connections) connection.end("draining");
+    this.#connections.clear();
+  }
+
+  close(): void {
+    clearInterval(this.#timer);
+    this.closeAll();
+  }
+
+  async #keepAlive(): Promise<void> {
+    let visited = 0;
+    for (const connection of [...this.#connections]) {
+      if (!connection.alive) connection.terminate();
+      else connection.ping();
+      if (++visited % PING_CHUNK_SIZE === 0) await new Promise((resolve) => setImmediate(resolve));
+    }
+  }
+}
+
+/** GET /v1/ws: JSON frames; see ws-connection.ts for the protocol. */
+export function websocketRoute(c: Context<HeraldEnv>, deps: AppDeps): Promise<Response> {
+  if (c.req.header("upgrade")?.toLowerCase() !== "websocket") {
+    throw new HeraldError("bad_parameter", "GET /v1/ws is a WebSocket endpoint; send Upgrade: websocket");
+  }
+  if (deps.hub.draining) throw new HeraldError("draining", undefined, { "Retry-After": "1" });
+  // AUTH (issue 5): authenticate here (token from ?token=, header or cookie) and hand the
+  // resulting scopes to the connection; WsConnection marks where read and publish scopes are checked.
+  let connection: WsConnection | undefined;
+  return upgradeWebSocket(c, {
+    onOpen: (_event, ws) => {
+      const socket = ws.raw as WebSocket;
+      if (deps.hub.draining) {
+        socket.close(WS_CLOSE_DRAINING, "server draining");
+        return;
+      }
+      connection = deps.sockets.accept(socket, deps);
+    },
+    onMessage: (event) => {
+      connection?.receive(event.data);
+    },
+    onClose: () => connection?.gone(),
+    onError: () => connection?.gone(),
+  });
+}
