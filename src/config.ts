@@ -14,6 +14,8 @@ export interface ServeConfig {
   readonly sqliteSync: SqliteSync;
   /** Redis connection URL (store "redis"). */
   readonly redisUrl: string;
+  /** Prefix of every Redis key and channel (store "redis"); deployments sharing a Redis need distinct ones. */
+  readonly redisPrefix: string;
   /** Path of the JSON config file (hooks, auth, limits), if any. */
   readonly configFile: string | undefined;
   readonly port: number;
@@ -43,6 +45,7 @@ export const DEFAULT_CONFIG: ServeConfig = {
   dataDir: "./data",
   sqliteSync: "full",
   redisUrl: "redis://127.0.0.1:6379",
+  redisPrefix: "herald:",
   configFile: undefined,
   port: 8080,
   heartbeatSeconds: 15,
@@ -96,6 +99,7 @@ Options (each also read from the environment variable shown):
   --data-dir DIR           SQLite database directory (HERALD_DATA_DIR, default ${DEFAULT_CONFIG.dataDir})
   --sync MODE              SQLite synchronous mode: full or normal (HERALD_SQLITE_SYNC, default ${DEFAULT_CONFIG.sqliteSync})
   --redis-url URL          Redis URL (REDIS_URL, default ${DEFAULT_CONFIG.redisUrl})
+  --redis-prefix TEXT      prefix of Redis keys and channels (HERALD_REDIS_PREFIX, default ${DEFAULT_CONFIG.redisPrefix})
   --config FILE            JSON config file: hooks, auth, limits (HERALD_CONFIG)
 ${NUMERIC_SETTINGS.filter((s) => s.key !== "port")
   .map((s) => `${`  --${s.flag} N`.padEnd(27)}${s.env} (default ${DEFAULT_CONFIG[s.key]})`)
@@ -110,6 +114,7 @@ export function parseServeConfig(argv: readonly string[], env: NodeJS.ProcessEnv
     "data-dir": { type: "string" },
     sync: { type: "string" },
     "redis-url": { type: "string" },
+    "redis-prefix": { type: "string" },
     config: { type: "string" },
   };
   for (const setting of NUMERIC_SETTINGS) options[setting.flag] = { type: "string" };
@@ -143,6 +148,13 @@ export function parseServeConfig(argv: readonly string[], env: NodeJS.ProcessEnv
   }
   config.dataDir = text("data-dir", "HERALD_DATA_DIR") ?? config.dataDir;
   config.redisUrl = text("redis-url", "REDIS_URL") ?? config.redisUrl;
+  const redisPrefix = text("redis-prefix", "HERALD_REDIS_PREFIX");
+  if (redisPrefix !== undefined) {
+    // "{" would end up inside the per-mailbox hash tag and split a mailbox over Cluster slots.
+    if (redisPrefix.includes("{") || redisPrefix.includes("}"))
+      throw new ConfigError("--redis-prefix must not contain { or }");
+    config.redisPrefix = redisPrefix;
+  }
   config.configFile = text("config", "HERALD_CONFIG");
   for (const setting of NUMERIC_SETTINGS) {
     const fromFlag = values[setting.flag] as string | undefined;

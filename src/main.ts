@@ -2,6 +2,7 @@ import { ConfigError, parseServeConfig, SERVE_USAGE, type ServeConfig } from "./
 import { startHerald } from "./server.js";
 import type { MailboxStore } from "./store/mailbox-store.js";
 import { createMemoryStore } from "./store/memory-store.js";
+import { createRedisStore } from "./store/redis-store.js";
 
 const USAGE = `Usage: herald <command> [options]
 
@@ -9,8 +10,21 @@ Commands:
   serve     run the Herald server (herald serve --help)
 `;
 
+/** How long `serve` waits for Redis before listening anyway. */
+const REDIS_STARTUP_WAIT_MS = 5000;
+
 /** The one place a backend is chosen and built; everything else receives it. */
 async function buildStore(config: ServeConfig): Promise<MailboxStore> {
+  if (config.store === "redis") {
+    const store = createRedisStore({
+      url: config.redisUrl,
+      keyPrefix: config.redisPrefix,
+      maxMessagesPerMailbox: config.maxMessagesPerMailbox,
+    });
+    // Start even when Redis is down (readyz says so, ioredis keeps reconnecting), but not before it had a chance.
+    await store.whenReady(REDIS_STARTUP_WAIT_MS);
+    return store;
+  }
   if (config.store !== "memory") {
     throw new ConfigError(`--store ${config.store} is not available in this build`);
   }

@@ -1,0 +1,186 @@
+/**
+ * Lua run inside Redis by the Redis store. Every key a script touches belongs
+ * to the mailboxes passed in KEYS, and each mailbox's keys share one hash tag,
+ * so a single-mailbox call is valid on Redis Cluster.
+ *
+ * Per mailbox (KEYS in groups of three):
+ *   meta  hash    epoch, seq (last assigned), trimmed (highest seq removed by the cap), until (latest expiry)
+ *   log   stream  one entry per retained message, id `<seq>-0`, fields in this fixed order:
+ *                 i id, t timeMs, x expiresAtMs, f fieldsJson[, k idempotency key, p fingerprint]
+ *   idem  hash    idempotency key -> seq of the message that used it
+ *
+ * Field positions are relied on below: value of x is entry[2][6], of p is entry[2][12].
+ */
+
+const SHARED = `
+local function fmt(n) return string.format('%.0f', n) end
+
+-- The retained, unexpired entry an idempotency key points to, or nil.
+local function original(idem, log, key, now)
+  local seq = redis.call('HGET', idem, key)
+  if not seq then return nil end
+  local found = redis.call('XRANGE', log, seq .. '-0', seq .. '-0')
+  local entry = found[1]
+  if not entry or tonumber(entry[2][6]) <= now then return nil end
+  return entry
+end
+
+-- Forgets the idempotency key of an entry that leaves the log, unless the key was reused since.
+local function forget(idem, entry)
+  local fields = entry[2]
+  if fields[9] == 'k' then
+    local seq = string.match(entry[1], '^(%d+)')
+    if redis.call('HGET', idem, fields[10]) == seq then redis.call('HDEL', idem, fields[10]) end
+  end
+end
+`;
+
+/**
+ * KEYS: meta, log, idem for each of M mailboxes.
+ * ARGV: nodeId, nowMs, cap, channel, metaGraceMs, M, then M x (name, epochCandidate),
+ *       then N, then N x (mailboxIndex, id, timeMs, expiresAtMs, fieldsJson, key or '', fingerprint or '').
+ * Returns { epochs of the M mailboxes, then per item: status (1 stored, 2 duplicate) and seq,
+ *           plus id, timeMs, expiresAtMs, fieldsJson of the original for a duplicate },
+ * or { 'conflict', mailboxIndex, epoch, seq, id, timeMs, expiresAtMs, fieldsJson } storing nothing.
+ * Publishes `<nodeId> <epoch> <lastSeq> <mailbox>` on the channel for each mailbox that grew.
+ */
+export const APPEND_SCRIPT = `${SHARED}
+local nodeId, now, cap, channel, grace = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3]), ARGV[4], tonumber(ARGV[5])
+local M = tonumber(ARGV[6])
+local names, candidates = {}, {}
+local a = 7
+for m = 1, M do names[m] = ARGV[a]; candidates[m] = ARGV[a + 1]; a = a + 2 end
+local N = tonumber(ARGV[a]); a = a + 1
+local items = {}
+for n = 1, N do
+  items[n] = { m = tonumber(ARGV[a]), i = ARGV[a + 1], t = ARGV[a + 2], x = ARGV[a + 3], f = ARGV[a + 4], k = ARGV[a + 5], p = ARGV[a + 6] }
+  a = a + 7
+end
+
+-- Pass 1: a reused key with another fingerprint stores nothing of the call.
+for n = 1, N do
+  local item = items[n]
+  if item.k ~= '' then
+    local m = item.m
+    local entry = original(KEYS[3 * m], KEYS[3 * m - 1], item.k, now)
+    if entry and (entry[2][12] or '') ~= item.p then
+      local f = entry[2]
+      local epoch = redis.call('HGET', KEYS[3 * m - 2], 'epoch')
+      return { 'conflict', m, epoch, string.match(entry[1], '^(%d+)'), f[2], f[4], f[6], f[8] }
+    end
+  end
+end
+
+-- Pass 2: append.
+local state = {}
+local function load(m)
+  local s = state[m]
+  if s then return s end
+  local meta = KEYS[3 * m - 2]
+  local v = redis.call('HMGET', meta, 'epoch', 'seq', 'trimmed', 'until')
+  if not v[1] then
+    redis.call('HSET', meta, 'epoch', candidates[m], 'seq', 0, 'trimmed', 0, 'until', 0)
+    v = { candidates[m], '0', '0', '0' }
+  end
+  s = { epoch = v[1], seq = tonumber(v[2]), trimmed = tonumber(v[3]), untilMs = tonumber(v[4]) or 0, grew = false }
+  state[m] = s
+  return s
+end
+for m = 1, M do load(m) end
+
+local out = {}
+for m = 1, M do out[m] = state[m].epoch end
+for n = 1, N do
+  local item = items[n]
+  local m = item.m
+  local meta, log, idem = KEYS[3 * m - 2], KEYS[3 * m - 1], KEYS[3 * m]
+  local s = state[m]
+  local dup = nil
+  if item.k ~= '' then dup = original(idem, log, item.k, now) end
+  if dup then
+    local f = dup[2]
+    table.insert(out, 2)
+    table.insert(out, string.match(dup[1], '^(%d+)'))
+    table.insert(out, f[2]); table.insert(out, f[4]); table.insert(out, f[6]); table.insert(out, f[8])
+  else
+    -- Expired messages at the front go first (not counted as trimmed: they expired).
+    local head = redis.call('XRANGE', log, '-', '+', 'COUNT', 8)
+    for _, entry in ipairs(head) do
+      if tonumber(entry[2][6]) > now then break end
+      forget(idem, entry)
+      redis.call('XDEL', log, entry[1])
+    end
+    local excess = redis.call('XLEN', log) - cap + 1
+    if excess > 0 then
+      local old = redis.call('XRANGE', log, '-', '+', 'COUNT', excess)
+      for _, entry in ipairs(old) do
+        forget(idem, entry)
+        redis.call('XDEL', log, entry[1])
+        local seq = tonumber(string.match(entry[1], '^(%d+)'))
+        if seq > s.trimmed then s.trimmed = seq end
+      end
+    end
+    s.seq = s.seq + 1
+    local id = fmt(s.seq) .. '-0'
+    if item.k ~= '' then
+      redis.call('XADD', log, id, 'i', item.i, 't', item.t, 'x', item.x, 'f', item.f, 'k', item.k, 'p', item.p)
+      redis.call('HSET', idem, item.k, fmt(s.seq))
+    else
+      redis.call('XADD', log, id, 'i', item.i, 't', item.t, 'x', item.x, 'f', item.f)
+    end
+    local x = tonumber(item.x)
+    if x > s.untilMs then s.untilMs = x end
+    s.grew = true
+    table.insert(out, 1)
+    table.insert(out, fmt(s.seq))
+  end
+end
+
+for m = 1, M do
+  local s = state[m]
+  if s.grew then
+    local meta, log, idem = KEYS[3 * m - 2], KEYS[3 * m - 1], KEYS[3 * m]
+    redis.call('HSET', meta, 'seq', fmt(s.seq), 'trimmed', fmt(s.trimmed), 'until', fmt(s.untilMs))
+    -- The log and keys vanish once every message has expired; the meta outlives them so that
+    -- seqs continue in the same epoch and a client is told "expired" rather than "epoch".
+    redis.call('PEXPIREAT', log, fmt(s.untilMs))
+    redis.call('PEXPIREAT', idem, fmt(s.untilMs))
+    redis.call('PEXPIREAT', meta, fmt(s.untilMs + grace))
+    redis.call('PUBLISH', channel, nodeId .. ' ' .. s.epoch .. ' ' .. fmt(s.seq) .. ' ' .. names[m])
+  end
+end
+return out
+`;
+
+/**
+ * KEYS: meta, log. ARGV: epoch, afterSeq, limit, nowMs.
+ * Returns {} when the mailbox does not exist, else { epoch, lastSeq, trimmed, then per unexpired
+ * message: seq, id, timeMs, expiresAtMs, fieldsJson }, at most `limit` messages, from one snapshot.
+ */
+export const READ_SCRIPT = `${SHARED}
+local v = redis.call('HMGET', KEYS[1], 'epoch', 'seq', 'trimmed')
+if not v[1] then return {} end
+local last = tonumber(v[2])
+local after = 0
+if ARGV[1] == v[1] and tonumber(ARGV[2]) <= last then after = tonumber(ARGV[2]) end
+local limit, now = tonumber(ARGV[3]), tonumber(ARGV[4])
+local out = { v[1], v[2], v[3] }
+local count = 0
+local start = fmt(after + 1) .. '-0'
+-- Expired entries are skipped, so keep paging; the message cap bounds the whole stream.
+while count < limit do
+  local want = limit - count
+  local page = redis.call('XRANGE', KEYS[2], start, '+', 'COUNT', want)
+  for _, entry in ipairs(page) do
+    local f = entry[2]
+    if tonumber(f[6]) > now then
+      table.insert(out, string.match(entry[1], '^(%d+)'))
+      table.insert(out, f[2]); table.insert(out, f[4]); table.insert(out, f[6]); table.insert(out, f[8])
+      count = count + 1
+    end
+  end
+  if #page < want then break end
+  start = '(' .. page[#page][1]
+end
+return out
+`;

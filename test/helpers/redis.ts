@@ -1,0 +1,133 @@
+import { type ChildProcess, spawn, spawnSync } from "node:child_process";
+import { once } from "node:events";
+import { createServer } from "node:net";
+import { Redis } from "ioredis";
+import { nanoid } from "nanoid";
+
+/** How long a probe of an existing Redis, or a fresh redis-server, gets to answer. */
+const REDIS_PROBE_MS = 1000;
+const REDIS_START_MS = 10_000;
+/** Keys deleted per DEL while cleaning a test prefix. */
+const CLEANUP_BATCH = 500;
+
+export interface TestRedis {
+  readonly url: string;
+  /** Stops the redis-server this helper started, if it started one. */
+  stop(): Promise<void>;
+}
+
+export async function freePort(): Promise<number> {
+  const server = createServer();
+  server.listen(0, "127.0.0.1");
+  await once(server, "listening");
+  const address = server.address();
+  const port = typeof address === "object" && address ? address.port : 0;
+  await new Promise<void>((resolve) => server.close(() => resolve()));
+  return port;
+}
+
+async function answers(url: string): Promise<boolean> {
+  const client = new Redis(url, {
+    lazyConnect: true,
+    connectTimeout: REDIS_PROBE_MS,
+    maxRetriesPerRequest: 0,
+    retryStrategy: () => null,
+  });
+  client.on("error", () => {});
+  try {
+    await client.connect();
+    return (await client.ping()) === "PONG";
+  } catch {
+    return false;
+  } finally {
+    client.disconnect();
+  }
+}
+
+export function hasRedisServerBinary(): boolean {
+  return spawnSync("redis-server", ["--version"], { stdio: "ignore" }).status === 0;
+}
+
+export interface RedisServerOptions {
+  readonly port: number;
+  /** Working directory; with `appendonly`, where the AOF lives across restarts. */
+  readonly dir?: string;
+  /** AOF with fsync on every write, so that an acknowledged write survives a kill -9. */
+  readonly appendonly?: boolean;
+}
+
+/** A redis-server child process on a loopback port; resolves once it answers PING. */
+export class RedisServerProcess {
+  readonly url: string;
+  #child: ChildProcess | undefined;
+
+  constructor(readonly options: RedisServerOptions) {
+    this.url = `redis://127.0.0.1:${options.port}`;
+  }
+
+  async start(): Promise<void> {
+    const args = ["--port", String(this.options.port), "--bind", "127.0.0.1", "--save", ""];
+    args.push(
+      ...(this.options.appendonly ? ["--appendonly", "yes", "--appendfsync", "always"] : ["--appendonly", "no"]),
+    );
+    if (this.options.dir) args.push("--dir", this.options.dir);
+    const child = spawn("redis-server", args, { stdio: "ignore" });
+    this.#child = child;
+    const deadline = Date.now() + REDIS_START_MS;
+    while (!(await answers(this.url))) {
+      if (child.exitCode !== null || Date.now() > deadline)
+        throw new Error(`redis-server did not start on ${this.url}`);
+      await new Promise((resolve) => setTimeout(resolve, 50));
+    }
+  }
+
+  /** SIGKILL by default: nothing gets a chance to flush beyond what was already acknowledged. */
+  async stop(signal: NodeJS.Signals = "SIGKILL"): Promise<void> {
+    const child = this.#child;
+    this.#child = undefined;
+    if (!child || child.exitCode !== null || child.signalCode !== null) return;
+    const exited = once(child, "exit");
+    child.kill(signal);
+    await exited;
+  }
+}
+
+/**
+ * The Redis the tests use: REDIS_URL when set, else 127.0.0.1:6379 when it
+ * answers, else a redis-server child on a free port. Undefined (with the
+ * reason) when none of these is possible.
+ */
+export async function testRedis(): Promise<TestRedis | { reason: string }> {
+  const fromEnv = process.env.REDIS_URL;
+  if (fromEnv) {
+    if (await answers(fromEnv)) return { url: fromEnv, stop: async () => {} };
+    return { reason: `REDIS_URL=${fromEnv} does not answer` };
+  }
+  const local = "redis://127.0.0.1:6379";
+  if (await answers(local)) return { url: local, stop: async () => {} };
+  if (!hasRedisServerBinary()) return { reason: "no Redis at 127.0.0.1:6379 and no redis-server binary on PATH" };
+  const server = new RedisServerProcess({ port: await freePort() });
+  await server.start();
+  return { url: server.url, stop: () => server.stop("SIGTERM") };
+}
+
+/** A key prefix no other run shares. */
+export function uniquePrefix(label: string): string {
+  return `herald-test:${label}:${nanoid(8)}:`;
+}
+
+/** Deletes every key under `prefix` (never anything else: the Redis may be shared). */
+export async function deleteKeys(url: string, prefix: string): Promise<void> {
+  const client = new Redis(url, { maxRetriesPerRequest: 1 });
+  client.on("error", () => {});
+  try {
+    let cursor = "0";
+    do {
+      const [next, keys] = await client.scan(cursor, "MATCH", `${prefix}*`, "COUNT", CLEANUP_BATCH);
+      cursor = next;
+      if (keys.length > 0) await client.del(...keys);
+    } while (cursor !== "0");
+  } finally {
+    client.disconnect();
+  }
+}

@@ -1,0 +1,190 @@
+import { mkdtemp, rm } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { Redis } from "ioredis";
+import { afterAll, describe, expect, it } from "vitest";
+import type { AppendResult } from "../src/store/mailbox-store.js";
+import { APPEND_SCRIPT } from "../src/store/redis-scripts.js";
+import { createRedisStore, type RedisStore, type RedisStoreOptions } from "../src/store/redis-store.js";
+import {
+  deleteKeys,
+  freePort,
+  hasRedisServerBinary,
+  RedisServerProcess,
+  testRedis,
+  uniquePrefix,
+} from "./helpers/redis.js";
+import { describeStoreContract, draft } from "./store-contract.js";
+
+const redis = await testRedis();
+const CHECK_INTERVAL_MS = 100;
+const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+
+async function until(predicate: () => boolean | Promise<boolean>, what: string, timeoutMs = 10_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!(await predicate())) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await sleep(20);
+  }
+}
+
+if ("reason" in redis) {
+  console.warn(`Redis store tests skipped: ${redis.reason}`);
+  describe.skip(`Redis store (skipped: ${redis.reason})`, () => {
+    it("needs Redis", () => {});
+  });
+} else {
+  const { url } = redis;
+  const opened: { store: RedisStore; url: string; prefix: string }[] = [];
+  const open = async (options: Partial<RedisStoreOptions> & { prefix?: string } = {}): Promise<RedisStore> => {
+    const prefix = options.prefix ?? uniquePrefix("store");
+    const storeUrl = options.url ?? url;
+    const store = createRedisStore({
+      url: storeUrl,
+      keyPrefix: prefix,
+      maxMessagesPerMailbox: 1000,
+      checkIntervalMs: CHECK_INTERVAL_MS,
+      ...options,
+    });
+    opened.push({ store, url: storeUrl, prefix });
+    expect(await store.whenReady(5000)).toBe(true);
+    return store;
+  };
+  afterAll(async () => {
+    for (const { store, url: at, prefix } of opened.splice(0)) {
+      await store.close();
+      await deleteKeys(at, prefix).catch(() => {});
+    }
+    await redis.stop();
+  });
+
+  describeStoreContract(
+    "redis",
+    async (options) => {
+      const prefix = uniquePrefix("contract");
+      const store = createRedisStore({
+        url,
+        keyPrefix: prefix,
+        maxMessagesPerMailbox: options.maxMessagesPerMailbox,
+        checkIntervalMs: CHECK_INTERVAL_MS,
+      });
+      await store.whenReady(5000);
+      return {
+        store,
+        cleanup: async () => {
+          await store.close();
+          await deleteKeys(url, prefix);
+        },
+      };
+    },
+    // Redis has its own memory limit (maxmemory); stats are per node, the data is shared.
+    { byteBudget: false, exactStats: false },
+  );
+
+  describe("Redis store across nodes", () => {
+    it("wakes other nodes with no messages and hands its own node the committed ones", async () => {
+      const prefix = uniquePrefix("nodes");
+      const [a, b] = [await open({ prefix }), await open({ prefix })];
+      const heard: { node: string; mailbox: string; seqs: number[] | undefined }[] = [];
+      a.watch((mailbox, messages) => heard.push({ node: "a", mailbox, seqs: messages?.map((m) => m.seq) }));
+      b.watch((mailbox, messages) => heard.push({ node: "b", mailbox, seqs: messages?.map((m) => m.seq) }));
+      await a.append([
+        { mailbox: "m", draft: draft({ n: 1 }) },
+        { mailbox: "m", draft: draft({ n: 2 }) },
+      ]);
+      await until(() => heard.some((h) => h.node === "b"), "b's wake-up");
+      await sleep(200);
+      // The two nodes hear on different connections, so their order is not defined.
+      expect(heard).toHaveLength(2);
+      expect(heard).toContainEqual({ node: "a", mailbox: "m", seqs: [1, 2] });
+      expect(heard).toContainEqual({ node: "b", mailbox: "m", seqs: undefined });
+      const read = await b.read("m", { epoch: "", afterSeq: 0 }, 10);
+      expect(read.messages.map((m) => JSON.parse(m.json).n)).toEqual([1, 2]);
+    });
+
+    it("catches up on a mailbox it reads when the pub/sub wake-up was lost", async () => {
+      const prefix = uniquePrefix("lost");
+      const b = await open({ prefix });
+      const woken: string[] = [];
+      b.watch((mailbox, messages) => {
+        if (messages === undefined) woken.push(mailbox);
+      });
+      const [first] = await b.append([{ mailbox: "watched", draft: draft({ n: 1 }) }]);
+      const epoch = (first as AppendResult).message.epoch;
+      await b.read("watched", { epoch, afterSeq: 0 }, 10);
+      // Another node's append whose wake-up goes to a channel nobody listens on: a dropped PUBLISH.
+      const raw = new Redis(url);
+      const d = draft({ n: 2 });
+      const keys = ["meta", "log", "idem"].map((k) => `${prefix}{watched}:${k}`);
+      await raw.eval(
+        APPEND_SCRIPT,
+        3,
+        ...keys,
+        "other-node",
+        Date.now(),
+        1000,
+        `${prefix}nowhere`,
+        1000,
+        1,
+        "watched",
+        "unused",
+        1,
+        1,
+        d.id,
+        d.timeMs,
+        d.expiresAtMs,
+        d.fieldsJson,
+        "",
+        "",
+      );
+      raw.disconnect();
+      await until(() => woken.includes("watched"), "a synthetic wake-up from the periodic check");
+      const read = await b.read("watched", { epoch, afterSeq: 1 }, 10);
+      expect(read.messages.map((m) => m.seq)).toEqual([2]);
+    });
+
+    it("keeps every key of a mailbox under one hash tag", async () => {
+      const prefix = uniquePrefix("tags");
+      const store = await open({ prefix });
+      await store.append([{ mailbox: "user:alice@x.y", draft: draft({ n: 1 }, { key: "k", fingerprint: "f" }) }]);
+      const raw = new Redis(url);
+      const [, keys] = await raw.scan("0", "MATCH", `${prefix}*`, "COUNT", 1000);
+      raw.disconnect();
+      expect(keys.sort()).toEqual(["idem", "log", "meta"].map((k) => `${prefix}{user:alice@x.y}:${k}`));
+    });
+  });
+
+  describe.runIf(hasRedisServerBinary())("Redis store while Redis is down", () => {
+    it("rejects appends and reads, reports not ready, and recovers by itself", async () => {
+      const dir = await mkdtemp(join(tmpdir(), "herald-redis-"));
+      const server = new RedisServerProcess({ port: await freePort(), dir, appendonly: true });
+      await server.start();
+      try {
+        const prefix = uniquePrefix("down");
+        const [a, b] = [await open({ url: server.url, prefix }), await open({ url: server.url, prefix })];
+        const woken: string[] = [];
+        b.watch((mailbox, messages) => {
+          if (messages === undefined) woken.push(mailbox);
+        });
+        const [first] = await a.append([{ mailbox: "m", draft: draft({ n: 1 }) }]);
+        const epoch = (first as AppendResult).message.epoch;
+        await b.read("m", { epoch, afterSeq: 1 }, 10);
+        await server.stop();
+        await until(() => !a.ready() && !b.ready(), "not ready");
+        await expect(a.append([{ mailbox: "m", draft: draft({ n: 2 }) }])).rejects.toThrow();
+        await expect(b.read("m", { epoch, afterSeq: 1 }, 10)).rejects.toThrow();
+        await server.start();
+        await until(() => a.ready() && b.ready(), "ready again");
+        // b hears of it by its resubscribed channel or, if that is not back yet, by its periodic check.
+        const [second] = await a.append([{ mailbox: "m", draft: draft({ n: 3 }) }]);
+        expect(second?.message).toMatchObject({ epoch, seq: 2 });
+        await until(() => woken.includes("m"), "b catching up after the restart");
+        const read = await b.read("m", { epoch, afterSeq: 0 }, 10);
+        expect(read.messages.map((m) => JSON.parse(m.json).n)).toEqual([1, 3]);
+      } finally {
+        await server.stop();
+        await rm(dir, { recursive: true, force: true });
+      }
+    });
+  });
+}
