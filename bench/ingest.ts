@@ -1,0 +1,112 @@
+import autocannon from "autocannon";
+import { startHerald } from "./lib/herald-process.js";
+import { sleep } from "./lib/publisher.js";
+import { cpuMeter, ensureFileLimit, type Metric, machine, round1, startLoadavg, writeResult } from "./lib/report.js";
+import { SseSwarm } from "./lib/sse-swarm.js";
+
+ensureFileLimit(import.meta.filename);
+
+const CONNECTIONS = 50;
+const DURATION_S = Number(process.env.BENCH_INGEST_SECONDS ?? 10);
+const MAILBOX = "bench:ingest";
+/** A 64-byte JSON body. */
+const BODY = `{"body":"${"x".repeat(64 - 12)}"}`;
+/** Longest subscribers may take to receive every acknowledged message after the load stops. */
+const SETTLE_TIMEOUT_MS = 30_000;
+
+interface IngestRun {
+  readonly publishesPerSecond: number;
+  readonly acknowledged: number;
+  readonly non2xx: number;
+  readonly errors: number;
+  readonly p99Ms: number;
+  readonly lost: number;
+  readonly duplicated: number;
+  readonly outOfOrder: number;
+  readonly cpu: { cpuMs: number; wallMs: number; cpuPercent: number };
+  readonly rssBefore: number;
+  readonly rssAfter: number;
+}
+
+async function run(subscribers: number): Promise<IngestRun> {
+  const herald = await startHerald([]);
+  try {
+    const swarm = new SseSwarm({
+      host: herald.host,
+      port: herald.port,
+      count: subscribers,
+      path: () => `/v1/mailboxes/${MAILBOX}/events?cursor=now`,
+    });
+    if (subscribers > 0) await swarm.open();
+    await sleep(200);
+    const rssBefore = herald.rssBytes();
+    const meter = cpuMeter();
+    const result = await autocannon({
+      url: `${herald.url}/v1/mailboxes/${MAILBOX}/messages`,
+      method: "POST",
+      headers: { "content-type": "application/json" },
+      body: BODY,
+      connections: CONNECTIONS,
+      duration: DURATION_S,
+    });
+    const acknowledged = result["2xx"];
+    if (subscribers > 0) await swarm.until(() => swarm.totalReceived >= acknowledged * subscribers, SETTLE_TIMEOUT_MS);
+    const cpu = meter();
+    const rssAfter = herald.rssBytes();
+    const lost = subscribers > 0 ? swarm.lost(acknowledged) : 0;
+    swarm.close();
+    return {
+      publishesPerSecond: Math.round(acknowledged / DURATION_S),
+      acknowledged,
+      non2xx: result.non2xx,
+      errors: result.errors,
+      p99Ms: result.latency.p99,
+      lost,
+      duplicated: swarm.sum(swarm.duplicates),
+      outOfOrder: swarm.sum(swarm.outOfOrder),
+      cpu,
+      rssBefore,
+      rssAfter,
+    };
+  } finally {
+    await herald.stop();
+  }
+}
+
+const loadavgAtStart = startLoadavg();
+const bare = await run(0);
+const loadavgSecond = startLoadavg();
+const watched = await run(100);
+const metrics: Metric[] = [
+  { name: "publishes/s, 0 subscribers", value: bare.publishesPerSecond, unit: "/s", target: ">= 20000" },
+  { name: "publish p99, 0 subscribers", value: round1(bare.p99Ms), unit: "ms" },
+  { name: "publishes/s, 100 subscribers", value: watched.publishesPerSecond, unit: "/s", target: ">= 3000" },
+  { name: "publish p99, 100 subscribers", value: round1(watched.p99Ms), unit: "ms" },
+  { name: "lost, 100 subscribers", value: watched.lost, unit: "", target: "== 0" },
+  {
+    name: "failed publishes",
+    value: bare.non2xx + bare.errors + watched.non2xx + watched.errors,
+    unit: "",
+    target: "== 0",
+  },
+];
+writeResult({
+  scenario: "ingest",
+  description: `autocannon, ${CONNECTIONS} connections, ${DURATION_S} s, 64-byte POSTs; with 0 and with 100 SSE subscribers`,
+  date: new Date().toISOString(),
+  machine: machine(),
+  loadavgAtStart,
+  metrics,
+  loadGenerator: {
+    cpuMs: bare.cpu.cpuMs + watched.cpu.cpuMs,
+    wallMs: bare.cpu.wallMs + watched.cpu.wallMs,
+    cpuPercent: Math.round(((bare.cpu.cpuMs + watched.cpu.cpuMs) / (bare.cpu.wallMs + watched.cpu.wallMs)) * 100),
+  },
+  server: { rssBytesBefore: watched.rssBefore, rssBytesAfter: watched.rssAfter, flags: [] },
+  details: {
+    bodyBytes: BODY.length,
+    loadavgAtSecondRun: loadavgSecond,
+    withoutSubscribers: bare,
+    withSubscribers: watched,
+  },
+});

@@ -1,0 +1,112 @@
+import { startHerald } from "./herald-process.js";
+import { Publisher, sleep } from "./publisher.js";
+import { cpuMeter, type Metric, machine, percentile, round1, startLoadavg, writeResult } from "./report.js";
+import { now, SseSwarm } from "./sse-swarm.js";
+
+export interface FanoutOptions {
+  readonly scenario: string;
+  readonly description: string;
+  readonly subscribers: number;
+  readonly messages: number;
+  /** Messages per second; undefined publishes them back-to-back (all in flight at once). */
+  readonly rate?: number;
+  readonly minDeliveriesPerSecond?: number;
+  readonly maxP99Ms: number;
+  /** Longest the run waits for every delivery after the last publish. */
+  readonly settleTimeoutMs: number;
+}
+
+const MAILBOX = "bench:fanout";
+
+/** One mailbox, many SSE subscribers, timestamps in the payload; counts every delivery. */
+export async function runFanout(options: FanoutOptions): Promise<void> {
+  const loadavgAtStart = startLoadavg();
+  const flags: string[] = [];
+  const herald = await startHerald(flags);
+  const swarm = new SseSwarm({
+    host: herald.host,
+    port: herald.port,
+    count: options.subscribers,
+    path: () => `/v1/mailboxes/${MAILBOX}/events?cursor=now`,
+  });
+  // Back-to-back: one connection per message, so each timestamp is taken as its request goes out, not in a client queue.
+  const publisher = new Publisher(herald.url, options.rate === undefined ? options.messages : 4);
+  try {
+    const rssBefore = herald.rssBytes();
+    const connectStarted = performance.now();
+    await swarm.open();
+    const connectMs = performance.now() - connectStarted;
+    const rssConnected = herald.rssBytes();
+    await sleep(200);
+    const meter = cpuMeter();
+    const started = now();
+    if (options.rate === undefined) {
+      await Promise.all(Array.from({ length: options.messages }, () => publisher.publish(MAILBOX)));
+    } else {
+      const interval = 1000 / options.rate;
+      const t0 = performance.now();
+      const inFlight: Promise<number>[] = [];
+      for (let m = 0; m < options.messages; m++) {
+        const due = t0 + m * interval - performance.now();
+        if (due > 0) await sleep(due);
+        inFlight.push(publisher.publish(MAILBOX));
+      }
+      await Promise.all(inFlight);
+    }
+    const published = now();
+    const expected = options.subscribers * options.messages;
+    const complete = await swarm.until(() => swarm.totalReceived >= expected, options.settleTimeoutMs);
+    const phase = meter();
+    const rssAfter = herald.rssBytes();
+    const sorted = swarm.sortedLatencies();
+    const spanMs = swarm.lastReceiveAt - started;
+    const deliveriesPerSecond = Math.round(swarm.totalReceived / (spanMs / 1000));
+    const lost = swarm.lost(options.messages);
+    const metrics: Metric[] = [];
+    if (options.minDeliveriesPerSecond !== undefined) {
+      metrics.push({
+        name: "deliveries/s",
+        value: deliveriesPerSecond,
+        unit: "/s",
+        target: `>= ${options.minDeliveriesPerSecond}`,
+      });
+    }
+    metrics.push(
+      { name: "p50 latency", value: round1(percentile(sorted, 50)), unit: "ms" },
+      { name: "p99 latency", value: round1(percentile(sorted, 99)), unit: "ms", target: `<= ${options.maxP99Ms}` },
+      { name: "lost", value: lost, unit: "", target: "== 0" },
+      { name: "duplicated", value: swarm.sum(swarm.duplicates), unit: "", target: "== 0" },
+      { name: "out of order", value: swarm.sum(swarm.outOfOrder), unit: "", target: "== 0" },
+    );
+    writeResult({
+      scenario: options.scenario,
+      description: options.description,
+      date: new Date().toISOString(),
+      machine: machine(),
+      loadavgAtStart,
+      metrics,
+      loadGenerator: phase,
+      server: { rssBytesBefore: rssBefore, rssBytesAfter: rssAfter, flags },
+      details: {
+        subscribers: options.subscribers,
+        messages: options.messages,
+        rate: options.rate ?? "back-to-back",
+        complete,
+        expectedDeliveries: expected,
+        deliveries: swarm.totalReceived,
+        publishMs: Math.round(published - started),
+        firstPublishToLastReceiveMs: Math.round(spanMs),
+        connectMs: Math.round(connectMs),
+        serverRssConnectedBytes: rssConnected,
+        p90Ms: round1(percentile(sorted, 90)),
+        maxMs: round1(sorted[sorted.length - 1] ?? Number.NaN),
+        unexpectedCloses: swarm.unexpectedCloses,
+        gapEvents: swarm.gapEvents,
+      },
+    });
+  } finally {
+    swarm.close();
+    await publisher.close();
+    await herald.stop();
+  }
+}

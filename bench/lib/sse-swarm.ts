@@ -1,0 +1,235 @@
+import { connect, type Socket } from "node:net";
+
+/**
+ * Many SSE subscribers over raw sockets: a lean client, so that the load
+ * generator spends less CPU per event than the server does. It reads only
+ * what the bench needs from each event (the mailbox `seq`, the publisher's
+ * timestamp `t` in `data`, the `id:` cursor) and counts lost, repeated and
+ * out-of-order messages per subscriber.
+ */
+export interface SwarmOptions {
+  readonly host: string;
+  readonly port: number;
+  readonly count: number;
+  /** Request path of subscriber `i`. */
+  readonly path: (i: number) => string;
+  /** Extra request headers of subscriber `i`, e.g. Last-Event-ID. */
+  readonly headers?: (i: number) => string;
+  /** Source addresses to spread the sockets over (127.0.0.x), past the ~28k ephemeral ports of one. */
+  readonly localAddresses?: readonly string[];
+  /** Connections being opened at once; more overflow the listen backlog. */
+  readonly connectConcurrency?: number;
+  /** Latency samples kept; the rest are counted but not sampled. */
+  readonly maxSamples?: number;
+  /** Called with the time of every message received, after it is counted. */
+  readonly onMessage?: (i: number, seq: number, now: number) => void;
+}
+
+const DEFAULT_CONNECT_CONCURRENCY = 256;
+const DEFAULT_MAX_SAMPLES = 2_000_000;
+/** Longest one subscriber may take to get its response head. */
+const CONNECT_TIMEOUT_MS = 30_000;
+
+export function now(): number {
+  return performance.timeOrigin + performance.now();
+}
+
+function readNumber(text: string, from: number): number {
+  let end = from;
+  while (end < text.length) {
+    const code = text.charCodeAt(end);
+    if (code === 44 || code === 125 || code === 10) break; // , } \n
+    end++;
+  }
+  return Number(text.slice(from, end));
+}
+
+export class SseSwarm {
+  readonly options: SwarmOptions;
+  readonly sockets: (Socket | undefined)[];
+  readonly lastSeq: Int32Array;
+  readonly received: Int32Array;
+  readonly duplicates: Int32Array;
+  readonly outOfOrder: Int32Array;
+  readonly lastEventId: string[];
+  readonly latencies: Float64Array;
+  samples = 0;
+  totalReceived = 0;
+  gapEvents = 0;
+  /** Subscribers whose connection closed while the swarm still wanted it. */
+  unexpectedCloses = 0;
+  lastReceiveAt = 0;
+  /** Called with every message received, after it is counted; may be replaced between phases. */
+  onMessage: ((i: number, seq: number, at: number) => void) | undefined;
+  #carry: string[];
+  #headerDone: Uint8Array;
+  #closing = false;
+
+  constructor(options: SwarmOptions) {
+    this.options = options;
+    this.onMessage = options.onMessage;
+    const n = options.count;
+    this.sockets = new Array(n);
+    this.lastSeq = new Int32Array(n);
+    this.received = new Int32Array(n);
+    this.duplicates = new Int32Array(n);
+    this.outOfOrder = new Int32Array(n);
+    this.lastEventId = new Array(n).fill("");
+    this.latencies = new Float64Array(options.maxSamples ?? DEFAULT_MAX_SAMPLES);
+    this.#carry = new Array(n).fill("");
+    this.#headerDone = new Uint8Array(n);
+  }
+
+  /** Opens every subscriber and resolves once each has its 200 response head. */
+  async open(): Promise<void> {
+    const concurrency = this.options.connectConcurrency ?? DEFAULT_CONNECT_CONCURRENCY;
+    let next = 0;
+    const worker = async () => {
+      while (next < this.options.count) {
+        const i = next++;
+        await this.openOne(i);
+      }
+    };
+    await Promise.all(Array.from({ length: Math.min(concurrency, this.options.count) }, worker));
+  }
+
+  openOne(i: number): Promise<void> {
+    const { host, port, localAddresses } = this.options;
+    const localAddress = localAddresses?.[i % localAddresses.length];
+    this.#headerDone[i] = 0;
+    this.#carry[i] = "";
+    return new Promise<void>((resolve, reject) => {
+      const socket = connect(localAddress ? { host, port, localAddress } : { host, port });
+      this.sockets[i] = socket;
+      const timer = setTimeout(() => reject(new Error(`subscriber ${i} got no response head`)), CONNECT_TIMEOUT_MS);
+      let opened = false;
+      socket.once("connect", () => {
+        const extra = this.options.headers?.(i) ?? "";
+        socket.write(
+          `GET ${this.options.path(i)} HTTP/1.1\r\nHost: ${host}:${port}\r\nAccept: text/event-stream\r\n${extra}\r\n`,
+        );
+      });
+      socket.on("data", (chunk: Buffer) => {
+        if (this.#onData(i, chunk) && !opened) {
+          opened = true;
+          clearTimeout(timer);
+          resolve();
+        }
+      });
+      socket.on("error", (error) => {
+        clearTimeout(timer);
+        if (!opened) reject(error);
+      });
+      socket.on("close", () => {
+        clearTimeout(timer);
+        if (!this.#closing && this.sockets[i] === socket) this.unexpectedCloses += 1;
+        if (!opened) reject(new Error(`subscriber ${i} closed before its response head`));
+      });
+    });
+  }
+
+  /** Closes subscriber `i` on purpose (a resume test drops it). */
+  drop(i: number): void {
+    const socket = this.sockets[i];
+    this.sockets[i] = undefined;
+    socket?.destroy();
+  }
+
+  close(): void {
+    this.#closing = true;
+    for (let i = 0; i < this.sockets.length; i++) this.drop(i);
+  }
+
+  /** Messages each subscriber has not received, summed, when each should have `expected` (seq 1..expected). */
+  lost(expected: number | ((i: number) => number)): number {
+    let lost = 0;
+    for (let i = 0; i < this.options.count; i++) {
+      const want = typeof expected === "number" ? expected : expected(i);
+      const unique = (this.received[i] as number) - (this.duplicates[i] as number);
+      if (unique < want) lost += want - unique;
+    }
+    return lost;
+  }
+
+  sum(array: Int32Array): number {
+    let total = 0;
+    for (const value of array) total += value;
+    return total;
+  }
+
+  sortedLatencies(): Float64Array {
+    return this.latencies.slice(0, this.samples).sort();
+  }
+
+  /** Waits until `done()` holds or `timeoutMs` passes; resolves true when it held. */
+  async until(done: () => boolean, timeoutMs: number): Promise<boolean> {
+    const deadline = performance.now() + timeoutMs;
+    while (!done()) {
+      if (performance.now() > deadline) return false;
+      await new Promise((resolve) => setTimeout(resolve, 5));
+    }
+    return true;
+  }
+
+  /** Returns true once the response head has been read. */
+  #onData(i: number, chunk: Buffer): boolean {
+    const carry = this.#carry[i] as string;
+    let text = carry.length > 0 ? carry + chunk.toString("latin1") : chunk.toString("latin1");
+    if (this.#headerDone[i] === 0) {
+      const head = text.indexOf("\r\n\r\n");
+      if (head < 0) {
+        this.#carry[i] = text;
+        return false;
+      }
+      if (!text.startsWith("HTTP/1.1 200")) {
+        this.#carry[i] = "";
+        this.sockets[i]?.destroy(new Error(`subscriber ${i}: ${text.slice(0, text.indexOf("\r\n"))}`));
+        return false;
+      }
+      this.#headerDone[i] = 1;
+      text = text.slice(head + 4);
+    }
+    // Chunked framing sits between writes, and the server writes whole events: parse up to the last event end.
+    const end = text.lastIndexOf("\n\n");
+    if (end < 0) {
+      this.#carry[i] = text;
+      return true;
+    }
+    this.#carry[i] = end + 2 < text.length ? text.slice(end + 2) : "";
+    const at = now();
+    let pos = 0;
+    for (;;) {
+      const idAt = text.indexOf("id: ", pos);
+      if (idAt < 0 || idAt > end) break;
+      const idEnd = text.indexOf("\n", idAt);
+      this.lastEventId[i] = text.slice(idAt + 4, idEnd);
+      const eventAt = idEnd + 1;
+      if (text.startsWith("event: gap", eventAt)) {
+        this.gapEvents += 1;
+        pos = idEnd;
+        continue;
+      }
+      const seqAt = text.indexOf('"seq":', idEnd);
+      const seq = readNumber(text, seqAt + 6);
+      const tAt = text.indexOf('"t":', seqAt);
+      const sent = tAt < 0 ? Number.NaN : readNumber(text, tAt + 4);
+      pos = tAt < 0 ? seqAt + 6 : tAt + 4;
+      this.#record(i, seq, sent, at);
+    }
+    return true;
+  }
+
+  #record(i: number, seq: number, sent: number, at: number): void {
+    const last = this.lastSeq[i] as number;
+    if (seq <= last) this.duplicates[i] = (this.duplicates[i] as number) + 1;
+    else {
+      if (seq !== last + 1) this.outOfOrder[i] = (this.outOfOrder[i] as number) + 1;
+      this.lastSeq[i] = seq;
+    }
+    this.received[i] = (this.received[i] as number) + 1;
+    this.totalReceived += 1;
+    this.lastReceiveAt = at;
+    if (!Number.isNaN(sent) && this.samples < this.latencies.length) this.latencies[this.samples++] = at - sent;
+    this.onMessage?.(i, seq, at);
+  }
+}
