@@ -21,3 +21,7 @@ export const NDJSON_FORMAT: FrameFormat = {
 
 export const SSE_HEARTBEAT = ": heartbeat\n\n";
 export const NDJSON_HEARTBEAT = '{"type":"heartbeat"}\n';
+
+/** Ends a stream whose token expired; the client fetches a new token and resumes by cursor. */
+export const SSE_AUTH_EXPIRED = 'event: auth-expired\ndata: {"type":"auth-expired"}\n\n';
+export const NDJSON_AUTH_EXPIRED = '{"type":"auth-expired"}\n';

@@ -3,7 +3,14 @@ import { setImmediate as yieldToLoop } from "node:timers/promises";
 import type { CloseReason, FrameFormat, StreamSink } from "../core/delivery.js";
 import type { Hub } from "../core/hub.js";
 import type { Subscription } from "../core/subscription.js";
-import { NDJSON_FORMAT, NDJSON_HEARTBEAT, SSE_FORMAT, SSE_HEARTBEAT } from "./frame-formats.js";
+import {
+  NDJSON_AUTH_EXPIRED,
+  NDJSON_FORMAT,
+  NDJSON_HEARTBEAT,
+  SSE_AUTH_EXPIRED,
+  SSE_FORMAT,
+  SSE_HEARTBEAT,
+} from "./frame-formats.js";
 
 export type StreamKind = "sse" | "ndjson";
 
@@ -65,7 +72,12 @@ export interface OpenStreamOptions {
   readonly cursor: string | undefined;
   readonly request: IncomingMessage;
   readonly response: ServerResponse;
+  /** Epoch ms when the caller's token expires; the stream ends then with an auth-expired frame. */
+  readonly expiresAt?: number | undefined;
 }
+
+/** setTimeout's ceiling (~24.8 days); a later expiry ends the stream early and the client simply renews. */
+const MAX_TIMER_MS = 2 ** 31 - 1;
 
 /**
  * Every open streaming response. One timer writes heartbeats to all of them;
@@ -120,6 +132,16 @@ export class StreamRegistry {
     // The first bytes flush the head through proxies and tell EventSource how soon to come back.
     response.write(kind === "sse" ? `retry: ${this.#sseRetryMs}\n\n` : NDJSON_HEARTBEAT);
     subscription.start();
+    if (options.expiresAt !== undefined) {
+      const expiry = setTimeout(
+        () => {
+          sink.write(kind === "sse" ? SSE_AUTH_EXPIRED : NDJSON_AUTH_EXPIRED);
+          sink.end("draining");
+        },
+        Math.min(MAX_TIMER_MS, Math.max(0, options.expiresAt - Date.now())),
+      );
+      response.once("close", () => clearTimeout(expiry));
+    }
   }
 
   /** Ends every stream cleanly; clients reconnect elsewhere with their cursor. */
