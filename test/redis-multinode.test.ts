@@ -1,0 +1,87 @@
+import { afterAll, describe, expect, it } from "vitest";
+import { type HeraldChild, spawnHerald } from "./helpers/child.js";
+import { publish, StreamClient, type WireMessage } from "./helpers/clients.js";
+import { deleteKeys, testRedis, uniquePrefix } from "./helpers/redis.js";
+
+const redis = await testRedis();
+/** Messages published before node A dies, and in all. */
+const BEFORE_KILL = 30;
+/** Published concurrently with the kill; then the rest is published once the subscriber is on node C. */
+const DURING_KILL = 100;
+const TOTAL = 140;
+/** Node A is killed once the subscriber holds this many messages. */
+const KILL_AFTER_RECEIVED = 50;
+const WAIT_MS = 20_000;
+
+if ("reason" in redis) {
+  console.warn(`Redis multi-node test skipped: ${redis.reason}`);
+  describe.skip(`Herald on Redis, three nodes (skipped: ${redis.reason})`, () => {
+    it("needs Redis", () => {});
+  });
+} else {
+  const prefix = uniquePrefix("multinode");
+  const nodes: HeraldChild[] = [];
+  const start = async () => {
+    const node = await spawnHerald(["--store", "redis", "--redis-url", redis.url, "--redis-prefix", prefix]);
+    nodes.push(node);
+    return node;
+  };
+  afterAll(async () => {
+    for (const node of nodes) {
+      node.process.kill("SIGKILL");
+      await node.exited;
+    }
+    await deleteKeys(redis.url, prefix);
+    await redis.stop();
+  });
+
+  describe("Herald on Redis, three nodes", () => {
+    it("delivers across nodes and resumes exactly once on another node after one dies", async () => {
+      const [a, b, c] = await Promise.all([start(), start(), start()]);
+      for (const node of [a, b, c]) {
+        const ready = await fetch(`${node.url}/readyz`);
+        expect(ready.status).toBe(200);
+      }
+      const mailbox = "room:multinode";
+      const first = new StreamClient(`${a.url}/v1/mailboxes/${mailbox}/stream`);
+      await first.opened;
+      expect(first.status).toBe(200);
+
+      const acked: WireMessage[] = [];
+      for (let n = 1; n <= BEFORE_KILL; n++) acked.push(await publish(b.url, mailbox, { body: `m${n}` }));
+      // Published on B, received on A.
+      await first.untilMessages(BEFORE_KILL, WAIT_MS);
+
+      // Keep publishing on B (and C) while A is killed mid-stream.
+      const publishing = (async () => {
+        for (let n = BEFORE_KILL + 1; n <= DURING_KILL; n++) {
+          acked.push(await publish(n % 2 === 0 ? b.url : c.url, mailbox, { body: `m${n}` }));
+        }
+      })();
+      await first.untilMessages(KILL_AFTER_RECEIVED, WAIT_MS);
+      a.process.kill("SIGKILL");
+      await a.exited;
+      await first.closed;
+      const beforeKill = first.messages();
+      const cursor = beforeKill.at(-1)?.cursor as string;
+      expect(beforeKill.length).toBeGreaterThanOrEqual(KILL_AFTER_RECEIVED);
+
+      const second = new StreamClient(`${c.url}/v1/mailboxes/${mailbox}/stream?cursor=${encodeURIComponent(cursor)}`);
+      await publishing;
+      await second.untilMessages(DURING_KILL - beforeKill.length, WAIT_MS);
+      // Live delivery on C of what is published on B after the resume.
+      for (let n = DURING_KILL + 1; n <= TOTAL; n++) acked.push(await publish(b.url, mailbox, { body: `m${n}` }));
+      await second.untilMessages(TOTAL - beforeKill.length, WAIT_MS);
+      // Anything extra would show up as a repeat; give it a moment to arrive.
+      await new Promise((resolve) => setTimeout(resolve, 300));
+      second.close();
+
+      const received = [...beforeKill, ...second.messages()];
+      expect(received.map((m) => m.seq)).toEqual(Array.from({ length: TOTAL }, (_, i) => i + 1));
+      // Publishes were sequential, so seq order is publish order.
+      expect(received.map((m) => m.id)).toEqual(acked.map((m) => m.id));
+      expect(received.map((m) => m.body)).toEqual(acked.map((_, i) => `m${i + 1}`));
+      expect(second.lines.some((line) => line.includes('"type":"gap"'))).toBe(false);
+    });
+  });
+}
