@@ -3,6 +3,7 @@ import { startHerald } from "./server.js";
 import type { MailboxStore } from "./store/mailbox-store.js";
 import { createMemoryStore } from "./store/memory-store.js";
 import { createRedisStore } from "./store/redis-store.js";
+import { createSqliteStore } from "./store/sqlite-store.js";
 
 const USAGE = `Usage: herald <command> [options]
 
@@ -24,6 +25,14 @@ async function buildStore(config: ServeConfig): Promise<MailboxStore> {
     // Start even when Redis is down (readyz says so, ioredis keeps reconnecting), but not before it had a chance.
     await store.whenReady(REDIS_STARTUP_WAIT_MS);
     return store;
+  }
+  if (config.store === "sqlite") {
+    return createSqliteStore({
+      dataDir: config.dataDir,
+      sync: config.sqliteSync,
+      maxMessagesPerMailbox: config.maxMessagesPerMailbox,
+      maxBytes: config.maxStoreBytes,
+    });
   }
   if (config.store !== "memory") {
     throw new ConfigError(`--store ${config.store} is not available in this build`);

@@ -3,6 +3,8 @@ import type { AddressInfo } from "node:net";
 import { serve } from "@hono/node-server";
 import type { ServeConfig } from "./config.js";
 import { createHub, type Hub } from "./core/hub.js";
+import type { HookDefinition } from "./hooks/hook-config.js";
+import { createHookService } from "./hooks/hook-service.js";
 import { createApp } from "./http/app.js";
 import { StreamRegistry } from "./http/streams.js";
 import { createWebSocketServer, WsRegistry } from "./http/ws-route.js";
@@ -30,8 +32,18 @@ function hostForUrl(host: string): string {
   return host.includes(":") ? `[${host}]` : host;
 }
 
+/** What `main` read from the config file, beyond the flags. */
+export interface StartOptions {
+  /** Webhook endpoints to serve under /v1/hooks/{id}. */
+  readonly hooks?: readonly HookDefinition[];
+}
+
 /** Starts Herald on an already-built store; `main` chooses and builds the store. */
-export async function startHerald(config: ServeConfig, store: MailboxStore): Promise<RunningHerald> {
+export async function startHerald(
+  config: ServeConfig,
+  store: MailboxStore,
+  options: StartOptions = {},
+): Promise<RunningHerald> {
   const hub = createHub({
     store,
     defaultTtlSeconds: config.messageTtlSeconds,
@@ -39,7 +51,8 @@ export async function startHerald(config: ServeConfig, store: MailboxStore): Pro
   });
   const streams = new StreamRegistry(hub, config.heartbeatSeconds, config.sseRetryMs);
   const sockets = new WsRegistry(config.heartbeatSeconds);
-  const app = createApp({ config, hub, store, streams, sockets });
+  const hooks = options.hooks?.length ? createHookService({ hooks: options.hooks, hub }) : undefined;
+  const app = createApp({ config, hub, store, streams, sockets, hooks });
   const websocket = { server: createWebSocketServer(config) };
   const server = await new Promise<Server>((resolve, reject) => {
     const created = serve({ fetch: app.fetch, port: config.port, hostname: config.host, websocket }, () =>

@@ -3,6 +3,7 @@ import { RESPONSE_ALREADY_SENT } from "@hono/node-server/utils/response";
 import { type Context, Hono } from "hono";
 import { HeraldError } from "../core/errors.js";
 import type { AppDeps } from "./deps.js";
+import { receiveHook } from "./hook-routes.js";
 import { pathMailbox, queryMailboxes, streamCursor } from "./params.js";
 import { publishBatch, publishOne } from "./publish-routes.js";
 import { readMany, readOne } from "./read-routes.js";
@@ -53,6 +54,7 @@ export const ROUTES: readonly RouteSpec[] = [
   { method: "GET", path: "/v1/events", handler: stream("sse", queryMailboxes) },
   { method: "GET", path: "/v1/stream", handler: stream("ndjson", queryMailboxes) },
   { method: "GET", path: "/v1/ws", handler: websocketRoute },
+  { method: "POST", path: "/v1/hooks/:hook", handler: receiveHook },
   { method: "GET", path: "/healthz", handler: health },
   { method: "GET", path: "/readyz", handler: readiness },
 ];

@@ -1,5 +1,6 @@
 import type { ServeConfig } from "../config.js";
 import type { Hub } from "../core/hub.js";
+import type { HookService } from "../hooks/hook-service.js";
 import type { MailboxStore } from "../store/mailbox-store.js";
 import type { StreamRegistry } from "./streams.js";
 import type { WsRegistry } from "./ws-route.js";
@@ -10,5 +11,7 @@ export interface AppDeps {
   readonly hub: Hub;
   readonly store: MailboxStore;
   readonly streams: StreamRegistry;
+  /** Webhook ingest; without it every /v1/hooks/{hook} is a 404. */
+  readonly hooks?: HookService;
   readonly sockets: WsRegistry;
 }

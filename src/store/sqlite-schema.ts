@@ -1,0 +1,57 @@
+import type { Database } from "better-sqlite3";
+
+/**
+ * Schema migrations, applied in order; PRAGMA user_version records how many
+ * have run. Append new steps, never edit a shipped one.
+ *
+ * `messages.pos` is global insertion order, so the byte budget can drop the
+ * oldest messages of the whole store; `size` makes byte accounting exact
+ * across restarts.
+ */
+const MIGRATIONS: readonly string[] = [
+  `CREATE TABLE mailboxes (
+     id INTEGER PRIMARY KEY,
+     name TEXT NOT NULL UNIQUE,
+     epoch TEXT NOT NULL,
+     last_seq INTEGER NOT NULL,
+     trimmed_through INTEGER NOT NULL DEFAULT 0
+   );
+   CREATE TABLE messages (
+     pos INTEGER PRIMARY KEY,
+     mailbox_id INTEGER NOT NULL,
+     seq INTEGER NOT NULL,
+     id TEXT NOT NULL,
+     time_ms INTEGER NOT NULL,
+     expires_at_ms INTEGER NOT NULL,
+     json TEXT NOT NULL,
+     size INTEGER NOT NULL,
+     idempotency_key TEXT,
+     fingerprint TEXT
+   );
+   CREATE UNIQUE INDEX messages_by_seq ON messages (mailbox_id, seq);
+   CREATE INDEX messages_by_expiry ON messages (expires_at_ms);
+   CREATE INDEX messages_by_key ON messages (mailbox_id, idempotency_key) WHERE idempotency_key IS NOT NULL;`,
+];
+
+export const SCHEMA_VERSION = MIGRATIONS.length;
+
+export class SqliteSchemaError extends Error {
+  override name = "SqliteSchemaError";
+}
+
+/** Brings the database to SCHEMA_VERSION; refuses a database written by a newer Herald. */
+export function migrate(db: Database): void {
+  const current = db.pragma("user_version", { simple: true }) as number;
+  if (current > SCHEMA_VERSION) {
+    throw new SqliteSchemaError(
+      `database schema version ${current} is newer than this Herald understands (${SCHEMA_VERSION})`,
+    );
+  }
+  const upgrade = db.transaction(() => {
+    for (let version = current; version < SCHEMA_VERSION; version++) {
+      db.exec(MIGRATIONS[version] as string);
+      db.pragma(`user_version = ${version + 1}`);
+    }
+  });
+  upgrade.immediate();
+}

@@ -1,0 +1,165 @@
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import Database from "better-sqlite3";
+import { afterEach, describe, expect, it } from "vitest";
+import { SCHEMA_VERSION, SqliteSchemaError } from "../src/store/sqlite-schema.js";
+import { createSqliteStore, SQLITE_FILE_NAME, type SqliteStoreOptions } from "../src/store/sqlite-store.js";
+import { publishMany, type WireMessage } from "./helpers/clients.js";
+import { startTestServer } from "./helpers/server.js";
+import { describeStoreContract, draft } from "./store-contract.js";
+
+function tempDir(): string {
+  return mkdtempSync(join(tmpdir(), "herald-sqlite-"));
+}
+
+describeStoreContract("sqlite", async (options) => {
+  const dataDir = tempDir();
+  const store = createSqliteStore({ dataDir, sync: "normal", sweepIntervalMs: 50, ...options });
+  return {
+    store,
+    cleanup: async () => {
+      await store.close();
+      rmSync(dataDir, { recursive: true, force: true });
+    },
+  };
+});
+
+describe("sqlite store specifics", () => {
+  const dirs: string[] = [];
+  const opened: { close(): Promise<void> }[] = [];
+  afterEach(async () => {
+    for (const store of opened.splice(0)) await store.close();
+    for (const dir of dirs.splice(0)) rmSync(dir, { recursive: true, force: true });
+  });
+  const open = (dataDir: string, options: Partial<SqliteStoreOptions> = {}) => {
+    const store = createSqliteStore({
+      dataDir,
+      sync: "full",
+      maxMessagesPerMailbox: 1000,
+      maxBytes: 1 << 26,
+      ...options,
+    });
+    opened.push(store);
+    return store;
+  };
+  const newDir = () => {
+    const dir = tempDir();
+    dirs.push(dir);
+    return dir;
+  };
+
+  it("keeps epochs, seqs, trimming state and idempotency keys across a reopen", async () => {
+    const dir = newDir();
+    const first = open(dir, { maxMessagesPerMailbox: 3 });
+    const results = await first.append(
+      [1, 2, 3, 4, 5].map((n) => ({ mailbox: "a", draft: draft({ n }, { key: `k${n}`, fingerprint: `f${n}` }) })),
+    );
+    const epoch = results[0]?.message.epoch as string;
+    await expect.poll(async () => (await first.head("a"))?.trimmedThrough).toBe(2);
+    const before = first.stats();
+    await first.close();
+
+    const second = open(dir, { maxMessagesPerMailbox: 3 });
+    expect(second.stats()).toEqual(before);
+    expect(await second.head("a")).toEqual({ epoch, lastSeq: 5, trimmedThrough: 2 });
+    const read = await second.read("a", { epoch, afterSeq: 3 }, 100);
+    expect(read.messages).toEqual(results.slice(3).map((r) => r.message));
+    const [dup] = await second.append([{ mailbox: "a", draft: draft({ n: 5 }, { key: "k5", fingerprint: "f5" }) }]);
+    expect(dup).toEqual({ status: "duplicate", message: results[4]?.message });
+    const [conflict] = await second.append([{ mailbox: "a", draft: draft({ n: 0 }, { key: "k4", fingerprint: "x" }) }]);
+    expect(conflict?.status).toBe("conflict");
+    const [next] = await second.append([{ mailbox: "a", draft: draft({ n: 6 }) }]);
+    expect(next?.message).toMatchObject({ epoch, seq: 6 });
+  });
+
+  it("applies a lowered cap to existing mailboxes after a reopen", async () => {
+    const dir = newDir();
+    const first = open(dir);
+    await first.append(Array.from({ length: 50 }, (_, n) => ({ mailbox: "a", draft: draft({ n }) })));
+    await first.close();
+    const second = open(dir, { maxMessagesPerMailbox: 10 });
+    await expect.poll(async () => (await second.head("a"))?.trimmedThrough).toBe(40);
+    const read = await second.read("a", { epoch: "", afterSeq: 0 }, 100);
+    expect(read.messages.map((m) => m.seq)).toEqual(Array.from({ length: 10 }, (_, i) => 41 + i));
+    expect(second.stats().messages).toBe(10);
+  });
+
+  it("commits appends arriving in one tick in one transaction, and answers only once committed", async () => {
+    const dir = newDir();
+    const store = open(dir);
+    await store.append([{ mailbox: "warm", draft: draft({}) }]);
+    const commitsBefore = store.commits;
+    const results = await Promise.all(
+      Array.from({ length: 50 }, (_, n) => store.append([{ mailbox: `m${n % 5}`, draft: draft({ n }) }])),
+    );
+    expect(store.commits).toBe(commitsBefore + 1);
+    expect(results.flat().every((r) => r.status === "stored")).toBe(true);
+    // Another connection sees every answered message at once: they are committed, not just queued.
+    const other = new Database(join(dir, SQLITE_FILE_NAME), { readonly: true });
+    try {
+      const { n } = other.prepare("SELECT count(*) AS n FROM messages").get() as { n: number };
+      expect(n).toBe(51);
+    } finally {
+      other.close();
+    }
+  });
+
+  it("records its schema version and refuses a database from a newer Herald", async () => {
+    const dir = newDir();
+    await open(dir).close();
+    const db = new Database(join(dir, SQLITE_FILE_NAME));
+    expect(db.pragma("user_version", { simple: true })).toBe(SCHEMA_VERSION);
+    expect(db.pragma("journal_mode", { simple: true })).toBe("wal");
+    db.pragma(`user_version = ${SCHEMA_VERSION + 1}`);
+    db.close();
+    expect(() => open(dir)).toThrow(SqliteSchemaError);
+  });
+
+  it("answers appends queued before close, and rejects those after", async () => {
+    const store = open(newDir());
+    const pending = store.append([{ mailbox: "a", draft: draft({ n: 1 }) }]);
+    await store.close();
+    expect((await pending)[0]?.status).toBe("stored");
+    await expect(store.append([{ mailbox: "a", draft: draft({ n: 2 }) }])).rejects.toThrow();
+  });
+});
+
+describe("sqlite store behind the HTTP server", () => {
+  it("resumes an old cursor after a restart with no gap and exactly the later messages", async () => {
+    const dataDir = tempDir();
+    const storeOn = () => createSqliteStore({ dataDir, sync: "full", maxMessagesPerMailbox: 1000, maxBytes: 1 << 26 });
+    try {
+      let herald = await startTestServer({ customStore: storeOn() });
+      await publishMany(herald.url, "news", 5);
+      const first = await readJson(`${herald.url}/v1/mailboxes/news/messages?limit=3`);
+      expect(first.messages.map((m) => m.body)).toEqual(["m1", "m2", "m3"]);
+      await herald.shutdown();
+
+      herald = await startTestServer({ customStore: storeOn() });
+      try {
+        await publishMany(herald.url, "news", 2, 6);
+        const resumed = await readJson(`${herald.url}/v1/mailboxes/news/messages?cursor=${first.cursor}`);
+        expect(resumed.gap).toBe(false);
+        expect(resumed.messages.map((m) => [m.seq, m.body])).toEqual([
+          [4, "m4"],
+          [5, "m5"],
+          [6, "m6"],
+          [7, "m7"],
+        ]);
+        const later = await readJson(`${herald.url}/v1/mailboxes/news/messages?cursor=${resumed.cursor}`);
+        expect(later).toMatchObject({ messages: [], gap: false });
+      } finally {
+        await herald.shutdown();
+      }
+    } finally {
+      rmSync(dataDir, { recursive: true, force: true });
+    }
+  });
+});
+
+async function readJson(url: string): Promise<{ messages: WireMessage[]; cursor: string; gap: boolean }> {
+  const response = await fetch(url);
+  expect(response.status).toBe(200);
+  return (await response.json()) as { messages: WireMessage[]; cursor: string; gap: boolean };
+}
