@@ -1,4 +1,6 @@
+import { hookCommand } from "./cli/hook-sign.js";
 import { ConfigError, parseServeConfig, SERVE_USAGE, type ServeConfig } from "./config.js";
+import { EMPTY_FILE_CONFIG, loadConfigFile } from "./config-file.js";
 import { startHerald } from "./server.js";
 import type { MailboxStore } from "./store/mailbox-store.js";
 import { createMemoryStore } from "./store/memory-store.js";
@@ -9,6 +11,7 @@ const USAGE = `Usage: herald <command> [options]
 
 Commands:
   serve     run the Herald server (herald serve --help)
+  hook      sign a test webhook delivery (herald hook sign --help)
 `;
 
 /** How long `serve` waits for Redis before listening anyway. */
@@ -50,7 +53,8 @@ async function serveCommand(argv: string[]): Promise<void> {
     return;
   }
   const config = parseServeConfig(argv, process.env);
-  const herald = await startHerald(config, await buildStore(config));
+  const file = config.configFile === undefined ? EMPTY_FILE_CONFIG : loadConfigFile(config.configFile, process.env);
+  const herald = await startHerald(config, await buildStore(config), { hooks: file.hooks });
   console.log(`Herald listening on ${herald.url} (${config.store} store)`);
   let signalled = false;
   const stop = (signal: string) => {
@@ -73,6 +77,7 @@ export async function main(argv: string[]): Promise<void> {
   const [command, ...rest] = argv;
   try {
     if (command === "serve") await serveCommand(rest);
+    else if (command === "hook") await hookCommand(rest);
     else if (command === undefined || command === "--help" || command === "-h" || command === "help") {
       console.log(USAGE);
     } else {

@@ -88,7 +88,9 @@ describe("GitHub hook", () => {
       });
       expect(signed.status).toBe(400);
       expect(signed.json).toMatchObject({ error: { code: "bad_json" } });
-      const unsigned = await deliver(vector.url, "v", "Hello, World!", { "X-Hub-Signature-256": `sha256=${"0".repeat(64)}` });
+      const unsigned = await deliver(vector.url, "v", "Hello, World!", {
+        "X-Hub-Signature-256": `sha256=${"0".repeat(64)}`,
+      });
       expect(unsigned.status).toBe(401);
     } finally {
       await vector.shutdown();

@@ -84,7 +84,10 @@ describe("herald hook sign", () => {
     );
     const v1 = createHmac("sha256", "whsec_x").update(`1700000000.${payload}`).digest("hex");
     expect(headersOf(stripe.stdout)["Stripe-Signature"]).toBe(`t=1700000000,v1=${v1}`);
-    const plain = await herald(["hook", "sign", "--scheme", "hmac-sha256", "--secret", "k", "--header", "X-Sig"], payload);
+    const plain = await herald(
+      ["hook", "sign", "--scheme", "hmac-sha256", "--secret", "k", "--header", "X-Sig"],
+      payload,
+    );
     expect(headersOf(plain.stdout)["X-Sig"]).toBe(createHmac("sha256", "k").update(payload).digest("hex"));
   });
 

@@ -41,14 +41,16 @@ describe("GitHub (X-Hub-Signature-256)", () => {
       ),
     ).toBe("mismatch");
     expect(verifyGithub(request({}, "Hello, World!"), options(keys, 0))).toBe("missing");
-    expect(verifyGithub(request({ "X-Hub-Signature-256": signature.slice(7) }, "Hello, World!"), options(keys, 0))).toBe(
-      "malformed",
-    );
+    expect(
+      verifyGithub(request({ "X-Hub-Signature-256": signature.slice(7) }, "Hello, World!"), options(keys, 0)),
+    ).toBe("malformed");
   });
 
   it("accepts any of several keys (rotation)", () => {
     const rotated = [keyFromSecret("github", "new secret"), ...keys];
-    expect(verifyGithub(request({ "X-Hub-Signature-256": signature }, "Hello, World!"), options(rotated, 0))).toBe("ok");
+    expect(verifyGithub(request({ "X-Hub-Signature-256": signature }, "Hello, World!"), options(rotated, 0))).toBe(
+      "ok",
+    );
   });
 });
 
@@ -91,8 +93,7 @@ describe("Standard Webhooks", () => {
 describe("Stripe", () => {
   const secret = "whsec_test_secret";
   const body = '{"id":"evt_1","type":"charge.succeeded"}';
-  const sign = (t: number, key = secret) =>
-    createHmac("sha256", key).update(`${t}.${body}`).digest("hex");
+  const sign = (t: number, key = secret) => createHmac("sha256", key).update(`${t}.${body}`).digest("hex");
   const keys = [keyFromSecret("stripe", secret)];
 
   it("uses the whole whsec_ secret as the key, and accepts one of several v1 signatures", () => {
@@ -134,7 +135,9 @@ describe("templates", () => {
   };
 
   it("renders dotted paths, array indexes and scalars; a missing path renders empty", () => {
-    const template = compileTemplate("{{repository.full_name}}@{{ commits.0.id }} n={{count}} {{flag}} [{{missing.x}}]");
+    const template = compileTemplate(
+      "{{repository.full_name}}@{{ commits.0.id }} n={{count}} {{flag}} [{{missing.x}}]",
+    );
     expect(template.render(payload, 1000)).toBe("acme/rocket@abc n=3 false []");
     expect(compileTemplate("{{nested}}|{{nothing}}").render(payload, 1000)).toBe('{"a":1}|');
   });

@@ -29,7 +29,7 @@ export async function deliver(
   const response = await fetch(`${base}/v1/hooks/${hook}`, {
     method: "POST",
     headers: { "content-type": "application/json", ...headers },
-    body,
+    body: typeof body === "string" ? body : new Uint8Array(body),
   });
   const text = await response.text();
   let json: Record<string, unknown> = {};
