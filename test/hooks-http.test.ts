@@ -1,4 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { createDeliveryMemory } from "../src/hooks/delivery-memory.js";
 import type { RunningHerald } from "../src/server.js";
 import {
   deliver,
@@ -245,5 +246,42 @@ describe("generic HMAC hook and routing", () => {
     expect(unknown.json).toMatchObject({ error: { code: "not_found" } });
     const get = await fetch(`${base}/v1/hooks/gh`);
     expect(get.status).toBe(405);
+  });
+});
+
+describe("delivery-id memory", () => {
+  it("still refuses a replay after retention dropped the original message", async () => {
+    const secret = "retention";
+    const small = await startHookServer(
+      { hooks: [{ id: "gh", mailbox: "tiny", verify: { scheme: "github", secret } }] },
+      {},
+      { maxMessagesPerMailbox: 1 },
+    );
+    try {
+      const first = prBody(100);
+      const second = prBody(101);
+      expect((await deliver(small.url, "gh", first, githubHeaders(secret, first, "keep-1"))).status).toBe(202);
+      expect((await deliver(small.url, "gh", second, githubHeaders(secret, second, "keep-2"))).status).toBe(202);
+      // The store has trimmed keep-1 (and its idempotency key); the memory of seen ids has not.
+      const replay = await deliver(small.url, "gh", first, githubHeaders(secret, first, "keep-1"));
+      expect(replay.status).toBe(200);
+      const messages = await readMailbox(small.url, "tiny");
+      expect(messages.map((m) => m.body ?? (m.data as { pull_request: { title: string } }).pull_request.title)).toEqual(
+        ["PR 101"],
+      );
+    } finally {
+      await small.shutdown();
+    }
+  });
+
+  it("is bounded: the oldest id is forgotten first", () => {
+    const memory = createDeliveryMemory(2, 60_000);
+    const answer = { id: "m", mailbox: "x", seq: 1, cursor: "c" };
+    memory.remember("h", "a", answer);
+    memory.remember("h", "b", answer);
+    memory.remember("h", "c", answer);
+    expect(memory.recall("h", "a")).toBeUndefined();
+    expect(memory.recall("h", "c")).toEqual(answer);
+    expect(memory.recall("other-hook", "c")).toBeUndefined();
   });
 });
