@@ -93,6 +93,7 @@ export class RedisStore implements MailboxStore {
       // Fail at once while disconnected: a publish must become a 503, never wait or be sent twice.
       enableOfflineQueue: false,
       maxRetriesPerRequest: 0,
+      autoResendUnfulfilledCommands: false,
       commandTimeout: COMMAND_TIMEOUT_MS,
     };
     this.#redis = new Redis(options.url, common) as ScriptedRedis;
