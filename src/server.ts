@@ -5,7 +5,9 @@ import type { ServeConfig } from "./config.js";
 import { createHub, type Hub } from "./core/hub.js";
 import type { HookDefinition } from "./hooks/hook-config.js";
 import { createHookService } from "./hooks/hook-service.js";
-import { createApp } from "./http/app.js";
+import { createApp, ROUTES } from "./http/app.js";
+import { startDemoFeed } from "./http/demo-feed.js";
+import { DEMO_ROUTES } from "./http/demo-routes.js";
 import { StreamRegistry } from "./http/streams.js";
 import { createWebSocketServer, WsRegistry } from "./http/ws-route.js";
 import type { MailboxStore } from "./store/mailbox-store.js";
@@ -52,7 +54,8 @@ export async function startHerald(
   const streams = new StreamRegistry(hub, config.heartbeatSeconds, config.sseRetryMs);
   const sockets = new WsRegistry(config.heartbeatSeconds);
   const hooks = options.hooks?.length ? createHookService({ hooks: options.hooks, hub }) : undefined;
-  const app = createApp({ config, hub, store, streams, sockets, hooks });
+  const app = createApp({ config, hub, store, streams, sockets, hooks }, [...ROUTES, ...DEMO_ROUTES]);
+  const demoFeed = startDemoFeed(hub);
   const websocket = { server: createWebSocketServer(config) };
   const server = await new Promise<Server>((resolve, reject) => {
     const created = serve({ fetch: app.fetch, port: config.port, hostname: config.host, websocket }, () =>
@@ -67,6 +70,7 @@ export async function startHerald(
   const shutdown = () => {
     shuttingDown ??= (async () => {
       const closed = new Promise<void>((resolve) => server.close(() => resolve()));
+      demoFeed.stop();
       await hub.drain();
       streams.close();
       sockets.close();

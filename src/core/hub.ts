@@ -110,6 +110,11 @@ export class Hub {
     return count;
   }
 
+  /** Live subscribers plus held long-polls of one mailbox: is anyone watching it right now? */
+  watcherCount(mailbox: string): number {
+    return (this.#subscribers.get(mailbox)?.size ?? 0) + (this.#waiters.get(mailbox)?.size ?? 0);
+  }
+
   /**
    * Stores the items (all or, on an idempotency conflict, none) and hands them
    * to live subscribers. With several items, the key is made per item.

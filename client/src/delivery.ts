@@ -1,0 +1,59 @@
+import type { CursorStore } from "./cursor-store.js";
+import type { HeraldClientError } from "./errors.js";
+import { SeenIds } from "./seen-ids.js";
+import type { GapEvent, HeraldMessage, SubscriptionStatus } from "./types.js";
+
+export interface SubscribeHandlers {
+  /** Each message once (repeats after a reconnect are dropped by id), in order per mailbox. */
+  onMessage(message: HeraldMessage): void;
+  /** The server could not deliver everything after the cursor; what follows starts at its earliest message. */
+  onGap?(gap: GapEvent): void;
+  onStatus?(status: SubscriptionStatus): void;
+  /** A failed attempt; the subscription retries unless the error is fatal (then status turns "closed"). */
+  onError?(error: HeraldClientError): void;
+}
+
+/** The per-tab end of a subscription: drops repeats, tracks and saves the cursor, calls the handlers. */
+export class Delivery {
+  cursor: string | undefined;
+  /** Only the tab that holds the connection writes the shared cursor. */
+  persist = true;
+  readonly #handlers: SubscribeHandlers;
+  readonly #store: CursorStore | undefined;
+  readonly #key: string;
+  readonly #seen = new SeenIds();
+
+  constructor(handlers: SubscribeHandlers, store: CursorStore | undefined, key: string) {
+    this.#handlers = handlers;
+    this.#store = store;
+    this.#key = key;
+  }
+
+  async load(fallback: string | undefined): Promise<string | undefined> {
+    this.cursor = (await this.#store?.load(this.#key)) ?? fallback;
+    return this.cursor;
+  }
+
+  message(message: HeraldMessage): void {
+    this.#advance(message.cursor);
+    if (this.#seen.add(message.id)) this.#handlers.onMessage(message);
+  }
+
+  gap(gap: GapEvent): void {
+    this.#advance(gap.cursor);
+    this.#handlers.onGap?.(gap);
+  }
+
+  status(status: SubscriptionStatus): void {
+    this.#handlers.onStatus?.(status);
+  }
+
+  error(error: HeraldClientError): void {
+    this.#handlers.onError?.(error);
+  }
+
+  #advance(cursor: string): void {
+    this.cursor = cursor;
+    if (this.persist) void this.#store?.save(this.#key, cursor);
+  }
+}

@@ -1,0 +1,20 @@
+/**
+ * Herald's client: subscribe (SSE, long-poll fallback, or WebSocket) with a
+ * cursor that survives reconnects and reloads, and publish. No runtime
+ * dependencies; runs in browsers and Node 20.
+ */
+export { type BackoffOptions, backoffDelay, DEFAULT_BACKOFF } from "./backoff.js";
+export { type CursorStore, callbackCursorStore, fileCursorStore, localStorageCursorStore } from "./cursor-store.js";
+export type { SubscribeHandlers } from "./delivery.js";
+export { HeraldClientError } from "./errors.js";
+export { type PublishOptions, publish } from "./publish.js";
+export { type SubscribeOptions, type Subscription, subscribe } from "./subscribe.js";
+export type {
+  GapEvent,
+  HeraldMessage,
+  MessageFields,
+  SubscriptionStatus,
+  TokenProvider,
+  TransportName,
+  WebSocketConstructor,
+} from "./types.js";

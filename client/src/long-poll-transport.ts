@@ -1,0 +1,75 @@
+import { networkError, responseError } from "./errors.js";
+import { mailboxQuery } from "./http.js";
+import type { Transport } from "./transport.js";
+import type { HeraldMessage } from "./types.js";
+
+/** Messages one poll may return. */
+export const LONG_POLL_LIMIT = 500;
+/** Beyond the server's hold, how long a poll may take before it is presumed lost. */
+const LONG_POLL_GRACE_MS = 15_000;
+
+interface ReadAnswer {
+  messages: HeraldMessage[];
+  cursor: string;
+  gap: boolean;
+  gaps?: { mailbox: string; reason: "epoch" | "expired" | "trimmed" }[];
+}
+
+/** One GET a time that the server holds until something arrives; the next starts from the answer's cursor. */
+export const longPollTransport: Transport = (request, events) => {
+  let done = false;
+  let controller: AbortController | undefined;
+  const headers: Record<string, string> = {};
+  if (request.token) headers.Authorization = `Bearer ${request.token}`;
+
+  void (async () => {
+    let cursor = request.cursor;
+    // The first poll answers at once, so a working path is reported open without waiting out a hold.
+    let wait = "0";
+    while (!done) {
+      controller = new AbortController();
+      const timer = setTimeout(() => controller?.abort(), request.longPollWaitSeconds * 1000 + LONG_POLL_GRACE_MS);
+      const query = mailboxQuery(request.mailboxes, {
+        cursor,
+        wait,
+        limit: String(LONG_POLL_LIMIT),
+      });
+      let answer: ReadAnswer;
+      try {
+        const response = await request.fetch(`${request.baseUrl}/v1/messages?${query}`, {
+          headers,
+          signal: controller.signal,
+          cache: "no-store",
+        });
+        if (!response.ok) {
+          const error = await responseError(response);
+          if (!done) events.closed(error);
+          return;
+        }
+        answer = (await response.json()) as ReadAnswer;
+      } catch (error) {
+        if (!done) events.closed(networkError(error));
+        return;
+      } finally {
+        clearTimeout(timer);
+      }
+      if (done) return;
+      events.alive();
+      if (answer.gap && answer.gaps)
+        events.gap({ gaps: answer.gaps, cursor: answer.messages[0]?.cursor ?? answer.cursor });
+      for (const message of answer.messages) {
+        if (done) return;
+        events.message(message);
+      }
+      cursor = answer.cursor;
+      wait = String(request.longPollWaitSeconds);
+    }
+  })();
+
+  return {
+    close: () => {
+      done = true;
+      controller?.abort();
+    },
+  };
+};

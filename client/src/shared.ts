@@ -1,0 +1,161 @@
+import type { Delivery } from "./delivery.js";
+import { HeraldClientError, networkError, responseError } from "./errors.js";
+import { mailboxQuery } from "./http.js";
+import type { GapEvent, HeraldMessage, SubscriptionStatus, TokenProvider } from "./types.js";
+
+/** Pages a follower tab reads to catch up before it relies on the leader's broadcasts. */
+export const MAX_CATCH_UP_PAGES = 20;
+const CATCH_UP_PAGE_SIZE = 1000;
+
+type Broadcast =
+  | { kind: "message"; message: HeraldMessage }
+  | { kind: "gap"; gap: GapEvent }
+  | { kind: "status"; status: SubscriptionStatus }
+  | { kind: "hello" };
+
+/** What the leader tab runs: a connection whose events it hands to `sink`; `stop` ends it. */
+export interface LeaderSink {
+  message(message: HeraldMessage): void;
+  gap(gap: GapEvent): void;
+  status(status: Omit<SubscriptionStatus, "role">): void;
+}
+
+export interface SharedOptions {
+  /** Names the lock and the channel: the same server, mailboxes and transport share. */
+  readonly name: string;
+  readonly baseUrl: string;
+  readonly mailboxes: readonly string[];
+  readonly token: TokenProvider | undefined;
+  readonly fetch: typeof fetch;
+  readonly delivery: Delivery;
+  /** Starts the real connection from the delivery's cursor; returns its stop function. */
+  readonly lead: (sink: LeaderSink) => () => void;
+}
+
+export function canShareAcrossTabs(): boolean {
+  const nav = (globalThis as { navigator?: { locks?: unknown } }).navigator;
+  return typeof BroadcastChannel === "function" && nav?.locks !== undefined;
+}
+
+/**
+ * One connection per browser, not per tab. The tab holding the Web Lock is
+ * the leader: it connects and rebroadcasts every event on a BroadcastChannel.
+ * Other tabs catch up once with a short read, then listen; when the leader
+ * closes, the browser hands the lock to the next tab, which connects from the
+ * cursor of the last event it saw.
+ */
+export function startShared(options: SharedOptions): () => void {
+  const { delivery } = options;
+  const channel = new BroadcastChannel(options.name);
+  const abort = new AbortController();
+  let role: "leader" | "follower" = "follower";
+  let lastStatus: SubscriptionStatus | undefined;
+  let stopLeading: (() => void) | undefined;
+  let releaseLock: (() => void) | undefined;
+  let buffered: Broadcast[] | undefined = [];
+  let catchingUp: Promise<void> = Promise.resolve();
+  let closed = false;
+
+  const apply = (event: Broadcast) => {
+    if (event.kind === "message") delivery.message(event.message);
+    else if (event.kind === "gap") delivery.gap(event.gap);
+    else if (event.kind === "status") delivery.status({ ...event.status, role: "follower" });
+  };
+  const flush = () => {
+    const events = buffered ?? [];
+    buffered = undefined;
+    for (const event of events) apply(event);
+  };
+  channel.onmessage = (event: MessageEvent<Broadcast>) => {
+    const data = event.data;
+    if (role === "leader") {
+      if (data.kind === "hello" && lastStatus) channel.postMessage({ kind: "status", status: lastStatus });
+      return;
+    }
+    if (buffered) buffered.push(data);
+    else apply(data);
+  };
+
+  const lead = async (): Promise<void> => {
+    if (closed) return;
+    await catchingUp;
+    flush();
+    role = "leader";
+    delivery.persist = true;
+    stopLeading = options.lead({
+      message: (message) => {
+        delivery.message(message);
+        channel.postMessage({ kind: "message", message });
+      },
+      gap: (gap) => {
+        delivery.gap(gap);
+        channel.postMessage({ kind: "gap", gap });
+      },
+      status: (status) => {
+        lastStatus = { ...status, role: "leader" };
+        delivery.status(lastStatus);
+        channel.postMessage({ kind: "status", status: lastStatus });
+      },
+    });
+    await new Promise<void>((resolve) => {
+      releaseLock = resolve;
+    });
+  };
+
+  const follow = () => {
+    delivery.persist = false;
+    delivery.status({ state: "connecting", transport: "sse", role: "follower" });
+    channel.postMessage({ kind: "hello" });
+    catchingUp = catchUp(options).then(flush, (error: unknown) => {
+      delivery.error(error instanceof HeraldClientError ? error : networkError(error));
+      flush();
+    });
+    navigator.locks.request(options.name, { signal: abort.signal }, lead).catch(() => {
+      // Aborted by close() while waiting: nothing to release.
+    });
+  };
+
+  void navigator.locks.request(options.name, { ifAvailable: true }, (lock) => {
+    if (lock) return lead();
+    follow();
+    return undefined;
+  });
+
+  return () => {
+    closed = true;
+    abort.abort();
+    stopLeading?.();
+    releaseLock?.();
+    channel.close();
+  };
+}
+
+/** Reads what the follower's cursor is behind by; deliveries are de-duplicated by id. */
+async function catchUp(options: SharedOptions): Promise<void> {
+  const { delivery } = options;
+  for (let page = 0; page < MAX_CATCH_UP_PAGES; page++) {
+    const token = await options.token?.();
+    const query = mailboxQuery(options.mailboxes, { cursor: delivery.cursor, limit: String(CATCH_UP_PAGE_SIZE) });
+    let response: Response;
+    try {
+      response = await options.fetch(`${options.baseUrl}/v1/messages?${query}`, {
+        headers: token ? { Authorization: `Bearer ${token}` } : {},
+        cache: "no-store",
+      });
+    } catch (error) {
+      throw networkError(error);
+    }
+    if (!response.ok) throw await responseError(response);
+    const answer = (await response.json()) as {
+      messages: HeraldMessage[];
+      cursor: string;
+      gaps?: GapEvent["gaps"];
+    };
+    if (answer.gaps && answer.gaps.length > 0) {
+      delivery.gap({ gaps: answer.gaps, cursor: answer.messages[0]?.cursor ?? answer.cursor });
+    }
+    for (const message of answer.messages) delivery.message(message);
+    delivery.cursor = answer.cursor;
+    if (answer.messages.length < CATCH_UP_PAGE_SIZE) return;
+  }
+}

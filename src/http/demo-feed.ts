@@ -1,0 +1,53 @@
+import type { Hub } from "../core/hub.js";
+
+/** The mailbox `/demo/dashboard?feed=demo` and `/demo/ticker?feed=demo` watch. */
+export const DEMO_FEED_MAILBOX = "feed:demo";
+export const DEMO_FEED_INTERVAL_MS = 1000;
+/** Demo samples expire quickly: they matter only while someone watches. */
+const DEMO_SAMPLE_TTL_SECONDS = 300;
+
+export interface DemoFeed {
+  stop(): void;
+}
+
+function step(value: number, spread: number, min: number, max: number): number {
+  return Math.min(max, Math.max(min, value + (Math.random() - 0.5) * spread));
+}
+
+/**
+ * Publishes a sample to `feed:demo` every interval, but only while someone is
+ * subscribed or long-polling there, so an idle server stores nothing.
+ */
+export function startDemoFeed(hub: Hub, intervalMs = DEMO_FEED_INTERVAL_MS): DemoFeed {
+  let cpu = 35;
+  let memory = 60;
+  let requests = 400;
+  let publishing = false;
+  const timer = setInterval(() => {
+    if (publishing || hub.draining || hub.watcherCount(DEMO_FEED_MAILBOX) === 0) return;
+    cpu = step(cpu, 12, 1, 99);
+    memory = step(memory, 4, 20, 95);
+    requests = step(requests, 80, 50, 1200);
+    const data = { cpu: Math.round(cpu), memory: Math.round(memory), requests: Math.round(requests) };
+    publishing = true;
+    hub
+      .publish([
+        {
+          mailbox: DEMO_FEED_MAILBOX,
+          fields: {
+            body: `cpu ${data.cpu}% · memory ${data.memory}% · ${data.requests} req/s`,
+            data,
+            ttl: DEMO_SAMPLE_TTL_SECONDS,
+          },
+        },
+      ])
+      .catch(() => {
+        // The store is down or the server drains: skip this sample.
+      })
+      .finally(() => {
+        publishing = false;
+      });
+  }, intervalMs);
+  timer.unref();
+  return { stop: () => clearInterval(timer) };
+}

@@ -1,0 +1,48 @@
+import { readFile } from "node:fs/promises";
+import type { Context } from "hono";
+import { HeraldError } from "../core/errors.js";
+import type { RouteSpec } from "./app.js";
+import { serveClientBundle } from "./client-bundle.js";
+
+const DEMO_DIR = new URL("../../demo/", import.meta.url);
+const PAGES = new Set(["chat", "dashboard", "inbox", "ticker"]);
+const ASSET = /^[a-z][a-z0-9-]*\.(js|css)$/;
+const CONTENT_TYPES: Record<string, string> = {
+  html: "text/html; charset=utf-8",
+  js: "text/javascript; charset=utf-8",
+  css: "text/css; charset=utf-8",
+};
+
+async function demoFile(c: Context, name: string): Promise<Response> {
+  const extension = name.slice(name.lastIndexOf(".") + 1);
+  let text: string;
+  try {
+    text = await readFile(new URL(name, DEMO_DIR), "utf8");
+  } catch {
+    throw new HeraldError("not_found", `No demo file ${name}`);
+  }
+  return c.body(text, 200, {
+    "Content-Type": CONTENT_TYPES[extension] ?? "application/octet-stream",
+    "Cache-Control": "no-cache",
+  });
+}
+
+function demoPage(c: Context): Promise<Response> {
+  const page = c.req.param("page") ?? "";
+  if (!PAGES.has(page)) throw new HeraldError("not_found", `No demo called "${page}"; try ${[...PAGES].join(", ")}`);
+  return demoFile(c, `${page}.html`);
+}
+
+function demoAsset(c: Context): Promise<Response> {
+  const file = c.req.param("file") ?? "";
+  if (!ASSET.test(file)) throw new HeraldError("not_found", `No demo asset ${file}`);
+  return demoFile(c, file);
+}
+
+/** The demo apps and the client bundle; not part of the API, so kept out of ROUTES and openapi.yaml. */
+export const DEMO_ROUTES: readonly RouteSpec[] = [
+  { method: "GET", path: "/", handler: (c) => demoFile(c, "index.html") },
+  { method: "GET", path: "/client.js", handler: serveClientBundle },
+  { method: "GET", path: "/demo/assets/:file", handler: demoAsset },
+  { method: "GET", path: "/demo/:page", handler: demoPage },
+];
