@@ -11,6 +11,7 @@ import {
   freePort,
   hasRedisServerBinary,
   RedisServerProcess,
+  skipBecause,
   testRedis,
   uniquePrefix,
 } from "./helpers/redis.js";
@@ -154,6 +155,8 @@ if ("reason" in redis) {
     });
   });
 
+  if (!hasRedisServerBinary())
+    console.warn(`Redis outage test skipped: ${skipBecause("no redis-server binary").reason}`);
   describe.runIf(hasRedisServerBinary())("Redis store while Redis is down", () => {
     it("rejects appends and reads, reports not ready, and recovers by itself", async () => {
       const dir = await mkdtemp(join(tmpdir(), "herald-redis-"));

@@ -92,6 +92,15 @@ export class RedisServerProcess {
   }
 }
 
+/** Set by .ci/run: CI must run the Redis tests, so a missing Redis fails them instead of skipping. */
+export const REDIS_REQUIRED = process.env.HERALD_REQUIRE_REDIS === "1";
+
+/** A skip reason, or an error when HERALD_REQUIRE_REDIS forbids skipping. */
+export function skipBecause(reason: string): { reason: string } {
+  if (REDIS_REQUIRED) throw new Error(`Redis tests cannot run (HERALD_REQUIRE_REDIS=1): ${reason}`);
+  return { reason };
+}
+
 /**
  * The Redis the tests use: REDIS_URL when set, else 127.0.0.1:6379 when it
  * answers, else a redis-server child on a free port. Undefined (with the
@@ -101,11 +110,11 @@ export async function testRedis(): Promise<TestRedis | { reason: string }> {
   const fromEnv = process.env.REDIS_URL;
   if (fromEnv) {
     if (await answers(fromEnv)) return { url: fromEnv, stop: async () => {} };
-    return { reason: `REDIS_URL=${fromEnv} does not answer` };
+    return skipBecause(`REDIS_URL=${fromEnv} does not answer`);
   }
   const local = "redis://127.0.0.1:6379";
   if (await answers(local)) return { url: local, stop: async () => {} };
-  if (!hasRedisServerBinary()) return { reason: "no Redis at 127.0.0.1:6379 and no redis-server binary on PATH" };
+  if (!hasRedisServerBinary()) return skipBecause("no Redis at 127.0.0.1:6379 and no redis-server binary on PATH");
   const server = new RedisServerProcess({ port: await freePort() });
   await server.start();
   return { url: server.url, stop: () => server.stop("SIGTERM") };
