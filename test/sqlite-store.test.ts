@@ -4,7 +4,12 @@ import { join } from "node:path";
 import Database from "better-sqlite3";
 import { afterEach, describe, expect, it } from "vitest";
 import { SCHEMA_VERSION, SqliteSchemaError } from "../src/store/sqlite-schema.js";
-import { createSqliteStore, SQLITE_FILE_NAME, type SqliteStoreOptions } from "../src/store/sqlite-store.js";
+import {
+  createSqliteStore,
+  SQLITE_FILE_NAME,
+  SqliteStoreError,
+  type SqliteStoreOptions,
+} from "../src/store/sqlite-store.js";
 import { publishMany, type WireMessage } from "./helpers/clients.js";
 import { startTestServer } from "./helpers/server.js";
 import { describeStoreContract, draft } from "./store-contract.js";
@@ -86,23 +91,30 @@ describe("sqlite store specifics", () => {
   });
 
   it("commits appends arriving in one tick in one transaction, and answers only once committed", async () => {
-    const dir = newDir();
-    const store = open(dir);
+    const store = open(newDir());
     await store.append([{ mailbox: "warm", draft: draft({}) }]);
     const commitsBefore = store.commits;
-    const results = await Promise.all(
-      Array.from({ length: 50 }, (_, n) => store.append([{ mailbox: `m${n % 5}`, draft: draft({ n }) }])),
+    const commitsWhenAnswered: number[] = [];
+    const pending = Array.from({ length: 50 }, (_, n) =>
+      store.append([{ mailbox: `m${n % 5}`, draft: draft({ n }) }]).then((results) => {
+        commitsWhenAnswered.push(store.commits);
+        return results;
+      }),
     );
-    expect(store.commits).toBe(commitsBefore + 1);
+    expect(store.commits).toBe(commitsBefore);
+    const results = await Promise.all(pending);
+    expect(commitsWhenAnswered).toEqual(Array(50).fill(commitsBefore + 1));
     expect(results.flat().every((r) => r.status === "stored")).toBe(true);
-    // Another connection sees every answered message at once: they are committed, not just queued.
-    const other = new Database(join(dir, SQLITE_FILE_NAME), { readonly: true });
-    try {
-      const { n } = other.prepare("SELECT count(*) AS n FROM messages").get() as { n: number };
-      expect(n).toBe(51);
-    } finally {
-      other.close();
-    }
+    expect(store.stats().messages).toBe(51);
+  });
+
+  it("refuses a second store on a data directory in use", async () => {
+    const dir = newDir();
+    const first = open(dir);
+    await first.append([{ mailbox: "a", draft: draft({}) }]);
+    expect(() => open(dir)).toThrow(SqliteStoreError);
+    await first.close();
+    expect((await open(dir).head("a"))?.lastSeq).toBe(1);
   });
 
   it("records its schema version and refuses a database from a newer Herald", async () => {

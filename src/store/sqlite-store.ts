@@ -14,6 +14,7 @@ import type {
   StoreStats,
 } from "./mailbox-store.js";
 import { migrate } from "./sqlite-schema.js";
+import { type MailboxRow, type MessageRow, prepareStatements, type Statements } from "./sqlite-statements.js";
 import { storedMessage } from "./stored-message.js";
 
 export interface SqliteStoreOptions {
@@ -47,26 +48,11 @@ const TRIM_DELAY_MS = 10;
 /** Mailboxes checked against the cap per step when scanning the whole store after opening. */
 const CAP_SCAN_MAILBOXES = 500;
 const DEFAULT_SWEEP_INTERVAL_MS = 1000;
-/** SQLite's own wait for a lock held by another connection. */
-const BUSY_TIMEOUT_MS = 5000;
+/** Append calls waiting for the next commit at most; beyond it appends fail fast (publishers see 503). */
+const MAX_QUEUED_APPENDS = 50_000;
 
-interface MailboxRow {
-  id: number;
-  epoch: string;
-  last_seq: number;
-  trimmed_through: number;
-}
-
-interface MessageRow {
-  seq: number;
-  id: string;
-  time_ms: number;
-  expires_at_ms: number;
-  json: string;
-}
-
-interface KeyedRow extends MessageRow {
-  fingerprint: string | null;
+export class SqliteStoreError extends Error {
+  override name = "SqliteStoreError";
 }
 
 interface PendingAppend {
@@ -104,58 +90,11 @@ function toMessage(mailbox: string, epoch: string, row: MessageRow): StoredMessa
   };
 }
 
-function prepareStatements(db: Database.Database) {
-  return {
-    mailbox: db.prepare<[string], MailboxRow>(
-      "SELECT id, epoch, last_seq, trimmed_through FROM mailboxes WHERE name = ?",
-    ),
-    createMailbox: db.prepare<[string, string], { id: number }>(
-      "INSERT INTO mailboxes (name, epoch, last_seq) VALUES (?, ?, 0) RETURNING id",
-    ),
-    setLastSeq: db.prepare<[number, number]>("UPDATE mailboxes SET last_seq = ? WHERE id = ?"),
-    raiseTrimmed: db.prepare<[number, number]>(
-      "UPDATE mailboxes SET trimmed_through = max(trimmed_through, ?) WHERE id = ?",
-    ),
-    insert: db.prepare<[number, number, string, number, number, string, number, string | null, string | null]>(
-      `INSERT INTO messages (mailbox_id, seq, id, time_ms, expires_at_ms, json, size, idempotency_key, fingerprint)
-       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`,
-    ),
-    byKey: db.prepare<[number, string, number], KeyedRow>(
-      `SELECT seq, id, time_ms, expires_at_ms, json, fingerprint FROM messages
-       WHERE mailbox_id = ? AND idempotency_key = ? AND expires_at_ms > ? ORDER BY seq DESC LIMIT 1`,
-    ),
-    after: db.prepare<[number, number, number, number], MessageRow>(
-      `SELECT seq, id, time_ms, expires_at_ms, json FROM messages
-       WHERE mailbox_id = ? AND seq > ? AND expires_at_ms > ? ORDER BY seq LIMIT ?`,
-    ),
-    trimToCap: db.prepare<[number, number, number], { seq: number; size: number }>(
-      `DELETE FROM messages WHERE pos IN
-         (SELECT pos FROM messages WHERE mailbox_id = ? AND seq <= ? ORDER BY seq LIMIT ?)
-       RETURNING seq, size`,
-    ),
-    oldest: db.prepare<[number], { pos: number; mailbox_id: number; seq: number; size: number }>(
-      "SELECT pos, mailbox_id, seq, size FROM messages ORDER BY pos LIMIT ?",
-    ),
-    deleteThrough: db.prepare<[number]>("DELETE FROM messages WHERE pos <= ?"),
-    deleteExpired: db.prepare<[number, number], { size: number }>(
-      `DELETE FROM messages WHERE pos IN (SELECT pos FROM messages WHERE expires_at_ms <= ? LIMIT ?)
-       RETURNING size`,
-    ),
-    scanMailboxes: db.prepare<[number, number], { id: number; last_seq: number }>(
-      "SELECT id, last_seq FROM mailboxes WHERE id > ? ORDER BY id LIMIT ?",
-    ),
-    countMailboxes: db.prepare<[], { n: number }>("SELECT count(*) AS n FROM mailboxes"),
-    countMessages: db.prepare<[], { n: number; bytes: number }>(
-      "SELECT count(*) AS n, coalesce(sum(size), 0) AS bytes FROM messages",
-    ),
-  };
-}
-
 export class SqliteStore implements MailboxStore {
   readonly #options: SqliteStoreOptions;
   readonly #now: () => number;
   readonly #db: Database.Database;
-  readonly #sql: ReturnType<typeof prepareStatements>;
+  readonly #sql: Statements;
   readonly #listeners = new Set<AppendListener>();
   readonly #sweepTimer: NodeJS.Timeout;
   #queue: PendingAppend[] = [];
@@ -174,15 +113,20 @@ export class SqliteStore implements MailboxStore {
     this.#options = options;
     this.#now = options.now ?? Date.now;
     mkdirSync(options.dataDir, { recursive: true });
-    this.#db = new Database(join(options.dataDir, SQLITE_FILE_NAME));
+    // No busy wait: the only other connection there can be is another Herald, refused below.
+    this.#db = new Database(join(options.dataDir, SQLITE_FILE_NAME), { timeout: 0 });
     try {
+      // One Herald per data directory: a second one would not see the first one's publishes live.
+      this.#db.pragma("locking_mode = EXCLUSIVE");
       this.#db.pragma("journal_mode = WAL");
       this.#db.pragma(`synchronous = ${options.sync === "full" ? "FULL" : "NORMAL"}`);
-      this.#db.pragma(`busy_timeout = ${BUSY_TIMEOUT_MS}`);
       migrate(this.#db);
       this.#sql = prepareStatements(this.#db);
     } catch (error) {
       this.#db.close();
+      if ((error as { code?: string }).code === "SQLITE_BUSY") {
+        throw new SqliteStoreError(`${options.dataDir} is in use by another Herald process`);
+      }
       throw error;
     }
     const messages = this.#sql.countMessages.get() as { n: number; bytes: number };
@@ -197,7 +141,10 @@ export class SqliteStore implements MailboxStore {
   }
 
   append(items: readonly AppendItem[]): Promise<AppendResult[]> {
-    if (this.#closed) return Promise.reject(new Error("store is closed"));
+    if (this.#closed) return Promise.reject(new SqliteStoreError("store is closed"));
+    if (this.#queue.length >= MAX_QUEUED_APPENDS) {
+      return Promise.reject(new SqliteStoreError("too many appends waiting for a commit"));
+    }
     return new Promise((resolve, reject) => {
       this.#queue.push({ items, resolve, reject });
       if (!this.#flushScheduled) {

@@ -1,0 +1,71 @@
+import type Database from "better-sqlite3";
+
+/** Every statement the SQLite store runs, prepared once per connection. */
+
+export interface MailboxRow {
+  id: number;
+  epoch: string;
+  last_seq: number;
+  trimmed_through: number;
+}
+
+export interface MessageRow {
+  seq: number;
+  id: string;
+  time_ms: number;
+  expires_at_ms: number;
+  json: string;
+}
+
+export interface KeyedRow extends MessageRow {
+  fingerprint: string | null;
+}
+
+export function prepareStatements(db: Database.Database) {
+  return {
+    mailbox: db.prepare<[string], MailboxRow>(
+      "SELECT id, epoch, last_seq, trimmed_through FROM mailboxes WHERE name = ?",
+    ),
+    createMailbox: db.prepare<[string, string], { id: number }>(
+      "INSERT INTO mailboxes (name, epoch, last_seq) VALUES (?, ?, 0) RETURNING id",
+    ),
+    setLastSeq: db.prepare<[number, number]>("UPDATE mailboxes SET last_seq = ? WHERE id = ?"),
+    raiseTrimmed: db.prepare<[number, number]>(
+      "UPDATE mailboxes SET trimmed_through = max(trimmed_through, ?) WHERE id = ?",
+    ),
+    insert: db.prepare<[number, number, string, number, number, string, number, string | null, string | null]>(
+      `INSERT INTO messages (mailbox_id, seq, id, time_ms, expires_at_ms, json, size, idempotency_key, fingerprint)
+       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+    ),
+    byKey: db.prepare<[number, string, number], KeyedRow>(
+      `SELECT seq, id, time_ms, expires_at_ms, json, fingerprint FROM messages
+       WHERE mailbox_id = ? AND idempotency_key = ? AND expires_at_ms > ? ORDER BY seq DESC LIMIT 1`,
+    ),
+    after: db.prepare<[number, number, number, number], MessageRow>(
+      `SELECT seq, id, time_ms, expires_at_ms, json FROM messages
+       WHERE mailbox_id = ? AND seq > ? AND expires_at_ms > ? ORDER BY seq LIMIT ?`,
+    ),
+    trimToCap: db.prepare<[number, number, number], { seq: number; size: number }>(
+      `DELETE FROM messages WHERE pos IN
+         (SELECT pos FROM messages WHERE mailbox_id = ? AND seq <= ? ORDER BY seq LIMIT ?)
+       RETURNING seq, size`,
+    ),
+    oldest: db.prepare<[number], { pos: number; mailbox_id: number; seq: number; size: number }>(
+      "SELECT pos, mailbox_id, seq, size FROM messages ORDER BY pos LIMIT ?",
+    ),
+    deleteThrough: db.prepare<[number]>("DELETE FROM messages WHERE pos <= ?"),
+    deleteExpired: db.prepare<[number, number], { size: number }>(
+      `DELETE FROM messages WHERE pos IN (SELECT pos FROM messages WHERE expires_at_ms <= ? LIMIT ?)
+       RETURNING size`,
+    ),
+    scanMailboxes: db.prepare<[number, number], { id: number; last_seq: number }>(
+      "SELECT id, last_seq FROM mailboxes WHERE id > ? ORDER BY id LIMIT ?",
+    ),
+    countMailboxes: db.prepare<[], { n: number }>("SELECT count(*) AS n FROM mailboxes"),
+    countMessages: db.prepare<[], { n: number; bytes: number }>(
+      "SELECT count(*) AS n, coalesce(sum(size), 0) AS bytes FROM messages",
+    ),
+  };
+}
+
+export type Statements = ReturnType<typeof prepareStatements>;
