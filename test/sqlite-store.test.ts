@@ -108,6 +108,23 @@ describe("sqlite store specifics", () => {
     expect(store.stats().messages).toBe(51);
   });
 
+  it("rolls back only the conflicting call of a group commit", async () => {
+    const store = open(newDir());
+    const [original] = await store.append([{ mailbox: "a", draft: draft({ n: 0 }, { key: "k", fingerprint: "f" }) }]);
+    const [before, conflicting, after] = await Promise.all([
+      store.append([{ mailbox: "a", draft: draft({ n: 1 }) }]),
+      store.append([
+        { mailbox: "b", draft: draft({ n: 2 }) },
+        { mailbox: "a", draft: draft({ n: 3 }, { key: "k", fingerprint: "other" }) },
+      ]),
+      store.append([{ mailbox: "a", draft: draft({ n: 4 }) }]),
+    ]);
+    expect(conflicting).toEqual([{ status: "conflict", message: original?.message }]);
+    expect([before?.[0]?.message.seq, after?.[0]?.message.seq]).toEqual([2, 3]);
+    expect(await store.head("b")).toBeUndefined();
+    expect(store.stats()).toMatchObject({ mailboxes: 1, messages: 3 });
+  });
+
   it("refuses a second store on a data directory in use", async () => {
     const dir = newDir();
     const first = open(dir);
