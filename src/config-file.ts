@@ -1,4 +1,5 @@
 import { readFileSync } from "node:fs";
+import { type AuthSettings, type LimitSettings, parseAuthSection, parseLimitsSection } from "./auth/auth-config.js";
 import { ConfigError } from "./config.js";
 import { type HookDefinition, parseHooksSection } from "./hooks/hook-config.js";
 
@@ -6,10 +7,10 @@ import { type HookDefinition, parseHooksSection } from "./hooks/hook-config.js";
 export interface FileConfig {
   /** Webhook endpoints served under /v1/hooks/{id}; empty when the file has none. */
   readonly hooks: readonly HookDefinition[];
-  /** The "auth" section as written; its owner validates it. Undefined when absent. */
-  readonly auth: unknown;
-  /** The "limits" section as written; its owner validates it. Undefined when absent. */
-  readonly limits: unknown;
+  /** Publisher keys, token verification, CORS (src/auth/auth-config.ts). Undefined when absent. */
+  readonly auth: AuthSettings | undefined;
+  /** Abuse limits (src/auth/auth-config.ts). Undefined when absent. */
+  readonly limits: LimitSettings | undefined;
 }
 
 /** A config file is a few hooks and keys; anything bigger is a mistake. */
@@ -19,17 +20,14 @@ export const EMPTY_FILE_CONFIG: FileConfig = { hooks: [], auth: undefined, limit
 
 type SectionParser = (value: unknown, env: NodeJS.ProcessEnv) => unknown;
 
-/** Until a section's owner plugs in a strict parser, its section is taken as written. */
-const passThrough: SectionParser = (value) => value;
-
 /**
  * Every top-level section and the function that checks it; any key not listed is refused
  * so that a typo ("hook") is reported rather than ignored.
  */
 const SECTIONS: Readonly<Record<keyof FileConfig, SectionParser>> = {
   hooks: parseHooksSection,
-  auth: passThrough,
-  limits: passThrough,
+  auth: parseAuthSection,
+  limits: parseLimitsSection,
 };
 
 /** Checks a parsed config document; errors name the field, e.g. `hooks[1].verify.secret`. */

@@ -16,6 +16,8 @@ export interface ServeConfig {
   readonly redisUrl: string;
   /** Prefix of every Redis key and channel (store "redis"); deployments sharing a Redis need distinct ones. */
   readonly redisPrefix: string;
+  /** Serve without auth on a non-loopback address (refused otherwise). */
+  readonly insecure: boolean;
   /** Path of the JSON config file (hooks, auth, limits), if any. */
   readonly configFile: string | undefined;
   readonly port: number;
@@ -46,6 +48,7 @@ export const DEFAULT_CONFIG: ServeConfig = {
   sqliteSync: "full",
   redisUrl: "redis://127.0.0.1:6379",
   redisPrefix: "herald:",
+  insecure: false,
   configFile: undefined,
   port: 8080,
   heartbeatSeconds: 15,
@@ -101,6 +104,7 @@ Options (each also read from the environment variable shown):
   --redis-url URL          Redis URL (REDIS_URL, default ${DEFAULT_CONFIG.redisUrl})
   --redis-prefix TEXT      prefix of Redis keys and channels (HERALD_REDIS_PREFIX, default ${DEFAULT_CONFIG.redisPrefix})
   --config FILE            JSON config file: hooks, auth, limits (HERALD_CONFIG)
+  --insecure               allow a non-loopback --host without auth (HERALD_INSECURE=1)
 ${NUMERIC_SETTINGS.filter((s) => s.key !== "port")
   .map((s) => `${`  --${s.flag} N`.padEnd(27)}${s.env} (default ${DEFAULT_CONFIG[s.key]})`)
   .join("\n")}
@@ -108,7 +112,7 @@ ${NUMERIC_SETTINGS.filter((s) => s.key !== "port")
 
 /** Flags win over the environment, which wins over the defaults. */
 export function parseServeConfig(argv: readonly string[], env: NodeJS.ProcessEnv): ServeConfig {
-  const options: Record<string, { type: "string" }> = {
+  const options: Record<string, { type: "string" | "boolean" }> = {
     host: { type: "string" },
     store: { type: "string" },
     "data-dir": { type: "string" },
@@ -116,6 +120,7 @@ export function parseServeConfig(argv: readonly string[], env: NodeJS.ProcessEnv
     "redis-url": { type: "string" },
     "redis-prefix": { type: "string" },
     config: { type: "string" },
+    insecure: { type: "boolean" },
   };
   for (const setting of NUMERIC_SETTINGS) options[setting.flag] = { type: "string" };
   let values: Record<string, string | boolean | undefined>;
@@ -156,6 +161,7 @@ export function parseServeConfig(argv: readonly string[], env: NodeJS.ProcessEnv
     config.redisPrefix = redisPrefix;
   }
   config.configFile = text("config", "HERALD_CONFIG");
+  config.insecure = values.insecure === true || env.HERALD_INSECURE === "1" || env.HERALD_INSECURE === "true";
   for (const setting of NUMERIC_SETTINGS) {
     const fromFlag = values[setting.flag] as string | undefined;
     const raw = fromFlag ?? env[setting.env];

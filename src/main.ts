@@ -1,6 +1,10 @@
+import { NO_LIMITS } from "./auth/auth-config.js";
+import { checkBinding, isLoopbackHost, resolveLimits, startupNotices } from "./auth/binding.js";
 import { hookCommand } from "./cli/hook-sign.js";
+import { keyCommand } from "./cli/key-create.js";
 import { ConfigError, parseServeConfig, SERVE_USAGE, type ServeConfig } from "./config.js";
 import { EMPTY_FILE_CONFIG, loadConfigFile } from "./config-file.js";
+import { createLogger } from "./http/request-log.js";
 import { startHerald } from "./server.js";
 import type { MailboxStore } from "./store/mailbox-store.js";
 import { createMemoryStore } from "./store/memory-store.js";
@@ -12,6 +16,7 @@ const USAGE = `Usage: herald <command> [options]
 Commands:
   serve     run the Herald server (herald serve --help)
   hook      sign a test webhook delivery (herald hook sign --help)
+  key       make a publisher API key (herald key create --help)
 `;
 
 /** How long `serve` waits for Redis before listening anyway. */
@@ -47,6 +52,14 @@ async function buildStore(config: ServeConfig): Promise<MailboxStore> {
   });
 }
 
+const LOG_LEVELS = ["fatal", "error", "warn", "info", "debug", "trace", "silent"];
+
+function logLevel(value: string | undefined): string {
+  if (value === undefined || value === "") return "info";
+  if (!LOG_LEVELS.includes(value)) throw new ConfigError(`HERALD_LOG_LEVEL must be one of ${LOG_LEVELS.join(", ")}`);
+  return value;
+}
+
 async function serveCommand(argv: string[]): Promise<void> {
   if (argv.includes("--help") || argv.includes("-h")) {
     console.log(SERVE_USAGE);
@@ -54,8 +67,20 @@ async function serveCommand(argv: string[]): Promise<void> {
   }
   const config = parseServeConfig(argv, process.env);
   const file = config.configFile === undefined ? EMPTY_FILE_CONFIG : loadConfigFile(config.configFile, process.env);
-  const herald = await startHerald(config, await buildStore(config), { hooks: file.hooks });
+  // Refuse an unsafe binding before a store is opened or Redis waited for.
+  checkBinding(config.host, file.auth !== undefined, config.insecure);
+  const logger = createLogger(logLevel(process.env.HERALD_LOG_LEVEL));
+  const herald = await startHerald(config, await buildStore(config), {
+    hooks: file.hooks,
+    auth: file.auth,
+    limits: file.limits,
+    logger,
+  });
   console.log(`Herald listening on ${herald.url} (${config.store} store)`);
+  const limits = resolveLimits(file.limits ?? NO_LIMITS, file.auth !== undefined || !isLoopbackHost(config.host));
+  for (const notice of startupNotices(config.host, file.auth !== undefined, config.insecure, limits)) {
+    (notice.startsWith("WARNING") ? console.error : console.log)(notice);
+  }
   let signalled = false;
   const stop = (signal: string) => {
     if (signalled) return;
@@ -78,6 +103,7 @@ export async function main(argv: string[]): Promise<void> {
   try {
     if (command === "serve") await serveCommand(rest);
     else if (command === "hook") await hookCommand(rest);
+    else if (command === "key") await keyCommand(rest);
     else if (command === undefined || command === "--help" || command === "-h" || command === "help") {
       console.log(USAGE);
     } else {

@@ -1,13 +1,18 @@
 import type { Server } from "node:http";
 import type { AddressInfo } from "node:net";
 import { serve } from "@hono/node-server";
+import { type AuthSettings, type LimitSettings, NO_LIMITS } from "./auth/auth-config.js";
+import { checkBinding, isLoopbackHost, resolveLimits, SOCKET_HEADROOM } from "./auth/binding.js";
 import type { ServeConfig } from "./config.js";
 import { createHub, type Hub } from "./core/hub.js";
 import type { HookDefinition } from "./hooks/hook-config.js";
 import { createHookService } from "./hooks/hook-service.js";
+import { type Access, createAccess } from "./http/access.js";
 import { createApp, ROUTES } from "./http/app.js";
 import { startDemoFeed } from "./http/demo-feed.js";
 import { DEMO_ROUTES } from "./http/demo-routes.js";
+import { createMetrics } from "./http/metrics.js";
+import { createLogger, type Logger } from "./http/request-log.js";
 import { StreamRegistry } from "./http/streams.js";
 import { createWebSocketServer, WsRegistry } from "./http/ws-route.js";
 import type { MailboxStore } from "./store/mailbox-store.js";
@@ -20,6 +25,8 @@ export interface RunningHerald {
   readonly streams: StreamRegistry;
   /** Open WebSockets of `GET /v1/ws`. */
   readonly sockets: WsRegistry;
+  /** Auth and abuse limits in force. */
+  readonly access: Access;
   readonly server: Server;
   /** Drains (answers long-polls, ends streams, finishes publishes), closes the listener and the store. */
   shutdown(): Promise<void>;
@@ -38,6 +45,11 @@ function hostForUrl(host: string): string {
 export interface StartOptions {
   /** Webhook endpoints to serve under /v1/hooks/{id}. */
   readonly hooks?: readonly HookDefinition[];
+  /** Keys, token verification and CORS; without it anyone may publish and read (loopback only, or --insecure). */
+  readonly auth?: AuthSettings | undefined;
+  readonly limits?: LimitSettings | undefined;
+  /** Request and error logs; silent when not given. */
+  readonly logger?: Logger;
 }
 
 /** Starts Herald on an already-built store; `main` chooses and builds the store. */
@@ -46,6 +58,11 @@ export async function startHerald(
   store: MailboxStore,
   options: StartOptions = {},
 ): Promise<RunningHerald> {
+  const insecureWarning = checkBinding(config.host, options.auth !== undefined, config.insecure);
+  const limits = resolveLimits(options.limits ?? NO_LIMITS, options.auth !== undefined || !isLoopbackHost(config.host));
+  const access = await createAccess(options.auth, limits);
+  const logger = options.logger ?? createLogger("silent");
+  if (insecureWarning !== undefined) logger.warn(insecureWarning);
   const hub = createHub({
     store,
     defaultTtlSeconds: config.messageTtlSeconds,
@@ -54,7 +71,11 @@ export async function startHerald(
   const streams = new StreamRegistry(hub, config.heartbeatSeconds, config.sseRetryMs);
   const sockets = new WsRegistry(config.heartbeatSeconds);
   const hooks = options.hooks?.length ? createHookService({ hooks: options.hooks, hub }) : undefined;
-  const app = createApp({ config, hub, store, streams, sockets, hooks }, [...ROUTES, ...DEMO_ROUTES]);
+  const metrics = createMetrics({ hub, store, streams, sockets, access });
+  const app = createApp({ config, hub, store, streams, sockets, hooks, access, metrics, logger }, [
+    ...ROUTES,
+    ...DEMO_ROUTES,
+  ]);
   const demoFeed = startDemoFeed(hub);
   const websocket = { server: createWebSocketServer(config) };
   const server = await new Promise<Server>((resolve, reject) => {
@@ -65,6 +86,8 @@ export async function startHerald(
   });
   server.headersTimeout = HEADERS_TIMEOUT_MS;
   server.requestTimeout = REQUEST_TIMEOUT_MS;
+  // A hard socket cap above the stream/long-poll cap, so publishes still get in when streams are full.
+  server.maxConnections = limits.maxConnections + SOCKET_HEADROOM;
   const { port } = server.address() as AddressInfo;
   let shuttingDown: Promise<void> | undefined;
   const shutdown = () => {
@@ -90,6 +113,7 @@ export async function startHerald(
     store,
     streams,
     sockets,
+    access,
     server,
     shutdown,
   };

@@ -18,6 +18,7 @@ export const ERROR_CATALOGUE = {
   internal: { status: 500, message: "Internal server error" },
   draining: { status: 503, message: "The server is shutting down; retry on another instance or shortly" },
   store_unavailable: { status: 503, message: "The message store is unavailable; retry shortly" },
+  server_full: { status: 503, message: "The server is at its connection limit; retry shortly" },
 } as const satisfies Record<string, { status: number; message: string }>;
 
 export type ErrorCode = keyof typeof ERROR_CATALOGUE;

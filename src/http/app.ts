@@ -2,12 +2,17 @@ import type { HttpBindings } from "@hono/node-server";
 import { RESPONSE_ALREADY_SENT } from "@hono/node-server/utils/response";
 import { type Context, Hono } from "hono";
 import { HeraldError } from "../core/errors.js";
+import { admitReader } from "./access.js";
+import { type CorsPolicy, corsMiddleware, corsPolicy } from "./cors.js";
 import type { AppDeps } from "./deps.js";
 import { receiveHook } from "./hook-routes.js";
+import { metricsRoute } from "./metrics.js";
 import { pathMailbox, queryMailboxes, streamCursor } from "./params.js";
 import { publishBatch, publishOne } from "./publish-routes.js";
 import { readMany, readOne } from "./read-routes.js";
+import { requestLog } from "./request-log.js";
 import type { StreamKind } from "./streams.js";
+import { mintToken } from "./token-routes.js";
 import { websocketRoute } from "./ws-route.js";
 
 export type HeraldEnv = { Bindings: HttpBindings };
@@ -22,13 +27,21 @@ export interface RouteSpec {
 
 function stream(kind: StreamKind, mailboxesOf: (c: Context<HeraldEnv>) => string[]): Handler {
   return async (c, deps) => {
-    await deps.streams.open({
-      kind,
-      mailboxes: mailboxesOf(c),
-      cursor: streamCursor(c),
-      request: c.env.incoming,
-      response: c.env.outgoing,
-    });
+    const mailboxes = mailboxesOf(c);
+    const grant = await admitReader(c, deps.access, mailboxes, "stream");
+    c.env.outgoing.once("close", grant.release);
+    try {
+      await deps.streams.open({
+        kind,
+        mailboxes,
+        cursor: streamCursor(c),
+        request: c.env.incoming,
+        response: c.env.outgoing,
+        expiresAt: grant.caller.expiresAt,
+      });
+    } finally {
+      if (!c.env.outgoing.headersSent || c.env.outgoing.destroyed) grant.release();
+    }
     return RESPONSE_ALREADY_SENT;
   };
 }
@@ -57,6 +70,8 @@ export const ROUTES: readonly RouteSpec[] = [
   { method: "POST", path: "/v1/hooks/:hook", handler: receiveHook },
   { method: "GET", path: "/healthz", handler: health },
   { method: "GET", path: "/readyz", handler: readiness },
+  { method: "POST", path: "/v1/tokens", handler: mintToken },
+  { method: "GET", path: "/metrics", handler: metricsRoute },
 ];
 
 function renderError(error: HeraldError): Response {
@@ -70,6 +85,21 @@ export function createApp(deps: AppDeps, routes: readonly RouteSpec[] = ROUTES):
   const app = new Hono<HeraldEnv>();
   app.use(async (c, next) => {
     await next();
+  // Built on first request: the app is also built from route declarations alone (openapi test).
+  let cors: { policy: CorsPolicy | undefined } | undefined;
+  app.use(
+    requestLog(
+      () => deps.logger,
+      (request) => deps.access.callerOf(request),
+      (seconds) => deps.metrics.observePublish(seconds),
+    ),
+  );
+  app.use(
+    corsMiddleware(() => {
+      cors ??= { policy: corsPolicy(deps.access.corsOrigins, deps.access.authOn) };
+      return cors.policy;
+    }),
+  );
     if (deps.hub.draining) c.res.headers.set("Connection", "close");
   });
   const methodsByPath = new Map<string, Method[]>();
@@ -88,7 +118,7 @@ export function createApp(deps: AppDeps, routes: readonly RouteSpec[] = ROUTES):
   app.notFound((c) => renderError(new HeraldError("not_found", `No route for ${c.req.method} ${c.req.path}`)));
   app.onError((error) => {
     if (error instanceof HeraldError) return renderError(error);
-    console.error("unhandled error", error);
+    deps.logger.error({ err: error }, "unhandled error");
     return renderError(new HeraldError("internal"));
   });
   return app;

@@ -4,6 +4,7 @@ import { HeraldError } from "../core/errors.js";
 import type { Published, PublishItem } from "../core/hub.js";
 import { assertMailboxName } from "../core/mailbox-name.js";
 import { type MessageFields, parseMessageFields } from "../core/message-input.js";
+import { admitPublisher } from "./access.js";
 import { readBody } from "./body.js";
 import type { AppDeps } from "./deps.js";
 import { pathMailbox } from "./params.js";
@@ -36,6 +37,8 @@ function jsonResponse(c: Context, status: 200 | 201, body: string): Response {
 /** POST /v1/mailboxes/{mailbox}/messages */
 export async function publishOne(c: Context, deps: AppDeps): Promise<Response> {
   const mailbox = pathMailbox(c);
+  const caller = await admitPublisher(c, deps.access);
+  deps.access.checkPublish(caller, [mailbox]);
   const key = idempotencyKey(c);
   const body = await readBody(c, deps.config.maxBodyBytes);
   const fields: MessageFields =
@@ -87,12 +90,17 @@ function batchItems(value: unknown, maxTtlSeconds: number): PublishItem[] {
 
 /** POST /v1/messages: batch (`messages`) or fan-in (`mailboxes` + `message`). Every item is checked before any is stored. */
 export async function publishBatch(c: Context, deps: AppDeps): Promise<Response> {
+  const caller = await admitPublisher(c, deps.access);
   const key = idempotencyKey(c);
   const body = await readBody(c, deps.config.maxBodyBytes);
   if (body.kind !== "json") {
     throw new HeraldError("bad_json", "Batch publishes must be JSON (Content-Type: application/json)");
   }
   const items = batchItems(body.value, deps.config.messageTtlSeconds);
+  deps.access.checkPublish(
+    caller,
+    items.map((item) => item.mailbox),
+  );
   const published = await deps.hub.publish(items, key);
   const status = published.every((item) => item.duplicate) ? 200 : 201;
   return jsonResponse(c, status, `{"messages":[${published.map(publishedJson).join(",")}]}`);

@@ -1,6 +1,7 @@
 import type { Context } from "hono";
 import { withCursor } from "../core/delivery.js";
 import type { ReadAnswer } from "../core/hub.js";
+import { admitReader } from "./access.js";
 import type { AppDeps } from "./deps.js";
 import { pathMailbox, queryCursor, queryLimit, queryMailboxes, queryWaitMs } from "./params.js";
 
@@ -14,8 +15,18 @@ function answerJson(answer: ReadAnswer): string {
 async function read(c: Context, deps: AppDeps, mailboxes: string[]): Promise<Response> {
   const cursor = queryCursor(c);
   const limit = queryLimit(c);
-  const waitMs = queryWaitMs(c);
-  const answer = await deps.hub.read({ mailboxes, cursor, limit, waitMs, signal: c.req.raw.signal });
+  const requestedWaitMs = queryWaitMs(c);
+  const grant = await admitReader(c, deps.access, mailboxes, requestedWaitMs > 0 ? "long-poll" : undefined);
+  let answer: ReadAnswer;
+  try {
+    // A long-poll answers by the time its token expires, so the client renews instead of holding a dead grant.
+    const expiresAt = grant.caller.expiresAt;
+    const waitMs =
+      expiresAt === undefined ? requestedWaitMs : Math.max(0, Math.min(requestedWaitMs, expiresAt - Date.now()));
+    answer = await deps.hub.read({ mailboxes, cursor, limit, waitMs, signal: c.req.raw.signal });
+  } finally {
+    grant.release();
+  }
   return c.body(answerJson(answer), 200, { "Content-Type": "application/json", "Cache-Control": "no-store" });
 }
 

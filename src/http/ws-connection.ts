@@ -7,6 +7,7 @@ import { assertMailboxName } from "../core/mailbox-name.js";
 import { parseMessageFields } from "../core/message-input.js";
 import type { Subscription } from "../core/subscription.js";
 import type { StoredMessage } from "../store/mailbox-store.js";
+import type { Caller } from "./access.js";
 import type { AppDeps } from "./deps.js";
 import { MAX_SUBSCRIPTION_MAILBOXES } from "./params.js";
 import { MAX_IDEMPOTENCY_KEY_LENGTH } from "./publish-routes.js";
@@ -20,6 +21,8 @@ const DRAIN_POLL_MS = 20;
 /** Close codes: 1001 going away (draining); 4008 cut as a slow consumer (resume with the cursor). */
 export const WS_CLOSE_DRAINING = 1001;
 export const WS_CLOSE_SLOW_CONSUMER = 4008;
+/** The token expired; reconnect with a new one and the last cursor. */
+export const WS_CLOSE_AUTH_EXPIRED = 4001;
 
 const IDEMPOTENCY_KEY = /^[\x21-\x7e]+$/;
 const FRAME_KEYS: Record<string, readonly string[]> = {
@@ -76,6 +79,8 @@ export class WsConnection implements StreamSink {
   #queue: Promise<void> = Promise.resolve();
   #queued = 0;
   #closed = false;
+  /** Who opened the socket (set by the route before any frame); every subscribe and publish is checked against it. */
+  caller: Caller | undefined;
 
   constructor(socket: WebSocket, deps: AppDeps, onGone: (connection: WsConnection) => void) {
     this.#socket = socket;
@@ -207,7 +212,8 @@ export class WsConnection implements StreamSink {
     if (cursor !== undefined && cursor !== null && typeof cursor !== "string") {
       throw badFrame('"cursor" must be a string as Herald issued it, or "now"');
     }
-    // AUTH (issue 5): check the connection's read scope for every name in `names` here, before subscribing.
+    if (this.caller === undefined) throw new HeraldError("unauthorized");
+    this.#deps.access.checkRead(this.caller, names);
     const generation = ++this.#generation;
     this.#subscription?.close();
     this.#subscription = undefined;
@@ -241,7 +247,9 @@ export class WsConnection implements StreamSink {
     }
     const message = typeof frame.message === "string" ? { body: frame.message } : frame.message;
     const fields = parseMessageFields(message, this.#deps.config.messageTtlSeconds, "message: ");
-    // AUTH (issue 5): check the connection's publish scope for `mailbox` here.
+    if (this.caller === undefined) throw new HeraldError("unauthorized");
+    this.#deps.access.checkPublish(this.caller, [mailbox]);
+    this.#deps.access.chargePublish(this.caller);
     const [published] = (await this.#deps.hub.publish([{ mailbox, fields }], idempotencyKey as string | undefined)) as [
       Published,
     ];

@@ -5,7 +5,8 @@ import type { ServeConfig } from "../config.js";
 import { HeraldError } from "../core/errors.js";
 import type { HeraldEnv } from "./app.js";
 import type { AppDeps } from "./deps.js";
-import { WS_CLOSE_DRAINING, WsConnection } from "./ws-connection.js";
+import { NDJSON_AUTH_EXPIRED } from "./frame-formats.js";
+import { WS_CLOSE_AUTH_EXPIRED, WS_CLOSE_DRAINING, WsConnection } from "./ws-connection.js";
 
 /** Room for the frame's own fields around a message body of `maxBodyBytes`. */
 const FRAME_OVERHEAD_BYTES = 4096;
@@ -66,15 +67,27 @@ export class WsRegistry {
   }
 }
 
+/** setTimeout's ceiling (~24.8 days); a later token expiry closes the socket early and the client renews. */
+const MAX_TIMER_MS = 2 ** 31 - 1;
+
 /** GET /v1/ws: JSON frames; see ws-connection.ts for the protocol. */
-export function websocketRoute(c: Context<HeraldEnv>, deps: AppDeps): Promise<Response> {
+export async function websocketRoute(c: Context<HeraldEnv>, deps: AppDeps): Promise<Response> {
   if (c.req.header("upgrade")?.toLowerCase() !== "websocket") {
     throw new HeraldError("bad_parameter", "GET /v1/ws is a WebSocket endpoint; send Upgrade: websocket");
   }
   if (deps.hub.draining) throw new HeraldError("draining", undefined, { "Retry-After": "1" });
-  // AUTH (issue 5): authenticate here (token from ?token=, header or cookie) and hand the
-  // resulting scopes to the connection; WsConnection marks where read and publish scopes are checked.
+  // Authenticated before the upgrade (401 over HTTP); each subscribe and publish frame is checked for scope.
+  const caller = await deps.access.authenticate(c, false);
+  const release = deps.access.hold(caller, "stream");
   let connection: WsConnection | undefined;
+  let expiry: NodeJS.Timeout | undefined;
+  const gone = () => {
+    clearTimeout(expiry);
+    release();
+    connection?.gone();
+  };
+  // Upgrades have no Node response; the socket closing (handshake aborted or WebSocket gone) frees the slot.
+  c.env.incoming.socket.once("close", release);
   return upgradeWebSocket(c, {
     onOpen: (_event, ws) => {
       const socket = ws.raw as WebSocket;
@@ -83,11 +96,19 @@ export function websocketRoute(c: Context<HeraldEnv>, deps: AppDeps): Promise<Re
         return;
       }
       connection = deps.sockets.accept(socket, deps);
+      connection.caller = caller;
+      if (caller.expiresAt !== undefined) {
+        const delay = Math.min(MAX_TIMER_MS, Math.max(0, caller.expiresAt - Date.now()));
+        expiry = setTimeout(() => {
+          socket.send(NDJSON_AUTH_EXPIRED.trim());
+          socket.close(WS_CLOSE_AUTH_EXPIRED, "token expired; reconnect with a new token and your cursor");
+        }, delay);
+      }
     },
     onMessage: (event) => {
       connection?.receive(event.data);
     },
-    onClose: () => connection?.gone(),
-    onError: () => connection?.gone(),
+    onClose: gone,
+    onError: gone,
   });
 }

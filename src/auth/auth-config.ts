@@ -1,0 +1,257 @@
+import { readFileSync } from "node:fs";
+import { isAbsolute, resolve } from "node:path";
+import type { JSONWebKeySet } from "jose";
+import { ConfigError } from "../config.js";
+import { type ApiKeyEntry, isKeyHash, isScopePattern, MAX_PATTERNS } from "./keys.js";
+import type { RateSettings } from "./rate-limit.js";
+import { HS256_MIN_SECRET_LENGTH, publicKeyAlgorithm, type TokenKeySettings, type TokenSettings } from "./tokens.js";
+import { createTrustedProxies } from "./visitor.js";
+
+/** The `auth` section of the config file, checked and with its files and env vars read. */
+export interface AuthSettings {
+  readonly keys: readonly ApiKeyEntry[];
+  readonly tokens: TokenSettings | undefined;
+  /** Origins allowed by CORS; undefined means the mode's default. */
+  readonly corsOrigins: readonly string[] | undefined;
+}
+
+/** The `limits` section. Undefined fields take the defaults of the mode Herald runs in (see resolveLimits). */
+export interface LimitSettings {
+  readonly publish: RateSettings | undefined;
+  readonly streamsPerVisitor: number | undefined;
+  readonly longPollsPerVisitor: number | undefined;
+  readonly maxConnections: number | undefined;
+  readonly trustedProxies: readonly string[];
+}
+
+export const NO_LIMITS: LimitSettings = {
+  publish: undefined,
+  streamsPerVisitor: undefined,
+  longPollsPerVisitor: undefined,
+  maxConnections: undefined,
+  trustedProxies: [],
+};
+
+export const DEFAULT_TOKEN_TTL_SECONDS = 3600;
+export const DEFAULT_MAX_TOKEN_TTL_SECONDS = 24 * 3600;
+/** Keys one config may hold; each is compiled into matchers at start. */
+export const MAX_KEYS = 10_000;
+
+type Json = Record<string, unknown>;
+
+function objectAt(value: unknown, where: string): Json {
+  if (typeof value !== "object" || value === null || Array.isArray(value)) {
+    throw new ConfigError(`${where} must be a JSON object`);
+  }
+  return value as Json;
+}
+
+function onlyFields(object: Json, allowed: readonly string[], where: string): void {
+  for (const key of Object.keys(object)) {
+    if (!allowed.includes(key))
+      throw new ConfigError(`${where}: unknown field "${key}" (allowed: ${allowed.join(", ")})`);
+  }
+}
+
+function numberAt(value: unknown, where: string, min: number, max: number): number | undefined {
+  if (value === undefined) return undefined;
+  if (typeof value !== "number" || !Number.isFinite(value) || value < min || value > max) {
+    throw new ConfigError(`${where} must be a number from ${min} to ${max}`);
+  }
+  return value;
+}
+
+function patternsAt(value: unknown, where: string): string[] {
+  if (value === undefined) return [];
+  if (!Array.isArray(value) || value.length > MAX_PATTERNS || !value.every(isScopePattern)) {
+    throw new ConfigError(`${where} must be a list of at most ${MAX_PATTERNS} mailbox patterns (names, * wildcard)`);
+  }
+  return value;
+}
+
+/** A secret given inline as `field` or through the env var named by `fieldEnv`. */
+function secretAt(object: Json, field: string, where: string, env: NodeJS.ProcessEnv): string | undefined {
+  const inline = object[field];
+  const envName = object[`${field}Env`];
+  if (inline !== undefined && envName !== undefined)
+    throw new ConfigError(`${where}: give ${field} or ${field}Env, not both`);
+  if (envName !== undefined) {
+    if (typeof envName !== "string") throw new ConfigError(`${where}.${field}Env must name an environment variable`);
+    const value = env[envName];
+    if (value === undefined || value === "") throw new ConfigError(`${where}.${field}Env: $${envName} is not set`);
+    return value;
+  }
+  if (inline !== undefined && (typeof inline !== "string" || inline === "")) {
+    throw new ConfigError(`${where}.${field} must be a non-empty string`);
+  }
+  return inline as string | undefined;
+}
+
+function readFileAt(path: unknown, where: string, baseDir: string): string {
+  if (typeof path !== "string" || path === "") throw new ConfigError(`${where} must be a file path`);
+  const full = isAbsolute(path) ? path : resolve(baseDir, path);
+  try {
+    return readFileSync(full, "utf8");
+  } catch (error) {
+    throw new ConfigError(`${where}: cannot read ${full}: ${(error as Error).message}`);
+  }
+}
+
+function parseKey(value: unknown, index: number, env: NodeJS.ProcessEnv): ApiKeyEntry {
+  const where = `auth.keys[${index}]`;
+  const object = objectAt(value, where);
+  onlyFields(object, ["name", "hash", "hashEnv", "publish", "tokens", "metrics"], where);
+  if (typeof object.name !== "string" || object.name === "" || object.name.length > 64) {
+    throw new ConfigError(`${where}.name must be a string of 1-64 characters`);
+  }
+  const hash = secretAt(object, "hash", where, env);
+  if (hash === undefined || !isKeyHash(hash)) {
+    throw new ConfigError(`${where}.hash must be "sha256:<64 hex digits>" as printed by herald key create`);
+  }
+  for (const flag of ["tokens", "metrics"] as const) {
+    if (object[flag] !== undefined && typeof object[flag] !== "boolean")
+      throw new ConfigError(`${where}.${flag} must be true or false`);
+  }
+  return {
+    name: object.name,
+    hash,
+    publish: patternsAt(object.publish, `${where}.publish`),
+    tokens: object.tokens === true,
+    metrics: object.metrics === true,
+  };
+}
+
+function parseTokens(value: unknown, baseDir: string, env: NodeJS.ProcessEnv): TokenSettings {
+  const where = "auth.tokens";
+  const object = objectAt(value, where);
+  onlyFields(
+    object,
+    [
+      "hs256Secret",
+      "hs256SecretEnv",
+      "publicKeyFile",
+      "jwksFile",
+      "privateKeyFile",
+      "privateKeyEnv",
+      "maxTtl",
+      "defaultTtl",
+    ],
+    where,
+  );
+  const secret = secretAt(object, "hs256Secret", where, env);
+  const sources = [secret !== undefined, object.publicKeyFile !== undefined, object.jwksFile !== undefined];
+  if (sources.filter(Boolean).length !== 1) {
+    throw new ConfigError(`${where} must name exactly one of hs256Secret (or hs256SecretEnv), publicKeyFile, jwksFile`);
+  }
+  const privateKeyPem =
+    object.privateKeyFile !== undefined
+      ? readFileAt(object.privateKeyFile, `${where}.privateKeyFile`, baseDir)
+      : secretAt(object, "privateKey", where, env);
+  let key: TokenKeySettings;
+  if (secret !== undefined) {
+    if (secret.length < HS256_MIN_SECRET_LENGTH) {
+      throw new ConfigError(`${where}.hs256Secret must be at least ${HS256_MIN_SECRET_LENGTH} characters`);
+    }
+    key = { kind: "hs256", secret };
+  } else if (object.publicKeyFile !== undefined) {
+    const publicKeyPem = readFileAt(object.publicKeyFile, `${where}.publicKeyFile`, baseDir);
+    try {
+      publicKeyAlgorithm(publicKeyPem);
+    } catch (error) {
+      throw new ConfigError(`${where}.publicKeyFile: ${(error as Error).message}`);
+    }
+    key = { kind: "public-key", publicKeyPem, ...(privateKeyPem === undefined ? {} : { privateKeyPem }) };
+  } else {
+    let jwks: JSONWebKeySet;
+    try {
+      jwks = JSON.parse(readFileAt(object.jwksFile, `${where}.jwksFile`, baseDir)) as JSONWebKeySet;
+    } catch (error) {
+      if (error instanceof ConfigError) throw error;
+      throw new ConfigError(`${where}.jwksFile is not valid JSON`);
+    }
+    if (!Array.isArray(jwks?.keys)) throw new ConfigError(`${where}.jwksFile must hold {"keys": [...]}`);
+    key = { kind: "jwks", jwks, ...(privateKeyPem === undefined ? {} : { privateKeyPem }) };
+  }
+  const maxTtlSeconds = numberAt(object.maxTtl, `${where}.maxTtl`, 1, 30 * 86400) ?? DEFAULT_MAX_TOKEN_TTL_SECONDS;
+  const defaultTtlSeconds = Math.min(
+    numberAt(object.defaultTtl, `${where}.defaultTtl`, 1, 30 * 86400) ?? DEFAULT_TOKEN_TTL_SECONDS,
+    maxTtlSeconds,
+  );
+  return { key, maxTtlSeconds, defaultTtlSeconds };
+}
+
+/** Parses the config file's `limits` section. */
+export function parseLimitsSection(value: unknown): LimitSettings {
+  if (value === undefined) return NO_LIMITS;
+  const object = objectAt(value, "limits");
+  onlyFields(
+    object,
+    ["publish", "streamsPerVisitor", "longPollsPerVisitor", "maxConnections", "trustedProxies"],
+    "limits",
+  );
+  let publish: RateSettings | undefined;
+  if (object.publish !== undefined) {
+    const rate = objectAt(object.publish, "limits.publish");
+    onlyFields(rate, ["rate", "burst"], "limits.publish");
+    const perSecond = numberAt(rate.rate, "limits.publish.rate", 0.001, 1_000_000);
+    if (perSecond === undefined) throw new ConfigError("limits.publish.rate is required");
+    publish = {
+      rate: perSecond,
+      burst: numberAt(rate.burst, "limits.publish.burst", 1, 1_000_000) ?? Math.ceil(perSecond),
+    };
+  }
+  const proxies = object.trustedProxies ?? [];
+  if (!Array.isArray(proxies) || !proxies.every((entry) => typeof entry === "string")) {
+    throw new ConfigError("limits.trustedProxies must be a list of IP addresses or CIDR ranges");
+  }
+  try {
+    createTrustedProxies(proxies);
+  } catch (error) {
+    throw new ConfigError(`limits.trustedProxies: ${(error as Error).message}`);
+  }
+  return {
+    publish,
+    streamsPerVisitor: numberAt(object.streamsPerVisitor, "limits.streamsPerVisitor", 1, 1_000_000),
+    longPollsPerVisitor: numberAt(object.longPollsPerVisitor, "limits.longPollsPerVisitor", 1, 1_000_000),
+    maxConnections: numberAt(object.maxConnections, "limits.maxConnections", 1, 1_000_000),
+    trustedProxies: proxies,
+  };
+}
+
+/**
+ * Parses the config file's `auth` section. Relative file paths resolve
+ * against the working directory; secrets may come from env vars (`...Env`).
+ */
+export function parseAuthSection(value: unknown, env: NodeJS.ProcessEnv): AuthSettings {
+  const baseDir = process.cwd();
+  const auth = objectAt(value, "auth");
+  onlyFields(auth, ["keys", "tokens", "cors"], "auth");
+  const rawKeys = auth.keys ?? [];
+  if (!Array.isArray(rawKeys) || rawKeys.length > MAX_KEYS)
+    throw new ConfigError(`auth.keys must be a list of at most ${MAX_KEYS} keys`);
+  const keys = rawKeys.map((entry, index) => parseKey(entry, index, env));
+  const tokens = auth.tokens === undefined ? undefined : parseTokens(auth.tokens, baseDir, env);
+  if (keys.length === 0 && tokens === undefined) throw new ConfigError("auth must configure keys, tokens or both");
+  const minting = keys.filter((key) => key.tokens);
+  if (minting.length > 0 && tokens !== undefined && tokens.key.kind !== "hs256" && !tokens.key.privateKeyPem) {
+    throw new ConfigError(
+      `auth.keys "${minting[0]?.name}" may mint tokens, but auth.tokens has no privateKeyFile to sign with`,
+    );
+  }
+  if (minting.length > 0 && tokens === undefined) {
+    throw new ConfigError(`auth.keys "${minting[0]?.name}" may mint tokens, but auth.tokens is not configured`);
+  }
+  let corsOrigins: string[] | undefined;
+  if (auth.cors !== undefined) {
+    const cors = objectAt(auth.cors, "auth.cors");
+    onlyFields(cors, ["origins"], "auth.cors");
+    if (
+      !Array.isArray(cors.origins) ||
+      !cors.origins.every((o) => typeof o === "string" && (o === "*" || /^https?:\/\/[^/]+$/.test(o)))
+    ) {
+      throw new ConfigError('auth.cors.origins must be a list of origins like "https://app.example.com", or "*"');
+    }
+    corsOrigins = cors.origins;
+  }
+  return { keys, tokens, corsOrigins };
+}

@@ -1,0 +1,99 @@
+import { readFileSync } from "node:fs";
+import { isIPv4 } from "node:net";
+import { ConfigError } from "../config.js";
+import type { LimitSettings } from "./auth-config.js";
+import type { RateSettings } from "./rate-limit.js";
+
+/**
+ * Streams and long-polls held at once by default. Each is a socket, i.e. a
+ * file descriptor; this stays well below a 20,000 open-file limit, leaving
+ * room for publishes, the store and the log.
+ */
+export const DEFAULT_MAX_CONNECTIONS = 16_000;
+/** Sockets accepted beyond maxConnections so publishes and health checks still get in when streams are full. */
+export const SOCKET_HEADROOM = 1024;
+
+/** Limits that apply whenever Herald is reachable from elsewhere or auth is on, unless the config says otherwise. */
+export const PROTECTED_DEFAULTS = {
+  publish: { rate: 20, burst: 40 } satisfies RateSettings,
+  streamsPerVisitor: 20,
+  longPollsPerVisitor: 20,
+} as const;
+
+export interface ResolvedLimits {
+  readonly publish: RateSettings | undefined;
+  readonly streamsPerVisitor: number | undefined;
+  readonly longPollsPerVisitor: number | undefined;
+  readonly maxConnections: number;
+  readonly trustedProxies: readonly string[];
+}
+
+export function isLoopbackHost(host: string): boolean {
+  const plain = host.replace(/^\[|\]$/g, "").toLowerCase();
+  if (plain === "localhost" || plain === "::1" || plain === "0:0:0:0:0:0:0:1") return true;
+  const v4 = plain.startsWith("::ffff:") ? plain.slice(7) : plain;
+  return isIPv4(v4) && v4.startsWith("127.");
+}
+
+export const AUTH_HELP =
+  'configure "auth" in the config file (--config FILE): publisher keys from `herald key create` and a token key ' +
+  "(hs256Secret, publicKeyFile or jwksFile), or pass --insecure to serve anyone";
+
+/**
+ * Refuses a non-loopback listener without auth unless `insecure`. Returns a
+ * warning to log when Herald will serve everyone beyond this machine.
+ */
+export function checkBinding(host: string, authOn: boolean, insecure: boolean): string | undefined {
+  if (authOn || isLoopbackHost(host)) return undefined;
+  if (!insecure) throw new ConfigError(`refusing to listen on ${host} without auth: ${AUTH_HELP}`);
+  return `listening on ${host} with no auth (--insecure): anyone who can reach it may publish and read every mailbox`;
+}
+
+/**
+ * On loopback without auth (the try-it-out default) only what the config sets
+ * applies; otherwise PROTECTED_DEFAULTS fill the gaps.
+ */
+export function resolveLimits(limits: LimitSettings, protectedMode: boolean): ResolvedLimits {
+  const fallback = protectedMode ? PROTECTED_DEFAULTS : undefined;
+  return {
+    publish: limits.publish ?? fallback?.publish,
+    streamsPerVisitor: limits.streamsPerVisitor ?? fallback?.streamsPerVisitor,
+    longPollsPerVisitor: limits.longPollsPerVisitor ?? fallback?.longPollsPerVisitor,
+    maxConnections: limits.maxConnections ?? DEFAULT_MAX_CONNECTIONS,
+    trustedProxies: limits.trustedProxies,
+  };
+}
+
+/** The soft open-file limit of this process, where the platform tells (Linux /proc). */
+export function openFileLimit(): number | undefined {
+  try {
+    const line = readFileSync("/proc/self/limits", "utf8")
+      .split("\n")
+      .find((row) => row.startsWith("Max open files"));
+    const soft = line?.split(/\s{2,}/)[1];
+    const value = Number(soft);
+    return Number.isFinite(value) ? value : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/** Lines `herald serve` prints at start: the connection cap against the open-file limit, and any risk. */
+export function startupNotices(host: string, authOn: boolean, insecure: boolean, limits: ResolvedLimits): string[] {
+  const notices: string[] = [];
+  const warning = checkBinding(host, authOn, insecure);
+  if (warning !== undefined) notices.push(`WARNING: ${warning}`);
+  const files = openFileLimit();
+  const sockets = limits.maxConnections + SOCKET_HEADROOM;
+  notices.push(
+    `Limits: ${limits.maxConnections} streams and long-polls at once (503 beyond), ${sockets} sockets` +
+      (files === undefined ? "" : `, open-file limit ${files}`) +
+      (authOn ? "; auth on" : "; no auth"),
+  );
+  if (files !== undefined && sockets >= files) {
+    notices.push(
+      `WARNING: ${sockets} sockets would exceed the open-file limit of ${files}; lower limits.maxConnections`,
+    );
+  }
+  return notices;
+}

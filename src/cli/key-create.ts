@@ -1,0 +1,83 @@
+import { parseArgs } from "node:util";
+import { type ApiKeyEntry, generateKey, hashKey, isScopePattern, MAX_PATTERNS } from "../auth/keys.js";
+import { ConfigError } from "../config.js";
+
+export const KEY_USAGE = `Usage: herald key create --name NAME --publish PATTERN [--publish PATTERN ...] [--tokens] [--metrics] [--json]
+
+Makes a publisher API key. The key is printed once; only its hash goes into the
+config file, under "auth": {"keys": [...]}. Send it as Authorization: Bearer <key>.
+
+Options:
+  --name NAME         a label for logs and metrics (1-64 characters)
+  --publish PATTERN   mailboxes the key may publish to; * is a wildcard (user:*, room:*)
+  --tokens            the key may mint subscriber tokens (POST /v1/tokens)
+  --metrics           the key may read /metrics (which then needs such a key)
+  --json              print one object {"key": ..., "entry": {...}}
+  -h, --help          show this help`;
+
+export interface CreatedKey {
+  readonly key: string;
+  readonly entry: Omit<ApiKeyEntry, "tokens" | "metrics"> & { tokens?: true; metrics?: true };
+}
+
+/** Checks `argv` (after `key create`) and makes the key; throws ConfigError on bad usage. */
+export function createKeyFromArgs(argv: readonly string[]): CreatedKey {
+  let values: { name?: string; publish?: string[]; tokens?: boolean; metrics?: boolean };
+  try {
+    ({ values } = parseArgs({
+      args: [...argv],
+      options: {
+        name: { type: "string" },
+        publish: { type: "string", multiple: true },
+        tokens: { type: "boolean" },
+        metrics: { type: "boolean" },
+        json: { type: "boolean" },
+      },
+      strict: true,
+      allowPositionals: false,
+    }));
+  } catch (error) {
+    throw new ConfigError((error as Error).message);
+  }
+  const { name, publish = [] } = values;
+  if (name === undefined || name.length === 0 || name.length > 64)
+    throw new ConfigError("--name must be 1-64 characters");
+  if (publish.length === 0 && !values.tokens && !values.metrics) {
+    throw new ConfigError(
+      "give at least one --publish PATTERN (or --tokens / --metrics): a key with no rights is useless",
+    );
+  }
+  if (publish.length > MAX_PATTERNS) throw new ConfigError(`at most ${MAX_PATTERNS} --publish patterns`);
+  const bad = publish.find((pattern) => !isScopePattern(pattern));
+  if (bad !== undefined) {
+    throw new ConfigError(`--publish "${bad}" is not a mailbox pattern (A-Z a-z 0-9 _ - . : @ and * wildcards)`);
+  }
+  const key = generateKey();
+  return {
+    key,
+    entry: {
+      name,
+      hash: hashKey(key),
+      publish,
+      ...(values.tokens ? { tokens: true as const } : {}),
+      ...(values.metrics ? { metrics: true as const } : {}),
+    },
+  };
+}
+
+/** `herald key create ...` */
+export async function keyCommand(argv: readonly string[]): Promise<void> {
+  const [sub, ...rest] = argv;
+  if (sub === undefined || sub === "--help" || sub === "-h" || rest.includes("--help") || rest.includes("-h")) {
+    console.log(KEY_USAGE);
+    return;
+  }
+  if (sub !== "create") throw new ConfigError(`unknown key command "${sub}"; try: herald key create --help`);
+  const created = createKeyFromArgs(rest);
+  if (rest.includes("--json")) {
+    console.log(JSON.stringify(created));
+    return;
+  }
+  console.log(`Key (shown once; store it as a secret):\n  ${created.key}\n`);
+  console.log(`Add this entry to "auth": {"keys": [...]} in the config file:\n  ${JSON.stringify(created.entry)}`);
+}

@@ -1,0 +1,58 @@
+import type { ServerResponse } from "node:http";
+import type { Context, MiddlewareHandler } from "hono";
+
+/** Who browsers may call Herald from. */
+export interface CorsPolicy {
+  /** "*": any origin, without credentials (the loopback try-it-out default). */
+  readonly anyOrigin: boolean;
+  readonly origins: ReadonlySet<string>;
+}
+
+const ALLOW_METHODS = "GET, POST, OPTIONS";
+const ALLOW_HEADERS = "Authorization, Content-Type, Idempotency-Key, Last-Event-ID, X-Request-Id";
+const EXPOSE_HEADERS = "Retry-After, X-Request-Id, WWW-Authenticate";
+/** Seconds a browser may cache a preflight answer. */
+const PREFLIGHT_MAX_AGE_SECONDS = 600;
+
+/**
+ * Configured origins win. Without any: with auth on, same origin only (no
+ * CORS headers at all); without auth, any origin.
+ */
+export function corsPolicy(configured: readonly string[] | undefined, authOn: boolean): CorsPolicy | undefined {
+  const origins = configured ?? (authOn ? [] : ["*"]);
+  if (origins.length === 0) return undefined;
+  return { anyOrigin: origins.includes("*"), origins: new Set(origins.filter((origin) => origin !== "*")) };
+}
+
+/**
+ * Answers preflights and adds CORS headers. Headers also go straight onto the
+ * Node response, because streaming routes write their own head.
+ */
+export function corsMiddleware(policyOf: () => CorsPolicy | undefined): MiddlewareHandler {
+  return async (c: Context, next) => {
+    const origin = c.req.header("origin");
+    const policy = origin === undefined ? undefined : policyOf();
+    if (origin === undefined || policy === undefined) return next();
+    const exact = policy.origins.has(origin);
+    if (!exact && !policy.anyOrigin) return next();
+    // A listed origin gets credentials (the token cookie); "*" may not carry them.
+    const headers: Record<string, string> = exact
+      ? { "Access-Control-Allow-Origin": origin, "Access-Control-Allow-Credentials": "true", Vary: "Origin" }
+      : { "Access-Control-Allow-Origin": "*" };
+    if (c.req.method === "OPTIONS" && c.req.header("access-control-request-method") !== undefined) {
+      return c.body(null, 204, {
+        ...headers,
+        "Access-Control-Allow-Methods": ALLOW_METHODS,
+        "Access-Control-Allow-Headers": ALLOW_HEADERS,
+        "Access-Control-Max-Age": String(PREFLIGHT_MAX_AGE_SECONDS),
+      });
+    }
+    headers["Access-Control-Expose-Headers"] = EXPOSE_HEADERS;
+    const outgoing = (c.env as { outgoing?: ServerResponse } | undefined)?.outgoing;
+    if (outgoing) for (const [name, value] of Object.entries(headers)) outgoing.setHeader(name, value);
+    await next();
+    // A streamed response already wrote its head; its Response object is a shared marker, not ours to change.
+    if (c.res.headers.has("x-hono-already-sent")) return;
+    for (const [name, value] of Object.entries(headers)) c.res.headers.set(name, value);
+  };
+}

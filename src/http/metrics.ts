@@ -1,0 +1,138 @@
+import type { Context } from "hono";
+import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from "prom-client";
+import type { Hub } from "../core/hub.js";
+import type { MailboxStore } from "../store/mailbox-store.js";
+import type { Access } from "./access.js";
+import type { AppDeps } from "./deps.js";
+import type { StreamRegistry } from "./streams.js";
+
+/** What /metrics reads at scrape time; nothing is counted twice on the hot path. */
+export interface MetricsSources {
+  readonly hub: Hub;
+  readonly store: MailboxStore;
+  readonly streams: StreamRegistry;
+  readonly sockets: { readonly size: number };
+  readonly access: Access;
+}
+
+export interface Metrics {
+  readonly registry: Registry;
+  /** Seconds from a publish request's arrival to its stored answer. */
+  observePublish(seconds: number): void;
+}
+
+/** Publish latency buckets, in seconds: sub-millisecond memory writes to multi-second store stalls. */
+const PUBLISH_BUCKETS = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5];
+
+/** A counter whose value is read from a source at scrape time. */
+function mirroredCounter(registry: Registry, name: string, help: string, read: () => number): void {
+  new Counter({
+    name,
+    help,
+    registers: [registry],
+    collect() {
+      this.reset();
+      this.inc(read());
+    },
+  });
+}
+
+export function createMetrics(sources: MetricsSources): Metrics {
+  const { hub, store, streams, sockets, access } = sources;
+  const registry = new Registry();
+  collectDefaultMetrics({ register: registry, prefix: "herald_" });
+  new Gauge({
+    name: "herald_connections",
+    help: "Open streaming connections and long-polls in flight, by transport",
+    labelNames: ["transport"],
+    registers: [registry],
+    collect() {
+      const byKind = streams.countByKind();
+      this.set({ transport: "sse" }, byKind.sse);
+      this.set({ transport: "ndjson" }, byKind.ndjson);
+      this.set({ transport: "ws" }, sockets.size);
+      this.set({ transport: "long-poll" }, access.connections.longPolls.total);
+    },
+  });
+  new Gauge({
+    name: "herald_max_connections",
+    help: "Streams plus long-polls allowed at once before new ones get 503",
+    registers: [registry],
+    collect() {
+      this.set(access.connections.maxConnections);
+    },
+  });
+  mirroredCounter(registry, "herald_published_total", "Messages stored by publishes", () => hub.counters.published);
+  mirroredCounter(registry, "herald_delivered_total", "Messages written to subscribers", () => hub.counters.delivered);
+  mirroredCounter(registry, "herald_gaps_total", "Gap signals sent to subscribers", () => hub.counters.gaps);
+  mirroredCounter(
+    registry,
+    "herald_slow_consumers_cut_total",
+    "Subscribers disconnected for not keeping up",
+    () => hub.counters.slowConsumersCut,
+  );
+  mirroredCounter(
+    registry,
+    "herald_server_full_total",
+    "Streams and long-polls refused with 503 because the server was full",
+    () => access.counters.serverFull,
+  );
+  new Counter({
+    name: "herald_auth_failures_total",
+    help: "Requests refused for missing or invalid credentials (unauthorized) or scope (forbidden)",
+    labelNames: ["reason"],
+    registers: [registry],
+    collect() {
+      this.reset();
+      for (const [reason, count] of Object.entries(access.counters.authFailures)) this.inc({ reason }, count);
+    },
+  });
+  new Counter({
+    name: "herald_rate_limited_total",
+    help: "Requests refused with 429, by limit",
+    labelNames: ["limit"],
+    registers: [registry],
+    collect() {
+      this.reset();
+      for (const [limit, count] of Object.entries(access.counters.rateLimited)) this.inc({ limit }, count);
+    },
+  });
+  new Gauge({
+    name: "herald_store_mailboxes",
+    help: "Mailboxes held by the store",
+    registers: [registry],
+    collect() {
+      this.set(store.stats().mailboxes);
+    },
+  });
+  new Gauge({
+    name: "herald_store_messages",
+    help: "Messages retained by the store",
+    registers: [registry],
+    collect() {
+      this.set(store.stats().messages);
+    },
+  });
+  new Gauge({
+    name: "herald_store_bytes",
+    help: "Bytes of messages retained by the store",
+    registers: [registry],
+    collect() {
+      this.set(store.stats().bytes);
+    },
+  });
+  const publishSeconds = new Histogram({
+    name: "herald_publish_duration_seconds",
+    help: "From a publish request's arrival to its answer, once the store has written the message",
+    buckets: PUBLISH_BUCKETS,
+    registers: [registry],
+  });
+  return { registry, observePublish: (seconds) => publishSeconds.observe(seconds) };
+}
+
+/** GET /metrics: Prometheus text. Protected when some API key holds the "metrics" right. */
+export async function metricsRoute(c: Context, deps: AppDeps): Promise<Response> {
+  if (deps.access.metricsProtected) deps.access.keyWithRight(c, "metrics");
+  const { registry } = deps.metrics;
+  return c.body(await registry.metrics(), 200, { "Content-Type": registry.contentType, "Cache-Control": "no-store" });
+}
