@@ -15,6 +15,8 @@ import type { StreamKind } from "./streams.js";
 import { mintToken } from "./token-routes.js";
 import { websocketRoute } from "./ws-route.js";
 
+const ALREADY_SENT_HEADER = "x-hono-already-sent";
+
 export type HeraldEnv = { Bindings: HttpBindings };
 type Method = "GET" | "POST";
 type Handler = (c: Context<HeraldEnv>, deps: AppDeps) => Response | Promise<Response>;
@@ -68,10 +70,10 @@ export const ROUTES: readonly RouteSpec[] = [
   { method: "GET", path: "/v1/stream", handler: stream("ndjson", queryMailboxes) },
   { method: "GET", path: "/v1/ws", handler: websocketRoute },
   { method: "POST", path: "/v1/hooks/:hook", handler: receiveHook },
-  { method: "GET", path: "/healthz", handler: health },
-  { method: "GET", path: "/readyz", handler: readiness },
   { method: "POST", path: "/v1/tokens", handler: mintToken },
   { method: "GET", path: "/metrics", handler: metricsRoute },
+  { method: "GET", path: "/healthz", handler: health },
+  { method: "GET", path: "/readyz", handler: readiness },
 ];
 
 function renderError(error: HeraldError): Response {
@@ -83,8 +85,6 @@ function renderError(error: HeraldError): Response {
 
 export function createApp(deps: AppDeps, routes: readonly RouteSpec[] = ROUTES): Hono<HeraldEnv> {
   const app = new Hono<HeraldEnv>();
-  app.use(async (c, next) => {
-    await next();
   // Built on first request: the app is also built from route declarations alone (openapi test).
   let cors: { policy: CorsPolicy | undefined } | undefined;
   app.use(
@@ -100,7 +100,10 @@ export function createApp(deps: AppDeps, routes: readonly RouteSpec[] = ROUTES):
       return cors.policy;
     }),
   );
-    if (deps.hub.draining) c.res.headers.set("Connection", "close");
+  app.use(async (c, next) => {
+    await next();
+    // A streamed response already wrote its head; its Response object is a shared marker, not ours to change.
+    if (deps.hub.draining && !c.res.headers.has(ALREADY_SENT_HEADER)) c.res.headers.set("Connection", "close");
   });
   const methodsByPath = new Map<string, Method[]>();
   for (const route of routes) {
