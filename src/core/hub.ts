@@ -286,7 +286,10 @@ export class Hub {
     }
     if (!this.#subscribers.has(mailbox)) return;
     for (const message of messages) this.#pending.push(message);
-    if (!this.#fanoutRunning) void this.#runFanout();
+    if (this.#fanoutRunning) return;
+    // Every publish committed in this turn of the event loop joins one round: one write per subscriber, not one per message.
+    this.#fanoutRunning = true;
+    setImmediate(() => void this.#runFanout());
   }
 
   /**
