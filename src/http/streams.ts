@@ -1,4 +1,5 @@
 import type { IncomingMessage, ServerResponse } from "node:http";
+import type { Socket } from "node:net";
 import { setImmediate as yieldToLoop } from "node:timers/promises";
 import type { CloseReason, FrameFormat, StreamSink } from "../core/delivery.js";
 import type { Hub } from "../core/hub.js";
@@ -17,12 +18,52 @@ export type StreamKind = "sse" | "ndjson";
 /** Heartbeats written before the heartbeat loop yields to the event loop. */
 const HEARTBEAT_CHUNK_SIZE = 1000;
 
-/** A streaming response written straight to Node's socket, without a web stream per connection. */
+/**
+ * The last text framed for the socket, as bytes. During a fan-out round every
+ * subscriber at the same position is handed the same string, so it is encoded
+ * (and chunk-framed) once per round instead of once per subscriber.
+ */
+interface EncodedFrames {
+  text: string;
+  chunked: boolean;
+  bytes: Buffer;
+}
+
+const lastEncoded: EncodedFrames = { text: "", chunked: false, bytes: Buffer.alloc(0) };
+
+function encodeFrames(text: string, chunked: boolean): Buffer {
+  if (lastEncoded.text === text && lastEncoded.chunked === chunked) return lastEncoded.bytes;
+  const length = Buffer.byteLength(text);
+  let bytes: Buffer;
+  if (chunked) {
+    // HTTP/1.1 chunked framing, written here because the frames bypass ServerResponse.
+    const head = `${length.toString(16)}\r\n`;
+    bytes = Buffer.allocUnsafe(head.length + length + 2);
+    bytes.write(head, 0, "latin1");
+    bytes.write(text, head.length, "utf8");
+    bytes.write("\r\n", head.length + length, "latin1");
+  } else {
+    bytes = Buffer.from(text);
+  }
+  lastEncoded.text = text;
+  lastEncoded.chunked = chunked;
+  lastEncoded.bytes = bytes;
+  return bytes;
+}
+
+/**
+ * A streaming response written straight to Node's socket, without a web
+ * stream per connection. Once the head is out, frames go to the socket as
+ * pre-encoded bytes: ServerResponse.write would cork, schedule an uncork and
+ * re-encode the same text for each of 10,000 subscribers.
+ */
 class NodeStreamSink implements StreamSink {
   readonly format: FrameFormat;
   readonly kind: StreamKind;
   readonly response: ServerResponse;
   subscription: Subscription | undefined;
+  #socket: Socket | undefined;
+  #chunked = false;
   #ended = false;
 
   constructor(kind: StreamKind, response: ServerResponse) {
@@ -35,25 +76,39 @@ class NodeStreamSink implements StreamSink {
     return this.#ended || this.response.destroyed;
   }
 
+  /** Called once the head and first bytes are written through the response. */
+  goDirect(): void {
+    const socket = this.response.socket;
+    // Only while this response owns the socket (Node sets it then), so bytes keep their order.
+    if (socket && !socket.destroyed && this.response.headersSent) {
+      this.#socket = socket;
+      this.#chunked = (this.response as ServerResponse & { chunkedEncoding?: boolean }).chunkedEncoding === true;
+    }
+  }
+
   write(frames: string): void {
-    if (!this.ended) this.response.write(frames);
+    if (this.ended) return;
+    const socket = this.#socket;
+    if (socket && !socket.destroyed) socket.write(encodeFrames(frames, this.#chunked));
+    else this.response.write(frames);
   }
 
   bufferedBytes(): number {
+    // Counts the socket's queue too.
     return this.response.writableLength;
   }
 
   whenDrained(): Promise<void> {
-    // Only a write that returned false is followed by 'drain'; otherwise there is nothing to wait for.
-    if (this.ended || !this.response.writableNeedDrain) return Promise.resolve();
+    if (this.ended || this.bufferedBytes() === 0) return Promise.resolve();
+    const emitter = this.#socket ?? this.response;
     return new Promise((resolve) => {
       const done = () => {
-        this.response.off("drain", done);
-        this.response.off("close", done);
+        emitter.off("drain", done);
+        emitter.off("close", done);
         resolve();
       };
-      this.response.once("drain", done);
-      this.response.once("close", done);
+      emitter.once("drain", done);
+      emitter.once("close", done);
     });
   }
 
@@ -131,6 +186,7 @@ export class StreamRegistry {
     });
     // The first bytes flush the head through proxies and tell EventSource how soon to come back.
     response.write(kind === "sse" ? `retry: ${this.#sseRetryMs}\n\n` : NDJSON_HEARTBEAT);
+    sink.goDirect();
     subscription.start();
     if (options.expiresAt !== undefined) {
       const expiry = setTimeout(
