@@ -1,3 +1,5 @@
+import { IncomingMessage } from "node:http";
+import type { HttpBindings } from "@hono/node-server";
 import type { Context } from "hono";
 import { HeraldError } from "../core/errors.js";
 
@@ -16,10 +18,43 @@ export function isJsonContentType(contentType: string | undefined): boolean {
   return JSON_MEDIA_TYPE.test(mediaType);
 }
 
+/** Reads Node's request directly: a web ReadableStream per publish cost a fifth of ingest CPU (bench/ingest). */
+function readIncoming(incoming: IncomingMessage, maxBytes: number): Promise<Buffer> {
+  return new Promise((resolve, reject) => {
+    const chunks: Buffer[] = [];
+    let total = 0;
+    const done = (error?: Error) => {
+      incoming.off("data", onData);
+      incoming.off("end", onEnd);
+      incoming.off("error", done);
+      incoming.off("close", onClose);
+      if (error) reject(error);
+      else resolve(chunks.length === 1 ? (chunks[0] as Buffer) : Buffer.concat(chunks, total));
+    };
+    const onData = (chunk: Buffer) => {
+      total += chunk.byteLength;
+      if (total > maxBytes) {
+        incoming.pause();
+        done(tooLarge(maxBytes));
+        return;
+      }
+      chunks.push(chunk);
+    };
+    const onEnd = () => done();
+    const onClose = () => done(incoming.complete ? undefined : new Error("client closed the request"));
+    incoming.on("data", onData);
+    incoming.on("end", onEnd);
+    incoming.on("error", done);
+    incoming.on("close", onClose);
+  });
+}
+
 /** Reads at most `maxBytes`, refusing early on a declared length and while streaming otherwise. */
 export async function readRawBody(c: Context, maxBytes: number): Promise<Buffer> {
   const declared = c.req.header("content-length");
   if (declared !== undefined && Number(declared) > maxBytes) throw tooLarge(maxBytes);
+  const incoming = (c.env as Partial<HttpBindings> | undefined)?.incoming;
+  if (incoming instanceof IncomingMessage && !incoming.readableDidRead) return readIncoming(incoming, maxBytes);
   const stream = c.req.raw.body;
   if (!stream) return Buffer.alloc(0);
   const chunks: Uint8Array[] = [];
