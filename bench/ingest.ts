@@ -24,6 +24,8 @@ interface IngestRun {
   readonly duplicated: number;
   readonly outOfOrder: number;
   readonly cpu: { cpuMs: number; wallMs: number; cpuPercent: number };
+  readonly serverCpuMs: number;
+  readonly serverCpuUsPerPublish: number;
   readonly rssBefore: number;
   readonly rssAfter: number;
 }
@@ -41,6 +43,7 @@ async function run(subscribers: number): Promise<IngestRun> {
     await sleep(200);
     const rssBefore = herald.rssBytes();
     const meter = cpuMeter();
+    const serverCpuBefore = herald.cpuMs();
     const result = await autocannon({
       url: `${herald.url}/v1/mailboxes/${MAILBOX}/messages`,
       method: "POST",
@@ -52,6 +55,7 @@ async function run(subscribers: number): Promise<IngestRun> {
     const acknowledged = result["2xx"];
     if (subscribers > 0) await swarm.until(() => swarm.totalReceived >= acknowledged * subscribers, SETTLE_TIMEOUT_MS);
     const cpu = meter();
+    const serverCpuMs = herald.cpuMs() - serverCpuBefore;
     const rssAfter = herald.rssBytes();
     const lost = subscribers > 0 ? swarm.lost(acknowledged) : 0;
     swarm.close();
@@ -65,6 +69,8 @@ async function run(subscribers: number): Promise<IngestRun> {
       duplicated: swarm.sum(swarm.duplicates),
       outOfOrder: swarm.sum(swarm.outOfOrder),
       cpu,
+      serverCpuMs,
+      serverCpuUsPerPublish: round1((serverCpuMs * 1000) / Math.max(1, acknowledged)),
       rssBefore,
       rssAfter,
     };
@@ -80,8 +86,10 @@ const watched = await run(100);
 const metrics: Metric[] = [
   { name: "publishes/s, 0 subscribers", value: bare.publishesPerSecond, unit: "/s", target: ">= 20000" },
   { name: "publish p99, 0 subscribers", value: round1(bare.p99Ms), unit: "ms" },
+  { name: "server CPU per publish, 0 subscribers", value: bare.serverCpuUsPerPublish, unit: "µs" },
   { name: "publishes/s, 100 subscribers", value: watched.publishesPerSecond, unit: "/s", target: ">= 3000" },
   { name: "publish p99, 100 subscribers", value: round1(watched.p99Ms), unit: "ms" },
+  { name: "server CPU per publish, 100 subscribers", value: watched.serverCpuUsPerPublish, unit: "µs" },
   { name: "lost, 100 subscribers", value: watched.lost, unit: "", target: "== 0" },
   {
     name: "failed publishes",
@@ -102,7 +110,12 @@ writeResult({
     wallMs: bare.cpu.wallMs + watched.cpu.wallMs,
     cpuPercent: Math.round(((bare.cpu.cpuMs + watched.cpu.cpuMs) / (bare.cpu.wallMs + watched.cpu.wallMs)) * 100),
   },
-  server: { rssBytesBefore: watched.rssBefore, rssBytesAfter: watched.rssAfter, flags: [] },
+  server: {
+    rssBytesBefore: watched.rssBefore,
+    rssBytesAfter: watched.rssAfter,
+    flags: [],
+    cpuMs: bare.serverCpuMs + watched.serverCpuMs,
+  },
   details: {
     bodyBytes: BODY.length,
     loadavgAtSecondRun: loadavgSecond,

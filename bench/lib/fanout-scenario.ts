@@ -39,6 +39,7 @@ export async function runFanout(options: FanoutOptions): Promise<void> {
     const rssConnected = herald.rssBytes();
     await sleep(200);
     const meter = cpuMeter();
+    const serverCpuBefore = herald.cpuMs();
     const started = now();
     if (options.rate === undefined) {
       await Promise.all(Array.from({ length: options.messages }, () => publisher.publish(MAILBOX)));
@@ -57,6 +58,7 @@ export async function runFanout(options: FanoutOptions): Promise<void> {
     const expected = options.subscribers * options.messages;
     const complete = await swarm.until(() => swarm.totalReceived >= expected, options.settleTimeoutMs);
     const phase = meter();
+    const serverCpuMs = herald.cpuMs() - serverCpuBefore;
     const rssAfter = herald.rssBytes();
     const sorted = swarm.sortedLatencies();
     const spanMs = swarm.lastReceiveAt - started;
@@ -86,7 +88,7 @@ export async function runFanout(options: FanoutOptions): Promise<void> {
       loadavgAtStart,
       metrics,
       loadGenerator: phase,
-      server: { rssBytesBefore: rssBefore, rssBytesAfter: rssAfter, flags },
+      server: { rssBytesBefore: rssBefore, rssBytesAfter: rssAfter, flags, cpuMs: serverCpuMs },
       details: {
         subscribers: options.subscribers,
         messages: options.messages,
@@ -95,6 +97,7 @@ export async function runFanout(options: FanoutOptions): Promise<void> {
         expectedDeliveries: expected,
         deliveries: swarm.totalReceived,
         publishMs: Math.round(published - started),
+        serverCpuUsPerDelivery: round1((serverCpuMs * 1000) / Math.max(1, swarm.totalReceived)),
         firstPublishToLastReceiveMs: Math.round(spanMs),
         connectMs: Math.round(connectMs),
         serverRssConnectedBytes: rssConnected,

@@ -1,5 +1,6 @@
 import { type ChildProcess, spawn } from "node:child_process";
-import { readFileSync } from "node:fs";
+import { closeSync, openSync, readFileSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 
@@ -19,7 +20,19 @@ export interface HeraldProcess {
   readonly pid: number;
   /** Resident set size of the server process, from /proc. */
   rssBytes(): number;
+  /** CPU time (user + system) the server process has used so far, from /proc. */
+  cpuMs(): number;
   stop(): Promise<void>;
+}
+
+/** Kernel clock ticks per second for /proc/<pid>/stat times (USER_HZ, 100 on Linux). */
+const CLOCK_TICKS_PER_SECOND = 100;
+
+export function cpuMsOf(pid: number): number {
+  const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
+  // Fields after the parenthesised command name; utime and stime are the 12th and 13th of them.
+  const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+  return ((Number(fields[11]) + Number(fields[12])) * 1000) / CLOCK_TICKS_PER_SECOND;
 }
 
 export function rssOf(pid: number): number {
@@ -32,29 +45,28 @@ export function rssOf(pid: number): number {
 export async function startHerald(flags: readonly string[] = []): Promise<HeraldProcess> {
   const nodeFlags = process.env.HERALD_BENCH_NODE_FLAGS ?? "";
   const command = `ulimit -n ${BENCH_FILE_LIMIT}; exec node ${nodeFlags} bin/herald.js serve --port 0 --store memory ${flags.join(" ")}`;
+  // Request logs go to a file, as in production: a pipe the busy load generator drains late would block the server.
+  const logPath = join(tmpdir(), `herald-bench-${process.pid}-${Date.now()}.log`);
+  const log = openSync(logPath, "w");
   const child: ChildProcess = spawn("bash", ["-c", command], {
     cwd: ROOT,
     env: { ...process.env, NODE_ENV: "production" },
-    stdio: ["ignore", "pipe", "inherit"],
+    stdio: ["ignore", log, "inherit"],
   });
-  const url = await new Promise<string>((resolve, reject) => {
-    let seen = "";
-    const timer = setTimeout(() => reject(new Error(`herald did not start: ${seen}`)), START_TIMEOUT_MS);
-    child.stdout?.setEncoding("utf8");
-    child.stdout?.on("data", (chunk: string) => {
-      seen += chunk;
-      const match = /Herald listening on (\S+)/.exec(seen);
-      if (match) {
-        clearTimeout(timer);
-        resolve(match[1] as string);
-      }
-    });
-    child.once("exit", (code) => {
-      clearTimeout(timer);
-      reject(new Error(`herald exited with ${code}: ${seen}`));
-    });
+  closeSync(log);
+  let exited = false;
+  child.once("exit", () => {
+    exited = true;
   });
-  child.stdout?.resume();
+  const deadline = performance.now() + START_TIMEOUT_MS;
+  let url: string | undefined;
+  while (url === undefined) {
+    const seen = readFileSync(logPath, "utf8");
+    url = /Herald listening on (\S+)/.exec(seen)?.[1];
+    if (url !== undefined) break;
+    if (exited || performance.now() > deadline) throw new Error(`herald did not start: ${seen}`);
+    await new Promise((resolve) => setTimeout(resolve, 50));
+  }
   const parsed = new URL(url);
   const pid = child.pid as number;
   return {
@@ -63,12 +75,14 @@ export async function startHerald(flags: readonly string[] = []): Promise<Herald
     port: Number(parsed.port),
     pid,
     rssBytes: () => rssOf(pid),
+    cpuMs: () => cpuMsOf(pid),
     stop: () =>
       new Promise<void>((resolve) => {
         if (child.exitCode !== null) return resolve();
         const timer = setTimeout(() => child.kill("SIGKILL"), STOP_TIMEOUT_MS);
         child.once("exit", () => {
           clearTimeout(timer);
+          rmSync(logPath, { force: true });
           resolve();
         });
         child.kill("SIGTERM");

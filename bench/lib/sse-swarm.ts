@@ -34,14 +34,25 @@ export function now(): number {
   return performance.timeOrigin + performance.now();
 }
 
+/** Parses a non-negative decimal at `from` without allocating a substring. */
 function readNumber(text: string, from: number): number {
-  let end = from;
-  while (end < text.length) {
-    const code = text.charCodeAt(end);
-    if (code === 44 || code === 125 || code === 10) break; // , } \n
-    end++;
+  let value = 0;
+  let i = from;
+  let code = text.charCodeAt(i);
+  while (code >= 48 && code <= 57) {
+    value = value * 10 + (code - 48);
+    code = text.charCodeAt(++i);
   }
-  return Number(text.slice(from, end));
+  if (code === 46) {
+    let scale = 0.1;
+    code = text.charCodeAt(++i);
+    while (code >= 48 && code <= 57) {
+      value += (code - 48) * scale;
+      scale /= 10;
+      code = text.charCodeAt(++i);
+    }
+  }
+  return value;
 }
 
 export class SseSwarm {
@@ -197,22 +208,21 @@ export class SseSwarm {
     }
     this.#carry[i] = end + 2 < text.length ? text.slice(end + 2) : "";
     const at = now();
+    // Only the last id matters to a client that resumes; slicing every one would cost more than the server's write.
+    const idAt = text.lastIndexOf("id: ", end);
+    if (idAt >= 0) this.lastEventId[i] = text.slice(idAt + 4, text.indexOf("\n", idAt));
+    let gapAt = text.indexOf("event: gap");
+    while (gapAt >= 0 && gapAt < end) {
+      this.gapEvents += 1;
+      gapAt = text.indexOf("event: gap", gapAt + 10);
+    }
     let pos = 0;
     for (;;) {
-      const idAt = text.indexOf("id: ", pos);
-      if (idAt < 0 || idAt > end) break;
-      const idEnd = text.indexOf("\n", idAt);
-      this.lastEventId[i] = text.slice(idAt + 4, idEnd);
-      const eventAt = idEnd + 1;
-      if (text.startsWith("event: gap", eventAt)) {
-        this.gapEvents += 1;
-        pos = idEnd;
-        continue;
-      }
-      const seqAt = text.indexOf('"seq":', idEnd);
+      const seqAt = text.indexOf('"seq":', pos);
+      if (seqAt < 0 || seqAt > end) break;
       const seq = readNumber(text, seqAt + 6);
       const tAt = text.indexOf('"t":', seqAt);
-      const sent = tAt < 0 ? Number.NaN : readNumber(text, tAt + 4);
+      const sent = tAt < 0 || tAt > end ? Number.NaN : readNumber(text, tAt + 4);
       pos = tAt < 0 ? seqAt + 6 : tAt + 4;
       this.#record(i, seq, sent, at);
     }
