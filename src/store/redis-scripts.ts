@@ -103,10 +103,10 @@ for n = 1, N do
     table.insert(out, string.match(dup[1], '^(%d+)'))
     table.insert(out, f[2]); table.insert(out, f[4]); table.insert(out, f[6]); table.insert(out, f[8])
   else
-    -- Expired messages at the front go first (not counted as trimmed: they expired).
-    local head = redis.call('XRANGE', log, '-', '+', 'COUNT', 8)
-    for _, entry in ipairs(head) do
-      if tonumber(entry[2][6]) > now then break end
+    -- Expired messages at the front go first, a few per append (not counted as trimmed: they expired).
+    for _ = 1, 8 do
+      local entry = redis.call('XRANGE', log, '-', '+', 'COUNT', 1)[1]
+      if not entry or tonumber(entry[2][6]) > now then break end
       forget(idem, entry)
       redis.call('XDEL', log, entry[1])
     end

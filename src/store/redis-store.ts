@@ -34,6 +34,8 @@ const MAX_TRACKED_MAILBOXES = 50_000;
 const IDLE_PROBE_MS = 10 * 60_000;
 /** How long a mailbox's seq and epoch outlive its last message, so late cursors see "expired", not "epoch". */
 const META_GRACE_MS = 7 * 24 * 60 * 60_000;
+/** Messages read per step when fetching other nodes' appends for local listeners. */
+const PULL_PAGE_SIZE = 500;
 /** A command without an answer for this long fails (the publish becomes a 503) instead of hanging. */
 const COMMAND_TIMEOUT_MS = 10_000;
 
@@ -59,12 +61,13 @@ function draftOf(id: string, timeMs: string, expiresAtMs: string, fieldsJson: st
 
 /**
  * A MailboxStore on Redis for several Herald nodes: see redis-scripts.ts for
- * the key layout. Cross-node fan-out is a pub/sub wake-up published by the
- * append script itself; because pub/sub is at-most-once, every mailbox this
- * node has read recently is also compared with Redis on a timer (and at once
- * after the subscriber reconnects), and a synthetic wake-up is emitted when it
- * moved. A mailbox's messages therefore live only in its stream, never only
- * in a pub/sub message.
+ * the key layout and docs/redis.md for the whole picture. Cross-node fan-out
+ * is a pub/sub wake-up published by the append script itself. For a mailbox
+ * this node reads, a wake-up makes the store read the new messages once and
+ * hand them to the listeners; for any other, listeners hear only that it
+ * moved. Because pub/sub is at-most-once, the mailboxes this node reads are
+ * also compared with Redis on a timer (and at once after a reconnect), so a
+ * dropped wake-up delays a message by one tick instead of losing it.
  */
 export class RedisStore implements MailboxStore {
   readonly #options: RedisStoreOptions;
@@ -75,6 +78,8 @@ export class RedisStore implements MailboxStore {
   readonly #subscriber: Redis;
   readonly #listeners = new Set<AppendListener>();
   readonly #interest = new Map<string, Interest>();
+  /** Mailboxes being pulled; true when another pull was asked for meanwhile. */
+  readonly #pulling = new Map<string, boolean>();
   readonly #timer: NodeJS.Timeout;
   #checking = false;
   #appended = 0;
@@ -205,14 +210,17 @@ export class RedisStore implements MailboxStore {
   }
 
   async read(mailbox: string, position: ReadPosition, limit: number): Promise<MailboxRead> {
+    const read = await this.#read(mailbox, position, limit);
+    this.#touch(mailbox, read.log?.epoch ?? "", read.log?.lastSeq ?? 0);
+    return read;
+  }
+
+  async #read(mailbox: string, position: ReadPosition, limit: number): Promise<MailboxRead> {
     const [meta, log] = this.#keys(mailbox);
     const reply = (await this.#redis.heraldRead(meta, log, position.epoch, position.afterSeq, limit, Date.now())).map(
       String,
     );
-    if (reply.length === 0) {
-      this.#touch(mailbox, "", 0);
-      return { log: undefined, messages: [] };
-    }
+    if (reply.length === 0) return { log: undefined, messages: [] };
     const [epoch, lastSeq, trimmed] = reply as [string, string, string];
     const messages: StoredMessage[] = [];
     for (let i = 3; i < reply.length; i += 5) {
@@ -224,7 +232,6 @@ export class RedisStore implements MailboxStore {
       );
       messages.push(storedMessage(mailbox, epoch, Number(reply[i]), draft));
     }
-    this.#touch(mailbox, epoch, Number(lastSeq));
     return { log: { epoch, lastSeq: Number(lastSeq), trimmedThrough: Number(trimmed) }, messages };
   }
 
@@ -287,21 +294,81 @@ export class RedisStore implements MailboxStore {
     }
   }
 
-  /** Records that listeners were told about the log up to (epoch, seq); true when that is news. */
-  #advance(mailbox: string, epoch: string, seq: number): boolean {
+  /** Records that listeners were told about the log up to (epoch, seq). */
+  #advance(mailbox: string, epoch: string, seq: number): void {
     const interest = this.#interest.get(mailbox);
-    if (!interest) return true;
-    if (interest.epoch === epoch && interest.seq >= seq) return false;
+    if (!interest || (interest.epoch === epoch && interest.seq >= seq)) return;
     interest.epoch = epoch;
     interest.seq = seq;
-    return true;
   }
 
   #onWake(channel: string, payload: string): void {
     if (channel !== this.#channel || this.#closed) return;
     const [node, epoch, seq, mailbox] = payload.split(" ");
     if (node === this.#nodeId || mailbox === undefined) return;
-    if (this.#advance(mailbox, epoch as string, Number(seq))) this.#emit(mailbox);
+    const interest = this.#interest.get(mailbox);
+    // Untracked: nobody here read it lately; whoever cares re-reads (and so starts tracking it).
+    if (!interest) this.#emit(mailbox);
+    else if (interest.epoch !== epoch || interest.seq < Number(seq)) this.#pull(mailbox);
+  }
+
+  /**
+   * Reads what other nodes appended to a tracked mailbox once for the whole
+   * node and hands it to the listeners like a local append, so a thousand
+   * local subscribers cost one read, not a thousand. One pull per mailbox at
+   * a time keeps the listeners' view in seq order.
+   */
+  #pull(mailbox: string): void {
+    if (this.#pulling.has(mailbox)) {
+      this.#pulling.set(mailbox, true);
+      return;
+    }
+    this.#pulling.set(mailbox, false);
+    void (async () => {
+      try {
+        let more = true;
+        while (more || this.#pulling.get(mailbox)) {
+          this.#pulling.set(mailbox, false);
+          more = await this.#pullOnce(mailbox);
+        }
+      } finally {
+        this.#pulling.delete(mailbox);
+      }
+    })();
+  }
+
+  /** One page of a pull; true when the log holds more after it. */
+  async #pullOnce(mailbox: string): Promise<boolean> {
+    const interest = this.#interest.get(mailbox);
+    if (!interest || this.#closed) return false;
+    const { epoch, seq } = interest;
+    let read: MailboxRead;
+    try {
+      // Not a read that marks interest: only local readers keep a mailbox tracked.
+      read = await this.#read(mailbox, { epoch, afterSeq: seq }, PULL_PAGE_SIZE);
+    } catch {
+      this.#emit(mailbox);
+      return false;
+    }
+    const { log, messages } = read;
+    const first = messages[0];
+    const last = messages[messages.length - 1];
+    const contiguous =
+      log !== undefined &&
+      first !== undefined &&
+      ((first.epoch === epoch && first.seq === seq + 1) || (seq === 0 && first.seq === 1));
+    if (!contiguous || !last) {
+      // Nothing new, or a hole (expiry, trimming, a new epoch): the listeners' own re-read reports it.
+      const moved = log ? log.epoch !== epoch || log.lastSeq > seq : seq > 0;
+      if (!moved) return false;
+      interest.epoch = log?.epoch ?? "";
+      interest.seq = log?.lastSeq ?? 0;
+      this.#emit(mailbox);
+      return false;
+    }
+    this.#advance(mailbox, last.epoch, last.seq);
+    for (const listener of this.#listeners) listener(mailbox, messages);
+    return (log?.lastSeq ?? 0) > last.seq;
   }
 
   async #checkAll(): Promise<void> {
@@ -350,10 +417,7 @@ export class RedisStore implements MailboxStore {
           epoch === null || epoch === undefined
             ? interest.seq > 0
             : epoch !== interest.epoch || Number(seq) > interest.seq;
-        if (!moved) return;
-        interest.epoch = epoch ?? "";
-        interest.seq = epoch === null || epoch === undefined ? 0 : Number(seq);
-        this.#emit(mailbox);
+        if (moved) this.#pull(mailbox);
       });
       for (const mailbox of probes) this.#emit(mailbox);
       return true;

@@ -1,0 +1,134 @@
+import { mkdirSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+import autocannon from "autocannon";
+import { Redis } from "ioredis";
+import { type HeraldProcess, ROOT, startHerald } from "./lib/herald-process.js";
+import { Publisher, sleep } from "./lib/publisher.js";
+import { percentile, round1 } from "./lib/report.js";
+import { now, SseSwarm } from "./lib/sse-swarm.js";
+
+/**
+ * The Redis store next to the memory store: publish throughput on one node
+ * (autocannon, many connections), and fan-out of one mailbox to many SSE
+ * subscribers on one memory node versus the same subscribers spread over
+ * three nodes sharing one Redis (published on the first). Prints a markdown
+ * table and writes bench/results/redis-compare.json.
+ */
+
+const REDIS_URL = process.env.REDIS_URL ?? "redis://127.0.0.1:6379";
+const SECONDS = Number(process.env.BENCH_COMPARE_SECONDS ?? 5);
+const CONNECTIONS = 50;
+const BODY = `{"body":"${"x".repeat(52)}"}`;
+const SUBSCRIBERS = Number(process.env.BENCH_SUBSCRIBERS ?? 3000);
+const MESSAGES = 50;
+const NODES = 3;
+const SETTLE_TIMEOUT_MS = 60_000;
+const CLEANUP_BATCH = 500;
+
+async function ingest(node: HeraldProcess): Promise<{ perSecond: number; p99Ms: number; failed: number }> {
+  const result = await autocannon({
+    url: `${node.url}/v1/mailboxes/bench:ingest/messages`,
+    method: "POST",
+    headers: { "content-type": "application/json" },
+    body: BODY,
+    connections: CONNECTIONS,
+    duration: SECONDS,
+  });
+  return {
+    perSecond: Math.round(result["2xx"] / SECONDS),
+    p99Ms: result.latency.p99,
+    failed: result.non2xx + result.errors,
+  };
+}
+
+interface FanoutRun {
+  readonly deliveriesPerSecond: number;
+  readonly p50Ms: number;
+  readonly p99Ms: number;
+  readonly lost: number;
+  readonly duplicated: number;
+}
+
+async function fanout(nodes: readonly HeraldProcess[]): Promise<FanoutRun> {
+  const mailbox = `bench:fanout:${Date.now()}`;
+  const swarms = nodes.map(
+    (node, n) =>
+      new SseSwarm({
+        host: node.host,
+        port: node.port,
+        count: Math.floor(SUBSCRIBERS / nodes.length) + (n < SUBSCRIBERS % nodes.length ? 1 : 0),
+        path: () => `/v1/mailboxes/${mailbox}/events?cursor=now`,
+      }),
+  );
+  for (const swarm of swarms) await swarm.open();
+  await sleep(500);
+  const publisher = new Publisher((nodes[0] as HeraldProcess).url, MESSAGES);
+  try {
+    const started = now();
+    await Promise.all(Array.from({ length: MESSAGES }, () => publisher.publish(mailbox)));
+    const total = () => swarms.reduce((sum, swarm) => sum + swarm.totalReceived, 0);
+    await swarms[0]?.until(() => total() >= SUBSCRIBERS * MESSAGES, SETTLE_TIMEOUT_MS);
+    const last = Math.max(...swarms.map((swarm) => swarm.lastReceiveAt));
+    const latencies = Float64Array.from(swarms.flatMap((swarm) => Array.from(swarm.sortedLatencies()))).sort();
+    return {
+      deliveriesPerSecond: Math.round(total() / ((last - started) / 1000)),
+      p50Ms: round1(percentile(latencies, 50)),
+      p99Ms: round1(percentile(latencies, 99)),
+      lost: swarms.reduce((sum, swarm) => sum + swarm.lost(MESSAGES), 0),
+      duplicated: swarms.reduce((sum, swarm) => sum + swarm.sum(swarm.duplicates), 0),
+    };
+  } finally {
+    for (const swarm of swarms) swarm.close();
+    await publisher.close();
+  }
+}
+
+async function deleteKeys(prefix: string): Promise<void> {
+  const client = new Redis(REDIS_URL);
+  let cursor = "0";
+  do {
+    const [next, keys] = await client.scan(cursor, "MATCH", `${prefix}*`, "COUNT", CLEANUP_BATCH);
+    cursor = next;
+    if (keys.length > 0) await client.del(...keys);
+  } while (cursor !== "0");
+  client.disconnect();
+}
+
+const prefix = `herald-bench:${Date.now()}:`;
+const redisFlags = ["--store", "redis", "--redis-url", REDIS_URL, "--redis-prefix", prefix];
+const results: Record<string, unknown> = {};
+try {
+  const memory = await startHerald([]);
+  results.memoryIngest = await ingest(memory);
+  results.memoryFanout = await fanout([memory]);
+  await memory.stop();
+
+  const nodes: HeraldProcess[] = [];
+  for (let n = 0; n < NODES; n++) nodes.push(await startHerald(redisFlags));
+  results.redisIngest = await ingest(nodes[0] as HeraldProcess);
+  results.redisFanout = await fanout(nodes);
+  for (const node of nodes) await node.stop();
+} finally {
+  await deleteKeys(prefix);
+}
+
+const mi = results.memoryIngest as Awaited<ReturnType<typeof ingest>>;
+const ri = results.redisIngest as Awaited<ReturnType<typeof ingest>>;
+const mf = results.memoryFanout as FanoutRun;
+const rf = results.redisFanout as FanoutRun;
+const table = [
+  "| store | publishes/s (1 node) | publish p99 | fan-out deliveries/s | fan-out p50 / p99 | lost | duplicated |",
+  "|---|---|---|---|---|---|---|",
+  `| memory, 1 node | ${mi.perSecond} | ${mi.p99Ms} ms | ${mf.deliveriesPerSecond} | ${mf.p50Ms} / ${mf.p99Ms} ms | ${mf.lost} | ${mf.duplicated} |`,
+  `| redis, ${NODES} nodes | ${ri.perSecond} | ${ri.p99Ms} ms | ${rf.deliveriesPerSecond} | ${rf.p50Ms} / ${rf.p99Ms} ms | ${rf.lost} | ${rf.duplicated} |`,
+].join("\n");
+console.log(
+  `\n${CONNECTIONS} publishing connections for ${SECONDS} s; fan-out: ${SUBSCRIBERS} SSE subscribers, ${MESSAGES} messages back-to-back\n`,
+);
+console.log(table);
+const dir = join(ROOT, "bench", "results");
+mkdirSync(dir, { recursive: true });
+writeFileSync(
+  join(dir, "redis-compare.json"),
+  `${JSON.stringify({ date: new Date().toISOString(), subscribers: SUBSCRIBERS, messages: MESSAGES, ...results }, null, 2)}\n`,
+);
