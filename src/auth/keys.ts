@@ -34,7 +34,7 @@ export function compileScope(patterns: readonly string[]): ScopeMatcher {
   const wild: RegExp[] = [];
   for (const pattern of patterns) {
     if (!pattern.includes("*")) exact.add(pattern);
-    else wild.push(new RegExp(`^${pattern.replace(/[.]/g, "\\.").replace(/\*/g, ".*")}$`));
+    else wild.push(new RegExp(`^${pattern.replace(/[.*+?^${}()|[\]\\]/g, (c) => (c === "*" ? ".*" : `\\${c}`))}$`));
   }
   return (mailbox) => exact.has(mailbox) || wild.some((re) => re.test(mailbox));
 }
