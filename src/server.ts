@@ -36,6 +36,8 @@ export interface RunningHerald {
 const HEADERS_TIMEOUT_MS = 20_000;
 /** Whole request, body included; a response that streams for hours is not a request. */
 const REQUEST_TIMEOUT_MS = 60_000;
+/** How often Node checks the two timeouts above (its default, 30 s, lets a slow client linger far past them). */
+const TIMEOUT_CHECK_INTERVAL_MS = 2_000;
 
 function hostForUrl(host: string): string {
   return host.includes(":") ? `[${host}]` : host;
@@ -79,8 +81,10 @@ export async function startHerald(
   const demoFeed = startDemoFeed(hub);
   const websocket = { server: createWebSocketServer(config) };
   const server = await new Promise<Server>((resolve, reject) => {
-    const created = serve({ fetch: app.fetch, port: config.port, hostname: config.host, websocket }, () =>
-      resolve(created as Server),
+    const serverOptions = { connectionsCheckingInterval: TIMEOUT_CHECK_INTERVAL_MS };
+    const created = serve(
+      { fetch: app.fetch, port: config.port, hostname: config.host, websocket, serverOptions },
+      () => resolve(created as Server),
     ) as Server;
     created.once("error", reject);
   });
