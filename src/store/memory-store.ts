@@ -72,6 +72,7 @@ export class MemoryStore implements MailboxStore {
   readonly #sweepTimer: NodeJS.Timeout;
   #bytes = 0;
   #messageCount = 0;
+  #sweepQueue: string[] = [];
   #closed = false;
 
   constructor(options: MemoryStoreOptions) {
@@ -179,8 +180,11 @@ export class MemoryStore implements MailboxStore {
   sweepExpired(): void {
     const now = this.#now();
     let examined = 0;
-    for (const log of this.#logs.values()) {
-      if (examined > MAX_SWEEP_MESSAGES_PER_TICK) return;
+    // Resumes where the last tick stopped, so every mailbox is swept however many there are.
+    if (this.#sweepQueue.length === 0) this.#sweepQueue = [...this.#logs.keys()];
+    while (this.#sweepQueue.length > 0 && examined <= MAX_SWEEP_MESSAGES_PER_TICK) {
+      const log = this.#logs.peek(this.#sweepQueue.pop() as string);
+      if (!log) continue;
       examined += log.messages.length;
       if (!log.messages.some((message) => message.expiresAtMs <= now)) continue;
       const kept: StoredMessage[] = [];
