@@ -92,6 +92,9 @@ describe.runIf(hasRedisServerBinary())("Herald on Redis when Redis restarts", ()
       await publishUntil(() => refusedSince(outageStart) >= REFUSED_BEFORE_RESTART, "503s during the outage");
       expect((await fetch(`${publisher.url}/readyz`)).status).toBe(503);
       expect((await fetch(`${reader.url}/readyz`)).status).toBe(503);
+      const readWhileDown = await fetch(`${reader.url}/v1/mailboxes/${mailbox}/messages`);
+      expect(readWhileDown.status).toBe(503);
+      expect(((await readWhileDown.json()) as { error: { code: string } }).error.code).toBe("store_unavailable");
       // The subscriber's stream stays open through the outage.
       expect(subscriber.ended).toBe(false);
 

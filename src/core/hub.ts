@@ -63,6 +63,15 @@ const DEFAULT_REPLAY_PAGE_SIZE = 500;
 const DEFAULT_FANOUT_CHUNK_SIZE = 500;
 const STORE_RETRY_DELAY_MS = 1000;
 
+/** A store that cannot answer (Redis down) is a 503 the client retries, not a 500. */
+async function storeCall<T>(pending: Promise<T>): Promise<T> {
+  try {
+    return await pending;
+  } catch {
+    throw new HeraldError("store_unavailable", undefined, { "Retry-After": "1" });
+  }
+}
+
 export class Hub {
   readonly counters: HubCounters = { published: 0, delivered: 0, gaps: 0, slowConsumersCut: 0 };
   readonly #store: MailboxStore;
@@ -163,14 +172,14 @@ export class Hub {
     const waiter = request.waitMs > 0 && !this.#draining ? this.#addWaiter(mailboxes) : undefined;
     try {
       let moved = request.cursor === undefined || request.cursor === CURSOR_NOW;
-      let outcome = await readAfter(this.#store, mailboxes, positions, request.limit);
+      let outcome = await storeCall(readAfter(this.#store, mailboxes, positions, request.limit));
       moved ||= outcome.moved;
       const deadline = Date.now() + request.waitMs;
       while (waiter && outcome.events.length === 0 && !this.#draining && !request.signal?.aborted) {
         const remaining = deadline - Date.now();
         if (remaining <= 0) break;
         await waiter.next(remaining, request.signal);
-        outcome = await readAfter(this.#store, mailboxes, positions, request.limit);
+        outcome = await storeCall(readAfter(this.#store, mailboxes, positions, request.limit));
         moved ||= outcome.moved;
       }
       return this.#answer(mailboxes, positions, outcome.events, moved ? undefined : request.cursor);
@@ -218,7 +227,7 @@ export class Hub {
     const positions: PositionMap = new Map();
     if (cursor === undefined) return positions;
     if (cursor === CURSOR_NOW) {
-      const heads = await Promise.all(mailboxes.map((mailbox) => this.#store.head(mailbox)));
+      const heads = await storeCall(Promise.all(mailboxes.map((mailbox) => this.#store.head(mailbox))));
       mailboxes.forEach((mailbox, i) => {
         const head = heads[i];
         positions.set(mailbox, head ? { epoch: head.epoch, seq: head.lastSeq } : { epoch: EMPTY_EPOCH, seq: 0 });
