@@ -166,6 +166,25 @@ if ("reason" in redis) {
       expect(heard.filter((h) => h.mailbox === "other").every((h) => h.seqs === undefined)).toBe(true);
     });
 
+    it("starts a new epoch cleanly when the meta hash is gone but an old log is left", async () => {
+      const prefix = uniquePrefix("evicted");
+      const store = await open({ prefix });
+      const [old] = await store.append([
+        { mailbox: "m", draft: draft({ n: 1 }, { key: "k", fingerprint: "f1" }) },
+        { mailbox: "m", draft: draft({ n: 2 }) },
+      ]);
+      // What an eviction policy may do: drop one key of a mailbox and keep the others.
+      const raw = new Redis(url);
+      await raw.del(`${prefix}{m}:meta`);
+      raw.disconnect();
+      const [fresh] = await store.append([{ mailbox: "m", draft: draft({ n: 3 }, { key: "k", fingerprint: "f2" }) }]);
+      expect(fresh?.status).toBe("stored");
+      expect(fresh?.message.seq).toBe(1);
+      expect(fresh?.message.epoch).not.toBe(old?.message.epoch);
+      const read = await store.read("m", { epoch: "", afterSeq: 0 }, 10);
+      expect(read.messages.map((m) => JSON.parse(m.json).n)).toEqual([3]);
+    });
+
     it("keeps every key of a mailbox under one hash tag", async () => {
       const prefix = uniquePrefix("tags");
       const store = await open({ prefix });

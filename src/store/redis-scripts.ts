@@ -60,7 +60,7 @@ end
 -- Pass 1: a reused key with another fingerprint stores nothing of the call.
 for n = 1, N do
   local item = items[n]
-  if item.k ~= '' then
+  if item.k ~= '' and redis.call('EXISTS', KEYS[3 * item.m - 2]) == 1 then
     local m = item.m
     local entry = original(KEYS[3 * m], KEYS[3 * m - 1], item.k, now)
     if entry and (entry[2][12] or '') ~= item.p then
@@ -79,6 +79,8 @@ local function load(m)
   local meta = KEYS[3 * m - 2]
   local v = redis.call('HMGET', meta, 'epoch', 'seq', 'trimmed', 'until')
   if not v[1] then
+    -- A new life: whatever an older one left (its meta evicted before its log) must not block XADD ids.
+    redis.call('DEL', KEYS[3 * m - 1], KEYS[3 * m])
     redis.call('HSET', meta, 'epoch', candidates[m], 'seq', 0, 'trimmed', 0, 'until', 0)
     v = { candidates[m], '0', '0', '0' }
   end
