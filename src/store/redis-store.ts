@@ -34,6 +34,8 @@ const MAX_TRACKED_MAILBOXES = 50_000;
 const IDLE_PROBE_MS = 10 * 60_000;
 /** How long a mailbox's seq and epoch outlive its last message, so late cursors see "expired", not "epoch". */
 const META_GRACE_MS = 7 * 24 * 60 * 60_000;
+/** Longest close() waits for QUIT before dropping a connection. */
+const QUIT_TIMEOUT_MS = 2000;
 /** Messages read per step when fetching other nodes' appends for local listeners. */
 const PULL_PAGE_SIZE = 500;
 /** A command without an answer for this long fails (the publish becomes a 503) instead of hanging. */
@@ -263,11 +265,18 @@ export class RedisStore implements MailboxStore {
     this.#closed = true;
     clearInterval(this.#timer);
     await Promise.all(
-      [this.#redis, this.#subscriber].map((connection) =>
-        connection.status === "ready"
-          ? connection.quit().catch(() => connection.disconnect())
-          : connection.disconnect(),
-      ),
+      [this.#redis, this.#subscriber].map(async (connection) => {
+        if (connection.status === "ready") {
+          // QUIT lets replies in flight arrive; a Redis that stops answering must not hold up shutdown.
+          let timer: NodeJS.Timeout | undefined;
+          const late = new Promise((resolve) => {
+            timer = setTimeout(resolve, QUIT_TIMEOUT_MS);
+          });
+          await Promise.race([connection.quit().catch(() => {}), late]);
+          clearTimeout(timer);
+        }
+        connection.disconnect();
+      }),
     );
   }
 
