@@ -145,3 +145,23 @@ describe("POST /v1/tokens", () => {
     );
   });
 });
+
+describe("keys without a token section", () => {
+  it("protect publishing while reading stays open", async () => {
+    const only = makeKey("only", ["feed:*"]);
+    const open = await startAuthServer({ auth: { keys: [only.entry] } });
+    try {
+      expect((await publishStatus(open.url, "feed:cpu", {})).status).toBe(401);
+      expect((await publishStatus(open.url, "feed:cpu", bearer(only.key))).status).toBe(201);
+      const read = await fetch(`${open.url}/v1/mailboxes/feed:cpu/messages`);
+      expect(read.status).toBe(200);
+      expect((await read.json()).messages).toHaveLength(1);
+      // A bearer that is not a key is refused rather than ignored.
+      expect((await fetch(`${open.url}/v1/mailboxes/feed:cpu/messages`, { headers: bearer("eyJ.x.y") })).status).toBe(
+        401,
+      );
+    } finally {
+      await open.shutdown();
+    }
+  });
+});
