@@ -51,14 +51,16 @@ export function requestLog(
     const id = offered !== undefined && REQUEST_ID.test(offered) ? offered : randomUUID();
     outgoing.setHeader("X-Request-Id", id);
     const started = performance.now();
-    const publish = c.req.method === "POST" && /^\/v1\/(?:mailboxes\/[^/]+\/)?messages$/.test(c.req.path);
+    const method = c.req.method;
+    const publish = method === "POST" && /^\/v1\/(?:mailboxes\/[^/]+\/)?messages$/.test(c.req.path);
     outgoing.once("close", () => {
       const caller = callerOf(incoming);
       const status = outgoing.statusCode;
       const ms = Math.round((performance.now() - started) * 10) / 10;
       const line = {
         reqId: id,
-        method: c.req.method,
+        // Not `c`: the listener lives as long as a stream does, and would keep the whole request context alive.
+        method,
         url: redactUrl(incoming.url ?? ""),
         status,
         ms,
