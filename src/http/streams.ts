@@ -121,6 +121,15 @@ class NodeStreamSink implements StreamSink {
   }
 }
 
+/**
+ * Node keeps the head it sent as a rope of ~30 string pieces (~1.3 KB) for as
+ * long as the response lives; a stream lives for hours, so keep one flat copy.
+ */
+function flattenSentHead(response: ServerResponse): void {
+  const sent = response as ServerResponse & { _header?: unknown };
+  if (typeof sent._header === "string") sent._header = Buffer.from(sent._header, "latin1").toString("latin1");
+}
+
 export interface OpenStreamOptions {
   readonly kind: StreamKind;
   readonly mailboxes: readonly string[];
@@ -186,6 +195,7 @@ export class StreamRegistry {
     });
     // The first bytes flush the head through proxies and tell EventSource how soon to come back.
     response.write(kind === "sse" ? `retry: ${this.#sseRetryMs}\n\n` : NDJSON_HEARTBEAT);
+    flattenSentHead(response);
     sink.goDirect();
     subscription.start();
     if (options.expiresAt !== undefined) {
