@@ -1,4 +1,4 @@
-import { NO_LIMITS } from "./auth/auth-config.js";
+import { NO_LIMITS, securityFromEnv } from "./auth/auth-config.js";
 import { checkBinding, isLoopbackHost, resolveLimits, startupNotices } from "./auth/binding.js";
 import { hookCommand } from "./cli/hook-sign.js";
 import { keyCommand } from "./cli/key-create.js";
@@ -67,18 +67,19 @@ async function serveCommand(argv: string[]): Promise<void> {
   }
   const config = parseServeConfig(argv, process.env);
   const file = config.configFile === undefined ? EMPTY_FILE_CONFIG : loadConfigFile(config.configFile, process.env);
+  const { auth, limits: limitSettings } = securityFromEnv(file, process.env);
   // Refuse an unsafe binding before a store is opened or Redis waited for.
-  checkBinding(config.host, file.auth !== undefined, config.insecure);
+  checkBinding(config.host, auth !== undefined, config.insecure);
   const logger = createLogger(logLevel(process.env.HERALD_LOG_LEVEL));
   const herald = await startHerald(config, await buildStore(config), {
     hooks: file.hooks,
-    auth: file.auth,
-    limits: file.limits,
+    auth,
+    limits: limitSettings,
     logger,
   });
   console.log(`Herald listening on ${herald.url} (${config.store} store)`);
-  const limits = resolveLimits(file.limits ?? NO_LIMITS, file.auth !== undefined || !isLoopbackHost(config.host));
-  for (const notice of startupNotices(config.host, file.auth !== undefined, config.insecure, limits)) {
+  const limits = resolveLimits(limitSettings ?? NO_LIMITS, auth !== undefined || !isLoopbackHost(config.host));
+  for (const notice of startupNotices(config.host, auth !== undefined, config.insecure, limits)) {
     (notice.startsWith("WARNING") ? console.error : console.log)(notice);
   }
   let signalled = false;

@@ -79,6 +79,22 @@ describe("herald serve binding", () => {
     expect(child.output()).not.toContain("WARNING");
   });
 
+  it("takes auth and limits from HERALD_AUTH and HERALD_LIMITS, but not from both there and the file", async () => {
+    const env = {
+      HERALD_AUTH: JSON.stringify({ tokens: { hs256SecretEnv: "HERALD_TEST_TOKEN_SECRET" } }),
+      HERALD_LIMITS: JSON.stringify({ maxConnections: 500 }),
+      HERALD_TEST_TOKEN_SECRET: SECRET,
+    };
+    const child = await spawnHerald(["--host", "0.0.0.0"], env);
+    children.push(child);
+    await untilOutput(child, /Limits: 500 streams and long-polls at once .*; auth on/);
+    const both = await run(["serve", "--config", configFile({ auth: { tokens: { hs256Secret: SECRET } } })], {
+      HERALD_AUTH: env.HERALD_AUTH,
+    });
+    expect(both.code).toBe(2);
+    expect(both.stderr).toContain("HERALD_AUTH is set and the config file has the same section");
+  });
+
   it("refuses a config whose auth section is wrong, naming the field", async () => {
     const result = await run(["serve", "--config", configFile({ auth: { tokens: { hs256Secret: "short" } } })]);
     expect(result.code).toBe(2);

@@ -255,3 +255,31 @@ export function parseAuthSection(value: unknown, env: NodeJS.ProcessEnv): AuthSe
   }
   return { keys, tokens, corsOrigins };
 }
+
+/**
+ * The `auth` and `limits` sections given as JSON in HERALD_AUTH and HERALD_LIMITS,
+ * for deployments configured by environment alone. Each may be given in the
+ * config file or the environment, not both.
+ */
+export function securityFromEnv(
+  file: { readonly auth: AuthSettings | undefined; readonly limits: LimitSettings | undefined },
+  env: NodeJS.ProcessEnv,
+): { auth: AuthSettings | undefined; limits: LimitSettings | undefined } {
+  const section = <T>(name: string, fromFile: T | undefined, parse: (value: unknown) => T): T | undefined => {
+    const text = env[name];
+    if (text === undefined || text === "") return fromFile;
+    if (fromFile !== undefined)
+      throw new ConfigError(`${name} is set and the config file has the same section; use one`);
+    let value: unknown;
+    try {
+      value = JSON.parse(text);
+    } catch (error) {
+      throw new ConfigError(`${name} is not valid JSON: ${(error as Error).message}`);
+    }
+    return parse(value);
+  };
+  return {
+    auth: section("HERALD_AUTH", file.auth, (value) => parseAuthSection(value, env)),
+    limits: section("HERALD_LIMITS", file.limits, parseLimitsSection),
+  };
+}
