@@ -72,7 +72,13 @@ export async function startHerald(
   });
   const streams = new StreamRegistry(hub, config.heartbeatSeconds, config.sseRetryMs);
   const sockets = new WsRegistry(config.heartbeatSeconds);
-  const hooks = options.hooks?.length ? createHookService({ hooks: options.hooks, hub }) : undefined;
+  const hooks = options.hooks?.length
+    ? createHookService({
+        hooks: options.hooks,
+        hub,
+        onRefused: (hook, reason) => logger.warn({ hook, reason }, "webhook refused"),
+      })
+    : undefined;
   const metrics = createMetrics({ hub, store, streams, sockets, access });
   const app = createApp({ config, hub, store, streams, sockets, hooks, access, metrics, logger }, [
     ...ROUTES,

@@ -1,5 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createDeliveryMemory } from "../src/hooks/delivery-memory.js";
+import { createLogger } from "../src/http/request-log.js";
 import type { RunningHerald } from "../src/server.js";
 import {
   deliver,
@@ -131,6 +132,16 @@ describe("GitHub hook", () => {
     const reused = await deliver(base, "gh", other, githubHeaders(GH_SECRET, other, "d-replay"));
     expect(reused.status).toBe(200);
     expect((await readMailbox(base, "gh-inbox")).length).toBe(count);
+  });
+
+  it("does not deliver a captured GitHub body again under a fresh, unsigned delivery id", async () => {
+    const body = prBody(8);
+    const first = await deliver(base, "gh", body, githubHeaders(GH_SECRET, body, "d-original"));
+    const replay = await deliver(base, "gh", body, githubHeaders(GH_SECRET, body, "d-forged"));
+    expect([first.status, replay.status]).toEqual([202, 200]);
+    expect(replay.json.id).toBe(first.json.id);
+    const titles = (await readMailbox(base, "gh-inbox")).map((m) => m.body);
+    expect(titles.filter((t) => t === "PR 8")).toEqual(["PR 8"]);
   });
 
   it("accepts the previous secret during rotation", async () => {
@@ -283,5 +294,38 @@ describe("delivery-id memory", () => {
     expect(memory.recall("h", "a")).toBeUndefined();
     expect(memory.recall("h", "c")).toEqual(answer);
     expect(memory.recall("other-hook", "c")).toBeUndefined();
+  });
+});
+
+describe("operator log", () => {
+  it("says why a delivery was refused, without the signature or secret; the sender sees only 401", async () => {
+    const lines: Record<string, unknown>[] = [];
+    const logger = createLogger("info", {
+      write: (line: string) => {
+        lines.push(JSON.parse(line));
+      },
+    });
+    const secret = "whsec_logged_never";
+    const logged = await startHookServer(
+      { hooks: [{ id: "pay", mailbox: "billing", verify: { scheme: "stripe", secret } }] },
+      {},
+      {},
+      logger,
+    );
+    try {
+      const body = '{"id":"evt_log"}';
+      const stale = await deliver(logged.url, "pay", body, stripeHeaders(secret, body, nowSeconds() - 1000));
+      const wrong = await deliver(logged.url, "pay", body, stripeHeaders("whsec_other", body));
+      expect([stale.status, wrong.status]).toEqual([401, 401]);
+      expect(stale.text).toBe(wrong.text);
+      const refusals = lines.filter((line) => line.msg === "webhook refused");
+      expect(refusals.map((line) => [line.hook, line.reason])).toEqual([
+        ["pay", "stale"],
+        ["pay", "mismatch"],
+      ]);
+      expect(JSON.stringify(lines)).not.toContain("logged_never");
+    } finally {
+      await logged.shutdown();
+    }
   });
 });

@@ -5,7 +5,7 @@ import { assertMailboxName, MAX_MAILBOX_NAME_LENGTH } from "../core/mailbox-name
 import { MAX_TITLE_LENGTH, type MessageFields } from "../core/message-input.js";
 import { createDeliveryMemory, type DeliveryMemory, type RememberedDelivery } from "./delivery-memory.js";
 import type { HookDefinition } from "./hook-config.js";
-import { type SignedRequest, VERIFIERS } from "./verifiers.js";
+import { type SignedRequest, VERIFIERS, type VerifyOutcome } from "./verifiers.js";
 
 /** A delivery as the HTTP layer hands it over: headers and the raw body, unparsed. */
 export interface HookRequest extends SignedRequest {
@@ -44,6 +44,8 @@ export interface HookServiceOptions {
   readonly hub: Hub;
   readonly memory?: DeliveryMemory;
   readonly nowSeconds?: () => number;
+  /** Told why a delivery was refused, for the operator's log; the sender only ever sees a bare 401. */
+  readonly onRefused?: (hookId: string, reason: Exclude<VerifyOutcome, "ok">) => void;
 }
 
 /** Payloads at most this big travel whole in the message's `data`; bigger ones are left out of it. */
@@ -66,6 +68,16 @@ function parsePayload(request: HookRequest): unknown {
   } catch (error) {
     throw new HeraldError("bad_json", `The webhook payload is not valid JSON: ${(error as Error).message}`);
   }
+}
+
+/**
+ * GitHub signs the body but not X-GitHub-Delivery, so a captured delivery
+ * could be replayed under a fresh id; its signed bytes are remembered too.
+ * (NUL cannot occur in a header value, so this never collides with an id.)
+ */
+function signedContentKey(hook: HookDefinition, request: HookRequest): string | undefined {
+  if (hook.scheme !== "github") return undefined;
+  return `\0body:${createHash("sha256").update(request.body).digest("base64url")}`;
 }
 
 function deliveryIdOf(hook: HookDefinition, request: HookRequest, payload: unknown): string | undefined {
@@ -109,7 +121,10 @@ export function createHookService(options: HookServiceOptions): HookService {
         header: hook.header,
         nowSeconds: nowSeconds(),
       });
-      if (outcome !== "ok") throw unauthorized();
+      if (outcome !== "ok") {
+        options.onRefused?.(hook.id, outcome);
+        throw unauthorized();
+      }
       const payload = parsePayload(request);
       const deliveryId = deliveryIdOf(hook, request, payload);
       const answer = (message: RememberedDelivery | undefined, duplicate: boolean): HookAnswer => ({
@@ -118,7 +133,10 @@ export function createHookService(options: HookServiceOptions): HookService {
         deliveryId,
         duplicate,
       });
-      const seen = deliveryId === undefined ? undefined : memory.recall(hook.id, deliveryId);
+      const contentKey = signedContentKey(hook, request);
+      const seen =
+        (deliveryId === undefined ? undefined : memory.recall(hook.id, deliveryId)) ??
+        (contentKey === undefined ? undefined : memory.recall(hook.id, contentKey));
       if (seen) return answer(seen, true);
       const mailbox = assertMailboxName(hook.mailbox.render(payload, MAX_MAILBOX_NAME_LENGTH + 1));
       const fields = messageFields(hook, payload, request.body.length);
@@ -135,6 +153,7 @@ export function createHookService(options: HookServiceOptions): HookService {
       const { message } = published;
       const first = { id: message.id, mailbox: message.mailbox, seq: message.seq, cursor: published.cursor };
       if (deliveryId !== undefined) memory.remember(hook.id, deliveryId, first);
+      if (contentKey !== undefined) memory.remember(hook.id, contentKey, first);
       return answer(first, published.duplicate);
     },
   };

@@ -1,6 +1,7 @@
 import { createHmac } from "node:crypto";
 import { DEFAULT_CONFIG, type ServeConfig } from "../../src/config.js";
 import { parseFileConfig } from "../../src/config-file.js";
+import type { Logger } from "../../src/http/request-log.js";
 import { type RunningHerald, startHerald } from "../../src/server.js";
 import { createMemoryStore } from "../../src/store/memory-store.js";
 
@@ -9,6 +10,7 @@ export async function startHookServer(
   document: unknown,
   env: NodeJS.ProcessEnv = {},
   config: Partial<ServeConfig> = {},
+  logger?: Logger,
 ): Promise<RunningHerald> {
   const serveConfig: ServeConfig = { ...DEFAULT_CONFIG, port: 0, drainTimeoutSeconds: 1, ...config };
   const file = parseFileConfig(document, env);
@@ -17,7 +19,7 @@ export async function startHookServer(
     maxMessagesPerMailbox: serveConfig.maxMessagesPerMailbox,
     maxBytes: serveConfig.maxStoreBytes,
   });
-  return startHerald(serveConfig, store, { hooks: file.hooks });
+  return startHerald(serveConfig, store, { hooks: file.hooks, ...(logger ? { logger } : {}) });
 }
 
 export async function deliver(
