@@ -101,7 +101,7 @@ Options (each also read from the environment variable shown):
   --store KIND             memory, sqlite or redis (HERALD_STORE, default ${DEFAULT_CONFIG.store})
   --data-dir DIR           SQLite database directory (HERALD_DATA_DIR, default ${DEFAULT_CONFIG.dataDir})
   --sync MODE              SQLite synchronous mode: full or normal (HERALD_SQLITE_SYNC, default ${DEFAULT_CONFIG.sqliteSync})
-  --redis-url URL          Redis URL (REDIS_URL, default ${DEFAULT_CONFIG.redisUrl})
+  --redis-url URL          Redis URL, or redis-cluster://host:port,host:port (REDIS_URL, default ${DEFAULT_CONFIG.redisUrl})
   --redis-prefix TEXT      prefix of Redis keys and channels (HERALD_REDIS_PREFIX, default ${DEFAULT_CONFIG.redisPrefix})
   --config FILE            JSON config file: hooks, auth, limits (HERALD_CONFIG)
   --insecure               allow a non-loopback --host without auth (HERALD_INSECURE=1)

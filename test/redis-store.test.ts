@@ -124,6 +124,7 @@ if ("reason" in redis) {
         1000,
         `${prefix}nowhere`,
         1000,
+        "0",
         1,
         "watched",
         "unused",

@@ -37,7 +37,8 @@ end
 
 /**
  * KEYS: meta, log, idem for each of M mailboxes.
- * ARGV: nodeId, nowMs, cap, channel, metaGraceMs, M, then M x (name, epochCandidate),
+ * ARGV: nodeId, nowMs, cap, channel, metaGraceMs, dryRun ('1': only check for a conflict, answer { 'ok' }),
+ *       M, then M x (name, epochCandidate),
  *       then N, then N x (mailboxIndex, id, timeMs, expiresAtMs, fieldsJson, key or '', fingerprint or '').
  * Returns { epochs of the M mailboxes, then per item: status (1 stored, 2 duplicate) and seq,
  *           plus id, timeMs, expiresAtMs, fieldsJson of the original for a duplicate },
@@ -46,9 +47,10 @@ end
  */
 export const APPEND_SCRIPT = `${SHARED}
 local nodeId, now, cap, channel, grace = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3]), ARGV[4], tonumber(ARGV[5])
-local M = tonumber(ARGV[6])
+local dryRun = ARGV[6] == '1'
+local M = tonumber(ARGV[7])
 local names, candidates = {}, {}
-local a = 7
+local a = 8
 for m = 1, M do names[m] = ARGV[a]; candidates[m] = ARGV[a + 1]; a = a + 2 end
 local N = tonumber(ARGV[a]); a = a + 1
 local items = {}
@@ -70,6 +72,8 @@ for n = 1, N do
     end
   end
 end
+
+if dryRun then return { 'ok' } end
 
 -- Pass 2: append.
 local state = {}

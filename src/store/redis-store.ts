@@ -1,4 +1,4 @@
-import { Redis } from "ioredis";
+import type { Cluster, Redis } from "ioredis";
 import { nanoid } from "nanoid";
 import type {
   AppendItem,
@@ -11,6 +11,8 @@ import type {
   StoredMessage,
   StoreStats,
 } from "./mailbox-store.js";
+import { CatchUp } from "./redis-catch-up.js";
+import { openRedisConnections } from "./redis-connection.js";
 import { APPEND_SCRIPT, READ_SCRIPT } from "./redis-scripts.js";
 import { type MessageDraft, storedMessage } from "./stored-message.js";
 
@@ -26,36 +28,19 @@ export interface RedisStoreOptions {
 
 export const DEFAULT_REDIS_KEY_PREFIX = "herald:";
 const DEFAULT_CHECK_INTERVAL_MS = 2000;
-/** Mailboxes compared with Redis per check tick (one pipelined round trip). */
-const MAX_CHECKS_PER_TICK = 1000;
-/** Mailboxes whose interest this node remembers; beyond it the longest-unchecked is forgotten. */
-const MAX_TRACKED_MAILBOXES = 50_000;
-/** A tracked mailbox not read for this long is probed once with a wake-up, then forgotten if still unread. */
-const IDLE_PROBE_MS = 10 * 60_000;
 /** How long a mailbox's seq and epoch outlive its last message, so late cursors see "expired", not "epoch". */
 const META_GRACE_MS = 7 * 24 * 60 * 60_000;
 /** Longest close() waits for QUIT before dropping a connection. */
 const QUIT_TIMEOUT_MS = 2000;
-/** Messages read per step when fetching other nodes' appends for local listeners. */
-const PULL_PAGE_SIZE = 500;
-/** A command without an answer for this long fails (the publish becomes a 503) instead of hanging. */
-const COMMAND_TIMEOUT_MS = 10_000;
 
 const STORED = 1;
 
-interface Interest {
-  epoch: string;
-  seq: number;
-  touchedAt: number;
-  probed: boolean;
-}
-
 type ScriptReply = (string | number)[];
 
-interface ScriptedRedis extends Redis {
+type ScriptedRedis = (Redis | Cluster) & {
   heraldAppend(numKeys: number, ...args: (string | number)[]): Promise<ScriptReply>;
   heraldRead(...args: (string | number)[]): Promise<ScriptReply>;
-}
+};
 
 function draftOf(id: string, timeMs: string, expiresAtMs: string, fieldsJson: string): MessageDraft {
   return { id, timeMs: Number(timeMs), expiresAtMs: Number(expiresAtMs), fieldsJson };
@@ -77,13 +62,10 @@ export class RedisStore implements MailboxStore {
   readonly #channel: string;
   readonly #nodeId = nanoid(10);
   readonly #redis: ScriptedRedis;
-  readonly #subscriber: Redis;
+  readonly #subscriber: Redis | Cluster;
+  readonly #cluster: boolean;
   readonly #listeners = new Set<AppendListener>();
-  readonly #interest = new Map<string, Interest>();
-  /** Mailboxes being pulled; true when another pull was asked for meanwhile. */
-  readonly #pulling = new Map<string, boolean>();
-  readonly #timer: NodeJS.Timeout;
-  #checking = false;
+  readonly #catchUp: CatchUp;
   #appended = 0;
   #appendedBytes = 0;
   #closed = false;
@@ -96,30 +78,30 @@ export class RedisStore implements MailboxStore {
     this.#prefix = options.keyPrefix ?? DEFAULT_REDIS_KEY_PREFIX;
     if (this.#prefix.includes("{")) throw new Error("the Redis key prefix must not contain '{' (it is the hash tag)");
     this.#channel = `${this.#prefix}wake`;
-    const common = {
-      // Fail at once while disconnected: a publish must become a 503, never wait or be sent twice.
-      enableOfflineQueue: false,
-      maxRetriesPerRequest: 0,
-      autoResendUnfulfilledCommands: false,
-      commandTimeout: COMMAND_TIMEOUT_MS,
-    };
-    this.#redis = new Redis(options.url, common) as ScriptedRedis;
+    const connections = openRedisConnections(options.url);
+    this.#redis = connections.commands as ScriptedRedis;
+    this.#subscriber = connections.subscriber;
+    this.#cluster = connections.cluster;
     this.#redis.defineCommand("heraldAppend", { lua: APPEND_SCRIPT });
     this.#redis.defineCommand("heraldRead", { lua: READ_SCRIPT, numberOfKeys: 2, readOnly: true });
-    // The subscriber queues its SUBSCRIBE until connected; ioredis resubscribes after each reconnect.
-    this.#subscriber = new Redis(options.url, { autoResubscribe: true });
     const onError = (error: Error) => {
       this.lastError = error;
     };
     this.#redis.on("error", onError);
     this.#subscriber.on("error", onError);
     this.#subscriber.on("message", (channel: string, payload: string) => this.#onWake(channel, payload));
+    this.#catchUp = new CatchUp({
+      // Not reads that mark interest: only local readers keep a mailbox tracked.
+      read: (mailbox, position, limit) => this.#read(mailbox, position, limit),
+      heads: (mailboxes) => this.#heads(mailboxes),
+      connected: () => this.ready(),
+      emit: (mailbox, messages) => this.#emit(mailbox, messages),
+    });
+    this.#catchUp.start(options.checkIntervalMs ?? DEFAULT_CHECK_INTERVAL_MS);
     // A reconnected subscriber may have missed wake-ups: compare everything tracked right away.
-    this.#subscriber.on("ready", () => setImmediate(() => void this.#checkAll()));
-    this.#redis.on("ready", () => setImmediate(() => void this.#checkAll()));
+    this.#subscriber.on("ready", () => setImmediate(() => void this.#catchUp.checkAll()));
+    this.#redis.on("ready", () => setImmediate(() => void this.#catchUp.checkAll()));
     this.#subscribed = this.#subscriber.subscribe(this.#channel).catch(onError);
-    this.#timer = setInterval(() => void this.#check(), options.checkIntervalMs ?? DEFAULT_CHECK_INTERVAL_MS);
-    this.#timer.unref();
   }
 
   /** Resolves once connected and subscribed, or after `timeoutMs` (the store then keeps trying). */
@@ -139,6 +121,46 @@ export class RedisStore implements MailboxStore {
 
   async append(items: readonly AppendItem[]): Promise<AppendResult[]> {
     if (this.#closed) throw new Error("store is closed");
+    const byMailbox = new Map<string, AppendItem[]>();
+    for (const item of items) {
+      const list = byMailbox.get(item.mailbox);
+      if (list) list.push(item);
+      else byMailbox.set(item.mailbox, [item]);
+    }
+    let results: AppendResult[];
+    if (!this.#cluster || byMailbox.size === 1) {
+      results = await this.#appendCall(items, false);
+    } else {
+      // On a Cluster one script reaches one slot: check every mailbox for a conflict first, then
+      // append per mailbox. A concurrent reuse of the same key between the two can slip through.
+      const groups = [...byMailbox.values()];
+      const checks = await Promise.all(groups.map((group) => this.#appendCall(group, true)));
+      const conflict = checks.find((check) => check.length > 0);
+      if (conflict) return conflict;
+      const answers = await Promise.all(groups.map((group) => this.#appendCall(group, false)));
+      const queues = new Map(groups.map((group, i) => [group[0]?.mailbox as string, answers[i] as AppendResult[]]));
+      results = items.map((item) => (queues.get(item.mailbox) as AppendResult[]).shift() as AppendResult);
+    }
+    const committed = new Map<string, StoredMessage[]>();
+    for (const result of results) {
+      if (result.status !== "stored") continue;
+      const { message } = result;
+      this.#appended += 1;
+      this.#appendedBytes += message.json.length;
+      const list = committed.get(message.mailbox);
+      if (list) list.push(message);
+      else committed.set(message.mailbox, [message]);
+    }
+    for (const [mailbox, messages] of committed) {
+      const last = messages[messages.length - 1] as StoredMessage;
+      this.#catchUp.advance(mailbox, last.epoch, last.seq);
+      this.#emit(mailbox, messages);
+    }
+    return results;
+  }
+
+  /** One run of the append script; a dry run answers [] or the conflict, storing nothing. */
+  async #appendCall(items: readonly AppendItem[], dryRun: boolean): Promise<AppendResult[]> {
     const mailboxes: string[] = [];
     const indexOf = new Map<string, number>();
     for (const { mailbox } of items) {
@@ -151,6 +173,7 @@ export class RedisStore implements MailboxStore {
       this.#options.maxMessagesPerMailbox,
       this.#channel,
       META_GRACE_MS,
+      dryRun ? "1" : "0",
       mailboxes.length,
     ];
     for (const mailbox of mailboxes) {
@@ -176,8 +199,8 @@ export class RedisStore implements MailboxStore {
       const draft = draftOf(id as string, timeMs as string, expiresAtMs as string, fieldsJson as string);
       return [{ status: "conflict", message: storedMessage(mailbox, epoch as string, Number(seq), draft) }];
     }
+    if (dryRun) return [];
     const results: AppendResult[] = [];
-    const committed = new Map<string, StoredMessage[]>();
     let at = mailboxes.length;
     for (const { mailbox, draft } of items) {
       const epoch = reply[(indexOf.get(mailbox) as number) - 1] as string;
@@ -185,13 +208,7 @@ export class RedisStore implements MailboxStore {
       const seq = Number(reply[at + 1]);
       if (status === STORED) {
         at += 2;
-        const message = storedMessage(mailbox, epoch, seq, draft);
-        this.#appended += 1;
-        this.#appendedBytes += message.json.length;
-        results.push({ status: "stored", message });
-        const list = committed.get(mailbox);
-        if (list) list.push(message);
-        else committed.set(mailbox, [message]);
+        results.push({ status: "stored", message: storedMessage(mailbox, epoch, seq, draft) });
       } else {
         const original = draftOf(
           reply[at + 2] as string,
@@ -203,17 +220,12 @@ export class RedisStore implements MailboxStore {
         results.push({ status: "duplicate", message: storedMessage(mailbox, epoch, seq, original) });
       }
     }
-    for (const [mailbox, messages] of committed) {
-      const last = messages[messages.length - 1] as StoredMessage;
-      this.#advance(mailbox, last.epoch, last.seq);
-      for (const listener of this.#listeners) listener(mailbox, messages);
-    }
     return results;
   }
 
   async read(mailbox: string, position: ReadPosition, limit: number): Promise<MailboxRead> {
     const read = await this.#read(mailbox, position, limit);
-    this.#touch(mailbox, read.log?.epoch ?? "", read.log?.lastSeq ?? 0);
+    this.#catchUp.touch(mailbox, read.log?.epoch ?? "", read.log?.lastSeq ?? 0);
     return read;
   }
 
@@ -257,13 +269,13 @@ export class RedisStore implements MailboxStore {
    * started (not reduced by trimming). Redis holds the totals (INFO memory, the keys under the prefix).
    */
   stats(): StoreStats {
-    return { mailboxes: this.#interest.size, messages: this.#appended, bytes: this.#appendedBytes };
+    return { mailboxes: this.#catchUp.tracked, messages: this.#appended, bytes: this.#appendedBytes };
   }
 
   async close(): Promise<void> {
     if (this.#closed) return;
     this.#closed = true;
-    clearInterval(this.#timer);
+    this.#catchUp.stop();
     await Promise.all(
       [this.#redis, this.#subscriber].map(async (connection) => {
         if (connection.status === "ready") {
@@ -285,156 +297,29 @@ export class RedisStore implements MailboxStore {
     return [`${tag}:meta`, `${tag}:log`, `${tag}:idem`];
   }
 
-  #emit(mailbox: string): void {
-    for (const listener of this.#listeners) listener(mailbox, undefined);
-  }
-
-  /** Reads mark interest: a mailbox someone here reads is one whose wake-ups must not be missed. */
-  #touch(mailbox: string, epoch: string, seq: number): void {
-    const interest = this.#interest.get(mailbox);
-    if (interest) {
-      interest.touchedAt = Date.now();
-      interest.probed = false;
-      return;
-    }
-    this.#interest.set(mailbox, { epoch, seq, touchedAt: Date.now(), probed: false });
-    if (this.#interest.size > MAX_TRACKED_MAILBOXES) {
-      this.#interest.delete(this.#interest.keys().next().value as string);
-    }
-  }
-
-  /** Records that listeners were told about the log up to (epoch, seq). */
-  #advance(mailbox: string, epoch: string, seq: number): void {
-    const interest = this.#interest.get(mailbox);
-    if (!interest || (interest.epoch === epoch && interest.seq >= seq)) return;
-    interest.epoch = epoch;
-    interest.seq = seq;
+  #emit(mailbox: string, messages: readonly StoredMessage[] | undefined): void {
+    for (const listener of this.#listeners) listener(mailbox, messages);
   }
 
   #onWake(channel: string, payload: string): void {
     if (channel !== this.#channel || this.#closed) return;
     const [node, epoch, seq, mailbox] = payload.split(" ");
     if (node === this.#nodeId || mailbox === undefined) return;
-    const interest = this.#interest.get(mailbox);
-    // Untracked: nobody here read it lately; whoever cares re-reads (and so starts tracking it).
-    if (!interest) this.#emit(mailbox);
-    else if (interest.epoch !== epoch || interest.seq < Number(seq)) this.#pull(mailbox);
+    this.#catchUp.onWake(mailbox, epoch as string, Number(seq));
   }
 
-  /**
-   * Reads what other nodes appended to a tracked mailbox once for the whole
-   * node and hands it to the listeners like a local append, so a thousand
-   * local subscribers cost one read, not a thousand. One pull per mailbox at
-   * a time keeps the listeners' view in seq order.
-   */
-  #pull(mailbox: string): void {
-    if (this.#pulling.has(mailbox)) {
-      this.#pulling.set(mailbox, true);
-      return;
-    }
-    this.#pulling.set(mailbox, false);
-    void (async () => {
-      try {
-        let more = true;
-        while (more || this.#pulling.get(mailbox)) {
-          this.#pulling.set(mailbox, false);
-          more = await this.#pullOnce(mailbox);
+  async #heads(mailboxes: readonly string[]): Promise<({ epoch: string; seq: number } | null | undefined)[]> {
+    // Separate commands, not one pipeline: on a Cluster the mailboxes live on different shards.
+    return Promise.all(
+      mailboxes.map(async (mailbox) => {
+        try {
+          const [epoch, seq] = await this.#redis.hmget(this.#keys(mailbox)[0], "epoch", "seq");
+          return epoch === null || epoch === undefined ? null : { epoch, seq: Number(seq) };
+        } catch {
+          return undefined;
         }
-      } finally {
-        this.#pulling.delete(mailbox);
-      }
-    })();
-  }
-
-  /** One page of a pull; true when the log holds more after it. */
-  async #pullOnce(mailbox: string): Promise<boolean> {
-    const interest = this.#interest.get(mailbox);
-    if (!interest || this.#closed) return false;
-    const { epoch, seq } = interest;
-    let read: MailboxRead;
-    try {
-      // Not a read that marks interest: only local readers keep a mailbox tracked.
-      read = await this.#read(mailbox, { epoch, afterSeq: seq }, PULL_PAGE_SIZE);
-    } catch {
-      this.#emit(mailbox);
-      return false;
-    }
-    const { log, messages } = read;
-    const first = messages[0];
-    const last = messages[messages.length - 1];
-    const contiguous =
-      log !== undefined &&
-      first !== undefined &&
-      ((first.epoch === epoch && first.seq === seq + 1) || (seq === 0 && first.seq === 1));
-    if (!contiguous || !last) {
-      // Nothing new, or a hole (expiry, trimming, a new epoch): the listeners' own re-read reports it.
-      const moved = log ? log.epoch !== epoch || log.lastSeq > seq : seq > 0;
-      if (!moved) return false;
-      interest.epoch = log?.epoch ?? "";
-      interest.seq = log?.lastSeq ?? 0;
-      this.#emit(mailbox);
-      return false;
-    }
-    this.#advance(mailbox, last.epoch, last.seq);
-    for (const listener of this.#listeners) listener(mailbox, messages);
-    return (log?.lastSeq ?? 0) > last.seq;
-  }
-
-  async #checkAll(): Promise<void> {
-    for (let rounds = Math.ceil(this.#interest.size / MAX_CHECKS_PER_TICK); rounds > 0; rounds--) {
-      if (!(await this.#check())) return;
-    }
-  }
-
-  /** Compares up to MAX_CHECKS_PER_TICK tracked mailboxes with Redis, round-robin; false when it could not. */
-  async #check(): Promise<boolean> {
-    if (this.#checking || this.#closed || this.#redis.status !== "ready" || this.#interest.size === 0) return false;
-    this.#checking = true;
-    try {
-      const now = Date.now();
-      const batch: string[] = [];
-      const probes: string[] = [];
-      for (const [mailbox, interest] of this.#interest) {
-        if (batch.length + probes.length >= MAX_CHECKS_PER_TICK) break;
-        if (now - interest.touchedAt > IDLE_PROBE_MS) {
-          if (interest.probed) {
-            this.#interest.delete(mailbox);
-            continue;
-          }
-          interest.probed = true;
-          probes.push(mailbox);
-        } else {
-          batch.push(mailbox);
-        }
-      }
-      // Checked entries move to the back, so the next tick starts where this one stopped.
-      for (const mailbox of [...batch, ...probes]) {
-        const interest = this.#interest.get(mailbox) as Interest;
-        this.#interest.delete(mailbox);
-        this.#interest.set(mailbox, interest);
-      }
-      const pipeline = this.#redis.pipeline();
-      for (const mailbox of batch) pipeline.hmget(this.#keys(mailbox)[0], "epoch", "seq");
-      const replies = (await pipeline.exec()) ?? [];
-      batch.forEach((mailbox, i) => {
-        const [error, value] = replies[i] ?? [new Error("no reply")];
-        if (error) return;
-        const [epoch, seq] = value as (string | null)[];
-        const interest = this.#interest.get(mailbox);
-        if (!interest) return;
-        const moved =
-          epoch === null || epoch === undefined
-            ? interest.seq > 0
-            : epoch !== interest.epoch || Number(seq) > interest.seq;
-        if (moved) this.#pull(mailbox);
-      });
-      for (const mailbox of probes) this.#emit(mailbox);
-      return true;
-    } catch {
-      return false;
-    } finally {
-      this.#checking = false;
-    }
+      }),
+    );
   }
 }
 

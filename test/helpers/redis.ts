@@ -54,6 +54,8 @@ export interface RedisServerOptions {
   readonly dir?: string;
   /** AOF with fsync on every write, so that an acknowledged write survives a kill -9. */
   readonly appendonly?: boolean;
+  /** Cluster mode (needs `dir`, and port + 10000 free for the cluster bus). */
+  readonly cluster?: boolean;
 }
 
 /** A redis-server child process on a loopback port; resolves once it answers PING. */
@@ -71,6 +73,9 @@ export class RedisServerProcess {
       ...(this.options.appendonly ? ["--appendonly", "yes", "--appendfsync", "always"] : ["--appendonly", "no"]),
     );
     if (this.options.dir) args.push("--dir", this.options.dir);
+    if (this.options.cluster) {
+      args.push("--cluster-enabled", "yes", "--cluster-config-file", `nodes-${this.options.port}.conf`);
+    }
     const child = spawn("redis-server", args, { stdio: "ignore" });
     this.#child = child;
     const deadline = Date.now() + REDIS_START_MS;
@@ -118,6 +123,74 @@ export async function testRedis(): Promise<TestRedis | { reason: string }> {
   const server = new RedisServerProcess({ port: await freePort() });
   await server.start();
   return { url: server.url, stop: () => server.stop("SIGTERM") };
+}
+
+async function isFree(port: number): Promise<boolean> {
+  const server = createServer();
+  const free = await new Promise<boolean>((resolve) => {
+    server.once("error", () => resolve(false));
+    server.listen(port, "127.0.0.1", () => resolve(true));
+  });
+  if (free) await new Promise<void>((resolve) => server.close(() => resolve()));
+  return free;
+}
+
+/** Ports below the ephemeral range whose cluster-bus port (+10000) is free too. */
+async function clusterPort(taken: Set<number>): Promise<number> {
+  for (;;) {
+    const port = 20_000 + Math.floor(Math.random() * 12_000);
+    if (!taken.has(port) && (await isFree(port)) && (await isFree(port + 10_000))) return port;
+  }
+}
+
+const CLUSTER_READY_MS = 20_000;
+
+/** A Redis Cluster of `masters` redis-server children in `dir`; its URL uses the redis-cluster:// scheme. */
+export async function startRedisCluster(dir: string, masters = 3): Promise<TestRedis> {
+  const taken = new Set<number>();
+  const servers: RedisServerProcess[] = [];
+  const stop = async () => {
+    for (const server of servers) await server.stop("SIGTERM");
+  };
+  try {
+    for (let i = 0; i < masters; i++) {
+      const port = await clusterPort(taken);
+      taken.add(port);
+      const server = new RedisServerProcess({ port, dir, cluster: true });
+      servers.push(server);
+      await server.start();
+    }
+    const hosts = [...taken].map((port) => `127.0.0.1:${port}`);
+    const created = spawnSync(
+      "redis-cli",
+      ["--cluster", "create", ...hosts, "--cluster-replicas", "0", "--cluster-yes"],
+      {
+        encoding: "utf8",
+      },
+    );
+    if (created.status !== 0) throw new Error(`redis-cli --cluster create failed: ${created.stdout}${created.stderr}`);
+    const deadline = Date.now() + CLUSTER_READY_MS;
+    for (const port of taken) {
+      const client = new Redis(port, "127.0.0.1");
+      client.on("error", () => {});
+      try {
+        while (!/cluster_state:ok/.test(await client.cluster("INFO"))) {
+          if (Date.now() > deadline) throw new Error("the test cluster never reached cluster_state:ok");
+          await new Promise((resolve) => setTimeout(resolve, 100));
+        }
+      } finally {
+        client.disconnect();
+      }
+    }
+    return { url: `redis-cluster://${hosts.join(",")}`, stop };
+  } catch (error) {
+    await stop();
+    throw error;
+  }
+}
+
+export function hasRedisCli(): boolean {
+  return spawnSync("redis-cli", ["--version"], { stdio: "ignore" }).status === 0;
 }
 
 /** A key prefix no other run shares. */
