@@ -53,24 +53,26 @@ export function requestLog(
     const started = performance.now();
     const method = c.req.method;
     const publish = method === "POST" && /^\/v1\/(?:mailboxes\/[^/]+\/)?messages$/.test(c.req.path);
-    outgoing.once("close", () => {
-      const caller = callerOf(incoming);
-      const status = outgoing.statusCode;
-      const ms = Math.round((performance.now() - started) * 10) / 10;
-      const line = {
-        reqId: id,
-        // Not `c`: the listener lives as long as a stream does, and would keep the whole request context alive.
-        method,
-        url: redactUrl(incoming.url ?? ""),
-        status,
-        ms,
-        ...(caller ? { caller: caller.name, visitor: caller.visitor } : {}),
-        ...(outgoing.writableFinished ? {} : { aborted: true }),
-      };
-      const log = logger();
-      if (status >= 500) log.error(line, "request");
-      else log.info(line, "request");
-    });
+    const log = logger();
+    // Below "info" only errors are logged, and the error handler does that: skip the per-request listener.
+    if (log.isLevelEnabled("info"))
+      outgoing.once("close", () => {
+        const caller = callerOf(incoming);
+        const status = outgoing.statusCode;
+        const ms = Math.round((performance.now() - started) * 10) / 10;
+        const line = {
+          reqId: id,
+          // Not `c`: the listener lives as long as a stream does, and would keep the whole request context alive.
+          method,
+          url: redactUrl(incoming.url ?? ""),
+          status,
+          ms,
+          ...(caller ? { caller: caller.name, visitor: caller.visitor } : {}),
+          ...(outgoing.writableFinished ? {} : { aborted: true }),
+        };
+        if (status >= 500) log.error(line, "request");
+        else log.info(line, "request");
+      });
     await next();
     if (publish && c.res.status < 300) onPublished((performance.now() - started) / 1000);
   };
