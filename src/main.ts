@@ -2,6 +2,9 @@ import { NO_LIMITS, securityFromEnv } from "./auth/auth-config.js";
 import { checkBinding, isLoopbackHost, resolveLimits, startupNotices } from "./auth/binding.js";
 import { hookCommand } from "./cli/hook-sign.js";
 import { keyCommand } from "./cli/key-create.js";
+import { publishCommand } from "./cli/publish-command.js";
+import { tailCommand } from "./cli/tail-command.js";
+import { tokenCommand } from "./cli/token-command.js";
 import { ConfigError, parseServeConfig, SERVE_USAGE, type ServeConfig } from "./config.js";
 import { EMPTY_FILE_CONFIG, loadConfigFile } from "./config-file.js";
 import { createLogger } from "./http/request-log.js";
@@ -17,6 +20,11 @@ Commands:
   serve     run the Herald server (herald serve --help)
   hook      sign a test webhook delivery (herald hook sign --help)
   key       make a publisher API key (herald key create --help)
+  publish   publish a message (herald publish --help)
+  tail      print a mailbox's messages as they arrive, resuming by cursor (herald tail --help)
+  token     mint a subscriber token through /v1/tokens (herald token --help)
+
+Client commands take --url or HERALD_URL (default http://127.0.0.1:8080).
 `;
 
 /** How long `serve` waits for Redis before listening anyway. */
@@ -105,6 +113,9 @@ export async function main(argv: string[]): Promise<void> {
     if (command === "serve") await serveCommand(rest);
     else if (command === "hook") await hookCommand(rest);
     else if (command === "key") await keyCommand(rest);
+    else if (command === "publish") await publishCommand(rest);
+    else if (command === "tail") await tailCommand(rest);
+    else if (command === "token") await tokenCommand(rest);
     else if (command === undefined || command === "--help" || command === "-h" || command === "help") {
       console.log(USAGE);
     } else {

@@ -33,5 +33,5 @@ export async function responseError(response: Response): Promise<HeraldClientErr
 export function networkError(error: unknown): HeraldClientError {
   const cause = (error as { cause?: { code?: string } } | undefined)?.cause?.code;
   const text = error instanceof Error ? error.message : String(error);
-  return new HeraldClientError(0, "network", `Cannot reach the server: ${text}${cause ? ` (${cause})` : ""}`);
+  return new HeraldClientError(0, "network", `${text}${cause ? ` (${cause})` : ""}`);
 }

@@ -1,0 +1,97 @@
+import { HeraldClientError, type MessageFields, publish } from "../../client/src/index.js";
+import { ConfigError } from "../config.js";
+import { describeFailure, fail, flagOrEnv, parseCommand, URL_HELP } from "./remote.js";
+
+export const PUBLISH_USAGE = `Usage: herald publish <mailbox> [text] [options]
+
+Publishes one message; prints "mailbox #seq id" (or the stored message with --json).
+Use "-" as the text to read it from stdin.
+
+Options:
+  --title T           the message title
+  --priority N        1 (lowest) to 5 (highest)
+  --tag T             a tag; repeat for several
+  --data JSON         any JSON value, e.g. '{"cpu":42}'
+  --ttl SECONDS       how long the message is kept
+  --key K             idempotency key: retrying with the same key stores the message once
+  --api-key KEY       credential sent as Authorization: Bearer (HERALD_API_KEY; a token also works)
+  --json              print the stored message as JSON
+${URL_HELP}
+  -h, --help          show this help`;
+
+/** Text read from stdin for "-"; a message body beyond this is refused by the server anyway. */
+const MAX_STDIN_BYTES = 1024 * 1024;
+
+async function readStdin(): Promise<string> {
+  const chunks: Buffer[] = [];
+  let total = 0;
+  for await (const chunk of process.stdin) {
+    total += (chunk as Buffer).length;
+    if (total > MAX_STDIN_BYTES) throw new ConfigError(`stdin is larger than ${MAX_STDIN_BYTES} bytes`);
+    chunks.push(chunk as Buffer);
+  }
+  return Buffer.concat(chunks).toString("utf8").replace(/\n$/, "");
+}
+
+function number(raw: string | undefined, flag: string): number | undefined {
+  if (raw === undefined) return undefined;
+  const value = Number(raw);
+  if (raw === "" || !Number.isFinite(value)) throw new ConfigError(`--${flag} must be a number, got "${raw}"`);
+  return value;
+}
+
+export async function publishCommand(argv: readonly string[], env: NodeJS.ProcessEnv = process.env): Promise<void> {
+  const { values, positionals, url, help } = parseCommand(
+    argv,
+    {
+      title: { type: "string" },
+      priority: { type: "string" },
+      tag: { type: "string", multiple: true },
+      data: { type: "string" },
+      ttl: { type: "string" },
+      key: { type: "string" },
+      "api-key": { type: "string" },
+      json: { type: "boolean" },
+    },
+    env,
+  );
+  if (help) {
+    console.log(PUBLISH_USAGE);
+    return;
+  }
+  const [mailbox, text, ...extra] = positionals;
+  if (mailbox === undefined) throw new ConfigError(`name a mailbox\n\n${PUBLISH_USAGE}`);
+  if (extra.length > 0) throw new ConfigError(`unexpected arguments: ${extra.join(" ")} (quote the text)`);
+  const message: MessageFields = {};
+  const body = text === "-" ? await readStdin() : text;
+  if (body !== undefined) message.body = body;
+  if (values.title !== undefined) message.title = values.title as string;
+  const priority = number(values.priority as string | undefined, "priority");
+  if (priority !== undefined) message.priority = priority;
+  const ttl = number(values.ttl as string | undefined, "ttl");
+  if (ttl !== undefined) message.ttl = ttl;
+  if (values.tag !== undefined) message.tags = values.tag as string[];
+  if (values.data !== undefined) {
+    try {
+      message.data = JSON.parse(values.data as string);
+    } catch {
+      throw new ConfigError(`--data must be JSON, got ${JSON.stringify(values.data)}`);
+    }
+  }
+  const apiKey = flagOrEnv(values, "api-key", env, "HERALD_API_KEY");
+  try {
+    const stored = await publish(mailbox, message, {
+      url,
+      ...(apiKey === undefined ? {} : { token: () => apiKey }),
+      ...(values.key === undefined ? {} : { idempotencyKey: values.key as string }),
+    });
+    if (values.json) console.log(JSON.stringify(stored));
+    else console.log(`${stored.mailbox} #${stored.seq} ${stored.id}`);
+  } catch (error) {
+    fail(
+      error instanceof HeraldClientError && error.status === 401
+        ? `${describeFailure(error, url)}; pass --api-key or set HERALD_API_KEY`
+        : describeFailure(error, url),
+    );
+  }
+}

@@ -1,0 +1,143 @@
+import WebSocket from "ws";
+import {
+  type CursorStore,
+  fileCursorStore,
+  type GapEvent,
+  type HeraldMessage,
+  type SubscribeOptions,
+  subscribe,
+  type WebSocketConstructor,
+} from "../../client/src/index.js";
+import { ConfigError } from "../config.js";
+import { describeFailure, fail, flagOrEnv, parseCommand, URL_HELP } from "./remote.js";
+
+export const TAIL_USAGE = `Usage: herald tail <mailbox...> [options]
+
+Prints messages as they arrive, until interrupted. With --cursor-file, each
+run resumes exactly where the last one stopped (nothing missed, nothing twice).
+
+Options:
+  --cursor C          start after this cursor ("now": only new messages)
+  --cursor-file F     read the starting cursor from F and keep it there
+  --from-start        with no cursor, print every retained message first (default: only new ones)
+  --count N           exit after N messages
+  --transport T       auto (SSE, long-poll fallback; default), sse, long-poll or websocket
+  --token TOKEN       subscriber token or API key (HERALD_TOKEN)
+  --json              one JSON object a line: messages (with their cursor) and gaps
+${URL_HELP}
+  -h, --help          show this help`;
+
+const TRANSPORTS = ["auto", "sse", "long-poll", "websocket"] as const;
+
+function line(message: HeraldMessage): string {
+  const time = message.time.slice(11, 19);
+  const title = message.title ? `${message.title}: ` : "";
+  return `${time} ${message.mailbox} #${message.seq} ${title}${message.body ?? ""}`;
+}
+
+/** Resolves once the subscription ends: interrupted, --count reached, or a fatal error. */
+export async function tailCommand(argv: readonly string[], env: NodeJS.ProcessEnv = process.env): Promise<void> {
+  const { values, positionals, url, help } = parseCommand(
+    argv,
+    {
+      cursor: { type: "string" },
+      "cursor-file": { type: "string" },
+      "from-start": { type: "boolean" },
+      count: { type: "string" },
+      transport: { type: "string" },
+      token: { type: "string" },
+      json: { type: "boolean" },
+    },
+    env,
+  );
+  if (help) {
+    console.log(TAIL_USAGE);
+    return;
+  }
+  if (positionals.length === 0) throw new ConfigError(`name at least one mailbox\n\n${TAIL_USAGE}`);
+  const cursorFile = values["cursor-file"] as string | undefined;
+  const cursor = values.cursor as string | undefined;
+  if (cursor !== undefined && cursorFile !== undefined)
+    throw new ConfigError("use --cursor or --cursor-file, not both");
+  const transport = (values.transport as string | undefined) ?? "auto";
+  if (!(TRANSPORTS as readonly string[]).includes(transport)) {
+    throw new ConfigError(`--transport must be one of ${TRANSPORTS.join(", ")}, got "${transport}"`);
+  }
+  const rawCount = values.count as string | undefined;
+  const count = rawCount === undefined ? undefined : Number(rawCount);
+  if (count !== undefined && (!Number.isInteger(count) || count < 1)) {
+    throw new ConfigError(`--count must be a whole number above 0, got "${rawCount}"`);
+  }
+  const token = flagOrEnv(values, "token", env, "HERALD_TOKEN");
+  const json = values.json === true;
+
+  let pendingSave: Promise<void> | undefined;
+  const fileStore = cursorFile === undefined ? undefined : fileCursorStore(cursorFile);
+  const store: CursorStore | null = fileStore
+    ? {
+        load: (key) => fileStore.load(key),
+        save: (key, value) => {
+          pendingSave = Promise.resolve(fileStore.save(key, value));
+          return pendingSave;
+        },
+      }
+    : null;
+
+  let printed = 0;
+  let lastError = "";
+  let stopping = false;
+  await new Promise<void>((resolve) => {
+    const options: SubscribeOptions = {
+      url,
+      cursor: cursor ?? (values["from-start"] ? undefined : "now"),
+      cursorStore: store,
+      transport: transport as SubscribeOptions["transport"],
+      WebSocket: WebSocket as unknown as WebSocketConstructor,
+      ...(token === undefined ? {} : { token: () => token }),
+    };
+    const subscription = subscribe(
+      positionals,
+      {
+        onMessage(message) {
+          console.log(json ? JSON.stringify({ type: "message", ...message }) : line(message));
+          printed += 1;
+          if (count !== undefined && printed >= count) stop();
+        },
+        onGap(gap: GapEvent) {
+          const what = gap.gaps.map((g) => `${g.mailbox} (${g.reason})`).join(", ");
+          if (json) console.log(JSON.stringify({ type: "gap", ...gap }));
+          console.error(
+            `herald: gap in ${what}: some messages after the cursor are gone; continuing from the earliest`,
+          );
+        },
+        onStatus(status) {
+          if (status.state === "open") {
+            lastError = "";
+            console.error(`herald: tailing ${positionals.join(", ")} via ${status.transport}`);
+          } else if (status.state === "closed" && !stopping) {
+            process.exitCode = 1;
+            stop();
+          }
+        },
+        onError(error) {
+          const text = describeFailure(error, url);
+          // A server that stays down would print the same line on every retry.
+          if (text !== lastError) console.error(`herald: ${text}${error.fatal ? "" : "; retrying"}`);
+          lastError = text;
+          if (error.fatal) fail(text);
+        },
+      },
+      options,
+    );
+    function stop(): void {
+      if (stopping) return;
+      stopping = true;
+      subscription.close();
+      process.off("SIGINT", stop);
+      process.off("SIGTERM", stop);
+      void Promise.resolve(pendingSave).finally(resolve);
+    }
+    process.on("SIGINT", stop);
+    process.on("SIGTERM", stop);
+  });
+}
