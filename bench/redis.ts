@@ -1,19 +1,28 @@
-import { mkdirSync, writeFileSync } from "node:fs";
-import { join } from "node:path";
 import autocannon from "autocannon";
 import { Redis } from "ioredis";
-import { type HeraldProcess, ROOT, startHerald } from "./lib/herald-process.js";
+import { type HeraldProcess, startHerald } from "./lib/herald-process.js";
 import { Publisher, sleep } from "./lib/publisher.js";
-import { percentile, round1 } from "./lib/report.js";
+import {
+  cpuMeter,
+  ensureFileLimit,
+  type Metric,
+  machine,
+  percentile,
+  round1,
+  startLoadavg,
+  writeResult,
+} from "./lib/report.js";
 import { now, SseSwarm } from "./lib/sse-swarm.js";
 
 /**
  * The Redis store next to the memory store: publish throughput on one node
  * (autocannon, many connections), and fan-out of one mailbox to many SSE
  * subscribers on one memory node versus the same subscribers spread over
- * three nodes sharing one Redis (published on the first). Prints a markdown
- * table and writes bench/results/redis-compare.json.
+ * three nodes sharing one Redis (published on the first). Writes
+ * bench/results/redis.json. Redis: REDIS_URL, else 127.0.0.1:6379.
  */
+
+ensureFileLimit(import.meta.filename);
 
 const REDIS_URL = process.env.REDIS_URL ?? "redis://127.0.0.1:6379";
 const SECONDS = Number(process.env.BENCH_COMPARE_SECONDS ?? 5);
@@ -94,6 +103,8 @@ async function deleteKeys(prefix: string): Promise<void> {
   client.disconnect();
 }
 
+const loadavgAtStart = startLoadavg();
+const meter = cpuMeter();
 const prefix = `herald-bench:${Date.now()}:`;
 const redisFlags = ["--store", "redis", "--redis-url", REDIS_URL, "--redis-prefix", prefix];
 const results: Record<string, unknown> = {};
@@ -116,19 +127,31 @@ const mi = results.memoryIngest as Awaited<ReturnType<typeof ingest>>;
 const ri = results.redisIngest as Awaited<ReturnType<typeof ingest>>;
 const mf = results.memoryFanout as FanoutRun;
 const rf = results.redisFanout as FanoutRun;
-const table = [
-  "| store | publishes/s (1 node) | publish p99 | fan-out deliveries/s | fan-out p50 / p99 | lost | duplicated |",
-  "|---|---|---|---|---|---|---|",
-  `| memory, 1 node | ${mi.perSecond} | ${mi.p99Ms} ms | ${mf.deliveriesPerSecond} | ${mf.p50Ms} / ${mf.p99Ms} ms | ${mf.lost} | ${mf.duplicated} |`,
-  `| redis, ${NODES} nodes | ${ri.perSecond} | ${ri.p99Ms} ms | ${rf.deliveriesPerSecond} | ${rf.p50Ms} / ${rf.p99Ms} ms | ${rf.lost} | ${rf.duplicated} |`,
-].join("\n");
-console.log(
-  `\n${CONNECTIONS} publishing connections for ${SECONDS} s; fan-out: ${SUBSCRIBERS} SSE subscribers, ${MESSAGES} messages back-to-back\n`,
-);
-console.log(table);
-const dir = join(ROOT, "bench", "results");
-mkdirSync(dir, { recursive: true });
-writeFileSync(
-  join(dir, "redis-compare.json"),
-  `${JSON.stringify({ date: new Date().toISOString(), subscribers: SUBSCRIBERS, messages: MESSAGES, ...results }, null, 2)}\n`,
-);
+const metrics: Metric[] = [
+  { name: "publishes/s, memory, 1 node", value: mi.perSecond, unit: "/s" },
+  { name: "publishes/s, redis, 1 node", value: ri.perSecond, unit: "/s" },
+  { name: "publish p99, redis", value: round1(ri.p99Ms), unit: "ms" },
+  { name: "fan-out deliveries/s, memory, 1 node", value: mf.deliveriesPerSecond, unit: "/s" },
+  {
+    name: `fan-out deliveries/s, redis, ${NODES} nodes`,
+    value: rf.deliveriesPerSecond,
+    unit: "/s",
+    target: `>= ${mf.deliveriesPerSecond}`,
+  },
+  { name: `fan-out p99, redis, ${NODES} nodes`, value: rf.p99Ms, unit: "ms" },
+  { name: "lost, redis fan-out", value: rf.lost, unit: "", target: "== 0" },
+  { name: "duplicated, redis fan-out", value: rf.duplicated, unit: "", target: "== 0" },
+  { name: "failed publishes", value: mi.failed + ri.failed, unit: "", target: "== 0" },
+];
+const cpu = meter();
+writeResult({
+  scenario: "redis",
+  description: `memory vs redis: ingest (autocannon, ${CONNECTIONS} connections, ${SECONDS} s) on one node; fan-out of ${MESSAGES} back-to-back messages to ${SUBSCRIBERS} SSE subscribers on one memory node vs spread over ${NODES} nodes on one Redis`,
+  date: new Date().toISOString(),
+  machine: machine(),
+  loadavgAtStart,
+  metrics,
+  loadGenerator: cpu,
+  server: { rssBytesBefore: 0, rssBytesAfter: 0, flags: redisFlags },
+  details: results,
+});

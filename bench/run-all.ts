@@ -2,7 +2,7 @@ import { spawnSync } from "node:child_process";
 import { BENCH_FILE_LIMIT, ROOT } from "./lib/herald-process.js";
 
 /** Every scenario, each in its own load-generator process with the open-file limit raised. */
-const SCENARIOS = ["fanout", "fanout-light", "idle", "ingest", "long-poll", "resume", "many-mailboxes"];
+const SCENARIOS = ["fanout", "fanout-light", "idle", "ingest", "long-poll", "resume", "many-mailboxes", "redis"];
 
 const only = process.argv.slice(2);
 let failed = 0;

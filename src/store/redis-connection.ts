@@ -20,6 +20,8 @@ const COMMAND_OPTIONS = {
   maxRetriesPerRequest: 0,
   autoResendUnfulfilledCommands: false,
   commandTimeout: COMMAND_TIMEOUT_MS,
+  // Commands issued in one event-loop turn (concurrent publishes) go out in one socket write.
+  enableAutoPipelining: true,
 } satisfies RedisOptions;
 
 function clusterSeeds(url: string): { seeds: { host: string; port: number }[]; auth: RedisOptions } {
