@@ -311,24 +311,31 @@ export class Hub {
     const chunkSize = this.#options.fanoutChunkSize ?? DEFAULT_FANOUT_CHUNK_SIZE;
     try {
       while (this.#pending.length > 0) {
-        const batch = this.#pending;
+        let batch = this.#pending;
         this.#pending = [];
         const round = ++this.#round;
-        const byMailbox = new Map<string, StoredMessage[]>();
-        for (const message of batch) {
-          const list = getOrCreate(byMailbox, message.mailbox, () => []);
-          list.push(message);
-        }
-        const frames: RoundFrames = new Map();
+        let byMailbox = groupByMailbox(batch);
+        let frames: RoundFrames = new Map();
         let written = 0;
-        for (const [mailbox, messages] of byMailbox) {
+        let absorbed = 0;
+        for (const mailbox of [...byMailbox.keys()]) {
           const subscribers = this.#subscribers.get(mailbox);
           if (!subscribers) continue;
           for (const subscription of subscribers) {
             if (subscription.round === round) continue;
             subscription.round = round;
+            const messages = byMailbox.get(mailbox) as StoredMessage[];
             subscription.deliverLive(subscription.mailboxes.length === 1 ? messages : batch, frames);
-            if (++written % chunkSize === 0) await yieldToLoop();
+            if (++written % chunkSize !== 0) continue;
+            await yieldToLoop();
+            if (this.#pending.length === absorbed) continue;
+            // Publishes that landed during the yield ride along with the rest of this round, so a
+            // subscriber not yet visited gets one write, not two. They stay pending: the next round
+            // offers them again, and the subscribers visited since drop them by seq.
+            batch = batch.concat(this.#pending.slice(absorbed));
+            absorbed = this.#pending.length;
+            byMailbox = groupByMailbox(batch);
+            frames = new Map();
           }
         }
       }
@@ -336,6 +343,12 @@ export class Hub {
       this.#fanoutRunning = false;
     }
   }
+}
+
+function groupByMailbox(batch: readonly StoredMessage[]): Map<string, StoredMessage[]> {
+  const byMailbox = new Map<string, StoredMessage[]>();
+  for (const message of batch) getOrCreate(byMailbox, message.mailbox, () => []).push(message);
+  return byMailbox;
 }
 
 export function createHub(options: HubOptions): Hub {

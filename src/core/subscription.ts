@@ -4,8 +4,11 @@ import { encodeSingleCursor } from "./cursor.js";
 import type { FrameFormat, StreamSink } from "./delivery.js";
 import { cursorOf, type Position, type PositionMap, type ReadEvent, readAfter } from "./read-plan.js";
 
-/** Frames built during one fan-out round, shared by every subscriber at the same position. */
-export type RoundFrames = Map<FrameFormat, Map<string, string>>;
+/**
+ * Frames built during one fan-out round, shared by every subscriber at the same
+ * position: per format and mailbox, the text of the round's messages from index `start` on.
+ */
+export type RoundFrames = Map<FrameFormat, Map<string, (string | undefined)[]>>;
 
 export interface SubscriptionContext {
   readonly store: MailboxStore;
@@ -165,18 +168,16 @@ export class Subscription {
       previous = message;
     }
     const format = this.sink.format;
-    let text: string | undefined;
-    if (start === 0) {
-      const byMailbox = getOrCreate(frames, format, () => new Map());
-      text = byMailbox.get(mailbox);
-      if (text === undefined) {
-        text = "";
-        for (const message of messages) text += singleFrame(format, message);
-        byMailbox.set(mailbox, text);
-      }
-    } else {
+    const byStart = getOrCreate(
+      getOrCreate(frames, format, () => new Map()),
+      mailbox,
+      () => [],
+    );
+    let text = byStart[start];
+    if (text === undefined) {
       text = "";
       for (let i = start; i < messages.length; i++) text += singleFrame(format, messages[i] as StoredMessage);
+      byStart[start] = text;
     }
     this.sink.write(text);
     position.epoch = previous.epoch;

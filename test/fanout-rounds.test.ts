@@ -1,0 +1,110 @@
+import { setImmediate as nextTurn } from "node:timers/promises";
+import { afterEach, describe, expect, it } from "vitest";
+import type { CloseReason, FrameFormat, StreamSink } from "../src/core/delivery.js";
+import { createHub, type Hub } from "../src/core/hub.js";
+import { createMemoryStore } from "../src/store/memory-store.js";
+
+/**
+ * The fan-out loop yields every chunk of subscribers; publishes that land
+ * during a yield join the rest of the round. These drive the hub directly with
+ * a tiny chunk size so that happens on every yield, and count what each
+ * subscriber was written.
+ */
+
+const SEQ_FORMAT: FrameFormat = {
+  message: (message) => `${message.mailbox}#${message.seq};`,
+  gap: () => "gap;",
+};
+
+class RecordingSink implements StreamSink {
+  readonly format = SEQ_FORMAT;
+  text = "";
+  writes = 0;
+  write(frames: string): void {
+    this.text += frames;
+    this.writes += 1;
+  }
+  bufferedBytes(): number {
+    return 0;
+  }
+  whenDrained(): Promise<void> {
+    return Promise.resolve();
+  }
+  end(_reason: CloseReason): void {}
+  seqs(mailbox: string): number[] {
+    return [...this.text.matchAll(/([^;#]+)#(\d+);/g)].filter((m) => m[1] === mailbox).map((m) => Number(m[2]));
+  }
+}
+
+const hubs: Hub[] = [];
+afterEach(() => {
+  for (const hub of hubs.splice(0)) hub.close();
+});
+
+function newHub(fanoutChunkSize: number): Hub {
+  const store = createMemoryStore({ maxMailboxes: 100, maxMessagesPerMailbox: 10_000, maxBytes: 64 * 1024 * 1024 });
+  const hub = createHub({ store, defaultTtlSeconds: 3600, maxQueueBytes: 1024 * 1024, fanoutChunkSize });
+  hubs.push(hub);
+  return hub;
+}
+
+async function subscribeAll(hub: Hub, count: number, mailboxes: string[]): Promise<RecordingSink[]> {
+  const sinks: RecordingSink[] = [];
+  for (let i = 0; i < count; i++) {
+    const sink = new RecordingSink();
+    const subscription = await hub.subscribe(mailboxes, "now", sink);
+    subscription.start();
+    sinks.push(sink);
+  }
+  // Let every first replay finish, so all are live.
+  for (let i = 0; i < 5; i++) await nextTurn();
+  return sinks;
+}
+
+async function settle(done: () => boolean): Promise<void> {
+  for (let i = 0; i < 10_000 && !done(); i++) await nextTurn();
+}
+
+const range = (from: number, count: number) => Array.from({ length: count }, (_, i) => from + i);
+
+describe("fan-out rounds", () => {
+  it("delivers publishes that land mid-round exactly once, in order, in fewer writes", async () => {
+    const hub = newHub(3);
+    const sinks = await subscribeAll(hub, 40, ["feed"]);
+    const total = 60;
+    for (let m = 0; m < total; m++) {
+      await hub.publish([{ mailbox: "feed", fields: { body: `m${m}` } }]);
+      // Publish during the fan-out's yields, not only between rounds.
+      if (m % 2 === 0) await nextTurn();
+    }
+    await settle(() => sinks.every((sink) => sink.seqs("feed").length >= total));
+    for (const sink of sinks) expect(sink.seqs("feed")).toEqual(range(1, total));
+    const writes = sinks.reduce((sum, sink) => sum + sink.writes, 0);
+    expect(writes).toBeLessThan(sinks.length * total);
+    expect(hub.counters.delivered).toBe(sinks.length * total);
+  });
+
+  it("keeps per-mailbox order for subscribers of several mailboxes while rounds absorb late publishes", async () => {
+    const hub = newHub(2);
+    const single = await subscribeAll(hub, 10, ["a"]);
+    const both = await subscribeAll(hub, 10, ["a", "b"]);
+    const perMailbox = 30;
+    for (let m = 0; m < perMailbox; m++) {
+      await hub.publish([
+        { mailbox: "a", fields: { body: `a${m}` } },
+        { mailbox: "b", fields: { body: `b${m}` } },
+      ]);
+      if (m % 3 === 0) await nextTurn();
+    }
+    await settle(() => both.every((sink) => sink.seqs("b").length >= perMailbox));
+    await settle(() => single.every((sink) => sink.seqs("a").length >= perMailbox));
+    for (const sink of single) {
+      expect(sink.seqs("a")).toEqual(range(1, perMailbox));
+      expect(sink.seqs("b")).toEqual([]);
+    }
+    for (const sink of both) {
+      expect(sink.seqs("a")).toEqual(range(1, perMailbox));
+      expect(sink.seqs("b")).toEqual(range(1, perMailbox));
+    }
+  });
+});
