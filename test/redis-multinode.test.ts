@@ -1,7 +1,10 @@
 import { afterAll, describe, expect, it } from "vitest";
+import type { RunningHerald } from "../src/server.js";
+import { createRedisStore } from "../src/store/redis-store.js";
 import { type HeraldChild, spawnHerald } from "./helpers/child.js";
 import { publish, StreamClient, type WireMessage } from "./helpers/clients.js";
 import { deleteKeys, testRedis, uniquePrefix } from "./helpers/redis.js";
+import { startTestServer } from "./helpers/server.js";
 
 const redis = await testRedis();
 /** Messages published before node A dies, and in all. */
@@ -12,6 +15,8 @@ const TOTAL = 140;
 /** Node A is killed once the subscriber holds this many messages. */
 const KILL_AFTER_RECEIVED = 50;
 const WAIT_MS = 20_000;
+/** Messages each of three in-process nodes publishes concurrently with the others. */
+const PER_NODE = 40;
 
 if ("reason" in redis) {
   console.warn(`Redis multi-node test skipped: ${redis.reason}`);
@@ -21,6 +26,7 @@ if ("reason" in redis) {
 } else {
   const prefix = uniquePrefix("multinode");
   const nodes: HeraldChild[] = [];
+  const running: RunningHerald[] = [];
   const start = async () => {
     const node = await spawnHerald(["--store", "redis", "--redis-url", redis.url, "--redis-prefix", prefix]);
     nodes.push(node);
@@ -31,6 +37,7 @@ if ("reason" in redis) {
       node.process.kill("SIGKILL");
       await node.exited;
     }
+    for (const server of running) await server.shutdown();
     await deleteKeys(redis.url, prefix);
     await redis.stop();
   });
@@ -82,6 +89,47 @@ if ("reason" in redis) {
       expect(received.map((m) => m.id)).toEqual(acked.map((m) => m.id));
       expect(received.map((m) => m.body)).toEqual(acked.map((_, i) => `m${i + 1}`));
       expect(second.lines.some((line) => line.includes('"type":"gap"'))).toBe(false);
+    });
+
+    it("orders concurrent publishes on every node the same for subscribers on every node", async () => {
+      const servers = await Promise.all(
+        [0, 1, 2].map(async () => {
+          const store = createRedisStore({ url: redis.url, keyPrefix: prefix, maxMessagesPerMailbox: 1000 });
+          await store.whenReady(5000);
+          const server = await startTestServer({ customStore: store });
+          running.push(server);
+          return server;
+        }),
+      );
+      const mailbox = "room:concurrent";
+      // SSE and ndjson subscribers on every node, and one that subscribes to two mailboxes.
+      const clients = servers.flatMap((server) => [
+        new StreamClient(`${server.url}/v1/mailboxes/${mailbox}/events`),
+        new StreamClient(`${server.url}/v1/mailboxes/${mailbox}/stream`),
+        new StreamClient(`${server.url}/v1/stream?mailbox=${mailbox}&mailbox=room:quiet`),
+      ]);
+      await Promise.all(clients.map((client) => client.opened));
+      // Each node publishes its own series at the same time as the others.
+      const published = (
+        await Promise.all(
+          servers.map(async (server, node) => {
+            const mine: WireMessage[] = [];
+            for (let n = 1; n <= PER_NODE; n++) mine.push(await publish(server.url, mailbox, { body: `${node}:${n}` }));
+            return mine;
+          }),
+        )
+      ).flat();
+      const bySeq = [...published].sort((x, y) => x.seq - y.seq);
+      expect(bySeq.map((m) => m.seq)).toEqual(Array.from({ length: 3 * PER_NODE }, (_, i) => i + 1));
+      for (const client of clients) {
+        const received = await client.untilMessages(bySeq.length, WAIT_MS);
+        expect(received.map((m) => m.id)).toEqual(bySeq.map((m) => m.id));
+      }
+      await new Promise((resolve) => setTimeout(resolve, 200));
+      for (const client of clients) {
+        expect(client.messages()).toHaveLength(bySeq.length);
+        client.close();
+      }
     });
   });
 }
