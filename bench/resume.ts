@@ -26,6 +26,7 @@ const swarm = new SseSwarm({
   count: CLIENTS,
   path: (i) => (swarm.lastEventId[i] ? path : `${path}?cursor=now`),
   headers: (i) => (swarm.lastEventId[i] ? `Last-Event-ID: ${swarm.lastEventId[i]}\r\n` : ""),
+  keepLastEventId: true,
 });
 
 async function readAll(cursor: string): Promise<{ seqs: number[]; cursor: string; gap: boolean }> {

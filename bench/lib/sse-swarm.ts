@@ -21,6 +21,8 @@ export interface SwarmOptions {
   readonly connectConcurrency?: number;
   /** Latency samples kept; the rest are counted but not sampled. */
   readonly maxSamples?: number;
+  /** Keep each subscriber's last `id:` (for resuming); off, nothing retains the text read. */
+  readonly keepLastEventId?: boolean;
   /** Called with the time of every message received, after it is counted. */
   readonly onMessage?: (i: number, seq: number, now: number) => void;
 }
@@ -29,6 +31,8 @@ const DEFAULT_CONNECT_CONCURRENCY = 256;
 const DEFAULT_MAX_SAMPLES = 2_000_000;
 /** Longest one subscriber may take to get its response head. */
 const CONNECT_TIMEOUT_MS = 30_000;
+/** One read buffer for every socket: each read is parsed before the next is taken. */
+const SHARED_READ_BUFFER = Buffer.allocUnsafe(256 * 1024);
 
 export function now(): number {
   return performance.timeOrigin + performance.now();
@@ -110,22 +114,27 @@ export class SseSwarm {
     this.#headerDone[i] = 0;
     this.#carry[i] = "";
     return new Promise<void>((resolve, reject) => {
-      const socket = connect(localAddress ? { host, port, localAddress } : { host, port });
+      let opened = false;
+      // Reads land in one shared buffer and are parsed at once: no stream, 'data' event or Buffer per read.
+      const onread = {
+        buffer: SHARED_READ_BUFFER,
+        callback: (bytes: number, buffer: Uint8Array) => {
+          if (this.#onData(i, (buffer as Buffer).toString("latin1", 0, bytes)) && !opened) {
+            opened = true;
+            clearTimeout(timer);
+            resolve();
+          }
+          return true;
+        },
+      };
+      const socket = connect(localAddress ? { host, port, localAddress, onread } : { host, port, onread });
       this.sockets[i] = socket;
       const timer = setTimeout(() => reject(new Error(`subscriber ${i} got no response head`)), CONNECT_TIMEOUT_MS);
-      let opened = false;
       socket.once("connect", () => {
         const extra = this.options.headers?.(i) ?? "";
         socket.write(
           `GET ${this.options.path(i)} HTTP/1.1\r\nHost: ${host}:${port}\r\nAccept: text/event-stream\r\n${extra}\r\n`,
         );
-      });
-      socket.on("data", (chunk: Buffer) => {
-        if (this.#onData(i, chunk) && !opened) {
-          opened = true;
-          clearTimeout(timer);
-          resolve();
-        }
       });
       socket.on("error", (error) => {
         clearTimeout(timer);
@@ -183,9 +192,9 @@ export class SseSwarm {
   }
 
   /** Returns true once the response head has been read. */
-  #onData(i: number, chunk: Buffer): boolean {
+  #onData(i: number, chunk: string): boolean {
     const carry = this.#carry[i] as string;
-    let text = carry.length > 0 ? carry + chunk.toString("latin1") : chunk.toString("latin1");
+    let text = carry.length > 0 ? carry + chunk : chunk;
     if (this.#headerDone[i] === 0) {
       const head = text.indexOf("\r\n\r\n");
       if (head < 0) {
@@ -209,8 +218,11 @@ export class SseSwarm {
     this.#carry[i] = end + 2 < text.length ? text.slice(end + 2) : "";
     const at = now();
     // Only the last id matters to a client that resumes; slicing every one would cost more than the server's write.
-    const idAt = text.lastIndexOf("id: ", end);
-    if (idAt >= 0) this.lastEventId[i] = text.slice(idAt + 4, text.indexOf("\n", idAt));
+    if (this.options.keepLastEventId) {
+      const idAt = text.lastIndexOf("id: ", end);
+      // A slice would keep the whole read alive; a Buffer round trip copies just the id.
+      if (idAt >= 0) this.lastEventId[i] = Buffer.from(text.slice(idAt + 4, text.indexOf("\n", idAt))).toString();
+    }
     let gapAt = text.indexOf("event: gap");
     while (gapAt >= 0 && gapAt < end) {
       this.gapEvents += 1;
