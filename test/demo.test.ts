@@ -1,0 +1,68 @@
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { DEMO_FEED_MAILBOX, startDemoFeed } from "../src/http/demo-feed.js";
+import type { RunningHerald } from "../src/server.js";
+import { StreamClient } from "./helpers/clients.js";
+import { startTestServer } from "./helpers/server.js";
+
+let herald: RunningHerald;
+
+beforeAll(async () => {
+  herald = await startTestServer();
+});
+afterAll(() => herald.shutdown());
+
+async function retained(mailbox: string): Promise<number> {
+  const response = await fetch(`${herald.url}/v1/mailboxes/${mailbox}/messages?limit=1000`);
+  return ((await response.json()) as { messages: unknown[] }).messages.length;
+}
+
+const pause = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+
+describe("demo routes", () => {
+  it("serves the index, the four pages, their assets and the client bundle", async () => {
+    const index = await fetch(`${herald.url}/`);
+    expect(index.headers.get("content-type")).toContain("text/html");
+    expect(await index.text()).toContain('href="/demo/inbox?user=alice"');
+    for (const page of ["chat", "dashboard", "inbox", "ticker"]) {
+      const response = await fetch(`${herald.url}/demo/${page}`);
+      expect(response.status, page).toBe(200);
+      expect(await response.text()).toContain(`/demo/assets/${page}.js`);
+    }
+    const asset = await fetch(`${herald.url}/demo/assets/common.js`);
+    expect(asset.headers.get("content-type")).toContain("text/javascript");
+    const bundle = await fetch(`${herald.url}/client.js`);
+    expect(bundle.headers.get("content-type")).toContain("text/javascript");
+    const code = await bundle.text();
+    expect(code).toMatch(/export\s*\{[^}]*\bsubscribe\b/);
+    expect(code).not.toMatch(/^import /m);
+  });
+
+  it("answers unknown pages and assets with JSON 404s", async () => {
+    for (const path of ["/demo/nope", "/demo/assets/secret.txt", "/demo/assets/..%2F..%2Fpackage.json"]) {
+      const response = await fetch(`${herald.url}${path}`);
+      expect(response.status, path).toBe(404);
+      expect(((await response.json()) as { error: { code: string } }).error.code).toBe("not_found");
+    }
+  });
+});
+
+describe("demo feed", () => {
+  it("publishes only while someone watches feed:demo", async () => {
+    const feed = startDemoFeed(herald.hub, 50);
+    try {
+      await pause(300);
+      expect(await retained(DEMO_FEED_MAILBOX)).toBe(0);
+      const watcher = new StreamClient(`${herald.url}/v1/mailboxes/${DEMO_FEED_MAILBOX}/stream`);
+      await watcher.opened;
+      const samples = await watcher.untilMessages(3);
+      expect(samples[0]?.data).toMatchObject({ cpu: expect.any(Number), memory: expect.any(Number) });
+      watcher.close();
+      await expect.poll(() => herald.hub.watcherCount(DEMO_FEED_MAILBOX)).toBe(0);
+      const stored = await retained(DEMO_FEED_MAILBOX);
+      await pause(300);
+      expect(await retained(DEMO_FEED_MAILBOX)).toBe(stored);
+    } finally {
+      feed.stop();
+    }
+  });
+});
