@@ -1,7 +1,12 @@
+import { mkdtemp, rm, writeFile } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { pathToFileURL } from "node:url";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import type * as Client from "../client/src/index.js";
 import { DEMO_FEED_MAILBOX, startDemoFeed } from "../src/http/demo-feed.js";
 import type { RunningHerald } from "../src/server.js";
-import { StreamClient } from "./helpers/clients.js";
+import { publish, StreamClient } from "./helpers/clients.js";
 import { startTestServer } from "./helpers/server.js";
 
 let herald: RunningHerald;
@@ -35,6 +40,29 @@ describe("demo routes", () => {
     const code = await bundle.text();
     expect(code).toMatch(/export\s*\{[^}]*\bsubscribe\b/);
     expect(code).not.toMatch(/^import /m);
+  });
+
+  it("serves a bundle that also runs in Node 20", async () => {
+    const dir = await mkdtemp(join(tmpdir(), "herald-bundle-"));
+    try {
+      const file = join(dir, "client.mjs");
+      await writeFile(file, await (await fetch(`${herald.url}/client.js`)).text());
+      const client = (await import(pathToFileURL(file).href)) as typeof Client;
+      const bodies: (string | undefined)[] = [];
+      const subscription = client.subscribe(
+        ["user:bundle"],
+        { onMessage: (m) => bodies.push(m.body) },
+        {
+          url: herald.url,
+        },
+      );
+      await expect.poll(() => subscription.status.state).toBe("open");
+      await publish(herald.url, "user:bundle", { body: "from node" });
+      await expect.poll(() => bodies).toEqual(["from node"]);
+      subscription.close();
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
   });
 
   it("answers unknown pages and assets with JSON 404s", async () => {

@@ -117,6 +117,7 @@ export function startShared(options: SharedOptions): () => void {
 
   void navigator.locks.request(options.name, { ifAvailable: true }, (lock) => {
     if (lock) return lead();
+    if (closed) return undefined;
     follow();
     return undefined;
   });
