@@ -69,7 +69,7 @@ export class RedisStore implements MailboxStore {
   #appended = 0;
   #appendedBytes = 0;
   #closed = false;
-  #subscribed: Promise<unknown>;
+  readonly #subscribed: Promise<unknown>;
   /** The most recent connection error, for diagnostics; connections retry on their own. */
   lastError: Error | undefined;
 
