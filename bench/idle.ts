@@ -28,6 +28,7 @@ try {
   await sleep(SETTLE_MS);
   const rssBefore = herald.rssBytes();
   const meter = cpuMeter();
+  const serverCpuBefore = herald.cpuMs();
   const swarm = new SseSwarm({
     host: herald.host,
     port: herald.port,
@@ -38,6 +39,7 @@ try {
   await sleep(SETTLE_MS);
   const rssAfter = herald.rssBytes();
   const phase = meter();
+  const serverCpuMs = herald.cpuMs() - serverCpuBefore;
   const perConnection = (rssAfter - rssBefore) / CONNECTIONS;
   writeResult({
     scenario: "idle",
@@ -50,7 +52,7 @@ try {
       { name: "RSS with connections", value: Math.round(rssAfter / 1048576), unit: "MiB" },
     ],
     loadGenerator: phase,
-    server: { rssBytesBefore: rssBefore, rssBytesAfter: rssAfter, flags },
+    server: { rssBytesBefore: rssBefore, rssBytesAfter: rssAfter, flags, cpuMs: serverCpuMs },
     details: { connections: CONNECTIONS, unexpectedCloses: swarm.unexpectedCloses, settleMs: SETTLE_MS },
   });
   swarm.close();

@@ -74,6 +74,7 @@ try {
   const rssBefore = herald.rssBytes();
   const start = await get(`/v1/mailboxes/${MAILBOX}/messages?cursor=now`);
   const meter = cpuMeter();
+  const serverCpuBefore = herald.cpuMs();
   const clients = Array.from({ length: CLIENTS }, (_, i) => client(i, start.cursor));
   // Let every client's first poll reach the server before publishing.
   await sleep(1000);
@@ -89,6 +90,7 @@ try {
   ]);
   stopping = true;
   const phase = meter();
+  const serverCpuMs = herald.cpuMs() - serverCpuBefore;
   const rssAfter = herald.rssBytes();
   let lost = 0;
   for (let i = 0; i < CLIENTS; i++)
@@ -109,7 +111,7 @@ try {
       { name: "p99 latency", value: round1(percentile(sorted, 99)), unit: "ms", target: "<= 500" },
     ],
     loadGenerator: phase,
-    server: { rssBytesBefore: rssBefore, rssBytesAfter: rssAfter, flags: [] },
+    server: { rssBytesBefore: rssBefore, rssBytesAfter: rssAfter, flags: [], cpuMs: serverCpuMs },
     details: {
       clients: CLIENTS,
       messages: MESSAGES,

@@ -34,6 +34,7 @@ try {
   const expected = new Int32Array(SUBSCRIBERS);
   for (const user of targets) expected[user] = (expected[user] as number) + 1;
   const meter = cpuMeter();
+  const serverCpuBefore = herald.cpuMs();
   const started = performance.now();
   let next = 0;
   await Promise.all(
@@ -44,6 +45,7 @@ try {
   const publishMs = performance.now() - started;
   const complete = await swarm.until(() => swarm.totalReceived >= PUBLISHES, SETTLE_TIMEOUT_MS);
   const phase = meter();
+  const serverCpuMs = herald.cpuMs() - serverCpuBefore;
   const sorted = swarm.sortedLatencies();
   writeResult({
     scenario: "many-mailboxes",
@@ -60,7 +62,7 @@ try {
       { name: "out of order", value: swarm.sum(swarm.outOfOrder), unit: "", target: "== 0" },
     ],
     loadGenerator: phase,
-    server: { rssBytesBefore: rssBefore, rssBytesAfter: herald.rssBytes(), flags: [] },
+    server: { rssBytesBefore: rssBefore, rssBytesAfter: herald.rssBytes(), flags: [], cpuMs: serverCpuMs },
     details: {
       subscribers: SUBSCRIBERS,
       publishes: PUBLISHES,

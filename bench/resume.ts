@@ -45,6 +45,7 @@ function exactly(seqs: readonly number[], from: number, count: number): boolean 
 try {
   const rssBefore = herald.rssBytes();
   const meter = cpuMeter();
+  const serverCpuBefore = herald.cpuMs();
   await swarm.open();
   const pollCursors: string[] = [];
   const start = await readAll("now");
@@ -84,6 +85,7 @@ try {
     if (exactly(seqs, BEFORE + 1, WHILE_AWAY + DURING_RECONNECT)) sseAllAfter += 1;
   }
   const phase = meter();
+  const serverCpuMs = herald.cpuMs() - serverCpuBefore;
   writeResult({
     scenario: "resume",
     description: `${CLIENTS} SSE subscribers and ${CLIENTS} long-poll clients drop, ${WHILE_AWAY} messages publish, they resume (Last-Event-ID, cursor); ${DURING_RECONNECT} more publish during the SSE reconnect`,
@@ -113,7 +115,7 @@ try {
       { name: "duplicated", value: swarm.sum(swarm.duplicates), unit: "", target: "== 0" },
     ],
     loadGenerator: phase,
-    server: { rssBytesBefore: rssBefore, rssBytesAfter: herald.rssBytes(), flags: [] },
+    server: { rssBytesBefore: rssBefore, rssBytesAfter: herald.rssBytes(), flags: [], cpuMs: serverCpuMs },
     details: {
       receivedBeforeDrop: swarm.sum(receivedBefore),
       gapEvents: swarm.gapEvents,

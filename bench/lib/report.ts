@@ -32,6 +32,35 @@ export interface ScenarioResult {
     readonly cpuMs?: number;
   };
   readonly details: Record<string, unknown>;
+  /** Every run of this `npm run bench` session, each with its own loadavg; `metrics` summarises them. */
+  readonly runs?: RunRecord[];
+  readonly session?: string;
+}
+
+export type RunRecord = Omit<ScenarioResult, "runs" | "session" | "machine" | "scenario" | "description">;
+
+/** A loss or repeat in any run counts; other metrics are the median of the runs. */
+function combineMetrics(runs: readonly RunRecord[]): Metric[] {
+  const last = runs[runs.length - 1] as RunRecord;
+  return last.metrics.map((metric) => {
+    const values = runs
+      .map((run) => run.metrics.find((m) => m.name === metric.name)?.value)
+      .filter((value): value is number => typeof value === "number" && !Number.isNaN(value))
+      .sort((a, b) => a - b);
+    if (values.length === 0) return metric;
+    const value = metric.target?.startsWith("== 0")
+      ? (values[values.length - 1] as number)
+      : (values[Math.floor((values.length - 1) / 2)] as number);
+    return { ...metric, value };
+  });
+}
+
+function readPrevious(path: string): ScenarioResult | undefined {
+  try {
+    return JSON.parse(readFileSync(path, "utf8")) as ScenarioResult;
+  } catch {
+    return undefined;
+  }
 }
 
 export interface Machine {
@@ -77,9 +106,19 @@ export function met(metric: Metric): boolean | undefined {
   return undefined;
 }
 
+/**
+ * Writes a scenario's result. Within one session (BENCH_SESSION, set by
+ * run-all) repeated runs accumulate in `runs`; a lone run replaces the file.
+ */
 export function writeResult(result: ScenarioResult): void {
   mkdirSync(RESULTS_DIR, { recursive: true });
-  writeFileSync(join(RESULTS_DIR, `${result.scenario}.json`), `${JSON.stringify(result, null, 2)}\n`);
+  const path = join(RESULTS_DIR, `${result.scenario}.json`);
+  const session = process.env.BENCH_SESSION;
+  const previous = session === undefined ? undefined : readPrevious(path);
+  const { scenario: _s, description: _d, machine: _m, runs: _r, session: _x, ...run } = result;
+  const runs = [...(previous?.session === session ? (previous?.runs ?? []) : []), run];
+  const combined: ScenarioResult = { ...result, metrics: combineMetrics(runs), session, runs };
+  writeFileSync(path, `${JSON.stringify(combined, null, 2)}\n`);
   writeSummary();
   console.log(`\n${result.scenario} (loadavg ${result.loadavgAtStart.join(" ")}):`);
   for (const metric of result.metrics) {
@@ -129,14 +168,19 @@ export function writeSummary(): void {
   }
   lines.push(
     "",
-    "| scenario | date (UTC) | loadavg at start | load generator CPU | server RSS after |",
-    "|---|---|---|---|---|",
+    "Each run (results above: median over runs; lost / duplicated / out of order: worst run):",
+    "",
+    "| scenario | run | date (UTC) | loadavg at start | load generator CPU | server CPU | server RSS after |",
+    "|---|---|---|---|---|---|---|",
   );
   for (const result of results) {
-    const lg = result.loadGenerator;
-    lines.push(
-      `| ${result.scenario} | ${result.date.replace("T", " ").slice(0, 16)} | ${result.loadavgAtStart.join(" ")} | ${lg.cpuPercent}% (${lg.cpuMs} ms / ${lg.wallMs} ms) | ${result.server.cpuMs ?? ""} ms | ${(result.server.rssBytesAfter / 1048576).toFixed(0)} MiB |`,
-    );
+    const runs: RunRecord[] = result.runs ?? [result];
+    runs.forEach((run, index) => {
+      const lg = run.loadGenerator;
+      lines.push(
+        `| ${result.scenario} | ${index + 1} | ${run.date.replace("T", " ").slice(0, 16)} | ${run.loadavgAtStart.join(" ")} | ${lg.cpuPercent}% (${lg.cpuMs} ms / ${lg.wallMs} ms) | ${run.server.cpuMs === undefined ? "" : `${run.server.cpuMs} ms`} | ${(run.server.rssBytesAfter / 1048576).toFixed(0)} MiB |`,
+      );
+    });
   }
   writeFileSync(join(RESULTS_DIR, "summary.md"), `${lines.join("\n")}\n`);
 }
