@@ -83,6 +83,11 @@ export async function tailCommand(argv: readonly string[], env: NodeJS.ProcessEn
       }
     : null;
 
+  // `herald tail ... | head` closes the pipe: that is the reader being done, not a failure.
+  process.stdout.on("error", (error: NodeJS.ErrnoException) => {
+    if (error.code === "EPIPE") process.exit(0);
+    throw error;
+  });
   let printed = 0;
   let lastError = "";
   let stopping = false;
