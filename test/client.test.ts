@@ -89,13 +89,24 @@ afterEach(async () => {
   for (const cleanup of cleanups.splice(0).reverse()) await cleanup();
 });
 
-/** Answers /v1/events like a buffering proxy (headers, then nothing) and passes everything else to Herald. */
-async function startBufferingProxy(target: string): Promise<{ url: string; heldStreams: () => number }> {
+/**
+ * Answers /v1/events like a buffering proxy (headers, then nothing) or one that rewrites it ("html"),
+ * and passes everything else to Herald.
+ */
+async function startBufferingProxy(
+  target: string,
+  mode: "hold" | "html" = "hold",
+): Promise<{ url: string; heldStreams: () => number }> {
   const upstream = new URL(target);
   let held = 0;
   const proxy: Server = createServer((req, res) => {
     if ((req.url ?? "").startsWith("/v1/events")) {
       held += 1;
+      if (mode === "html") {
+        res.writeHead(200, { "Content-Type": "text/html" });
+        res.end("<html>Access denied by policy</html>");
+        return;
+      }
       res.writeHead(200, { "Content-Type": "text/event-stream" });
       res.flushHeaders();
       return;
@@ -250,6 +261,17 @@ describe("client subscribe", () => {
     await client.until(() => client.messages.length === 3);
     expect(client.bodies()).toEqual(["m1", "m2", "m3"]);
     expect(server.streams.size).toBe(0);
+  });
+
+  it("falls back to long-poll at once when a proxy answers the event stream with something else", async () => {
+    const server = await start();
+    const proxy = await startBufferingProxy(server.url, "html");
+    const client = record(proxy.url, ["feed:rewritten"], { longPollWaitSeconds: 2 });
+    await client.until(() => client.open);
+    expect(client.subscription?.status.transport).toBe("long-poll");
+    expect(proxy.heldStreams()).toBe(1);
+    await publishMany(server.url, "feed:rewritten", 1);
+    await client.until(() => client.messages.length === 1);
   });
 
   it("subscribes over WebSocket when asked, resuming by cursor after a cut", async () => {
