@@ -64,7 +64,17 @@ function frameRef(frame: Record<string, unknown>): Ref {
   throw badFrame(`"ref" must be a number or a string of at most ${MAX_WS_REF_LENGTH} characters`);
 }
 
-/** One accepted WebSocket: the hub's sink for its subscription and the handler of its frames. */
+/**
+ * One accepted WebSocket: the hub's sink for its subscription and the handler of its frames.
+ *
+ * Protocol (JSON text frames, handled in order; any frame may carry a `ref` its answer echoes):
+ * - `subscribe {mailboxes, cursor?}` replaces the current subscription; answered `subscribed`, then
+ *   `message` frames (each with the subscription's cursor after it) and `gap` frames, as on SSE.
+ * - `unsubscribe` → `unsubscribed`; `publish {mailbox, message, idempotencyKey?}` → `published`;
+ *   `ping` → `pong` (browsers cannot send ping frames).
+ * - Anything wrong → `error {code, message}` from the error catalogue; the connection stays open.
+ * The connection is cut when its unsent bytes pass `maxQueueBytes` (it resumes by cursor).
+ */
 export class WsConnection implements StreamSink {
   readonly format = WS_FORMAT;
   /** Cleared by each ping and set by the pong; a connection still clear at the next ping is dead. */
