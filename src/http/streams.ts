@@ -99,8 +99,9 @@ class NodeStreamSink implements StreamSink {
   }
 
   whenDrained(): Promise<void> {
-    if (this.ended || this.bufferedBytes() === 0) return Promise.resolve();
     const emitter = this.#socket ?? this.response;
+    // Only a write that returned false is followed by 'drain'; otherwise there is nothing to wait for.
+    if (this.ended || !emitter.writableNeedDrain) return Promise.resolve();
     return new Promise((resolve) => {
       const done = () => {
         emitter.off("drain", done);
