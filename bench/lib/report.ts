@@ -40,7 +40,7 @@ export interface ScenarioResult {
 export type RunRecord = Omit<ScenarioResult, "runs" | "session" | "machine" | "scenario" | "description">;
 
 /** A loss or repeat in any run counts; other metrics are the median of the runs. */
-function combineMetrics(runs: readonly RunRecord[]): Metric[] {
+export function combineMetrics(runs: readonly RunRecord[]): Metric[] {
   const last = runs[runs.length - 1] as RunRecord;
   return last.metrics.map((metric) => {
     const values = runs
@@ -48,10 +48,11 @@ function combineMetrics(runs: readonly RunRecord[]): Metric[] {
       .filter((value): value is number => typeof value === "number" && !Number.isNaN(value))
       .sort((a, b) => a - b);
     if (values.length === 0) return metric;
+    const middle = (values.length - 1) / 2;
     const value = metric.target?.startsWith("== 0")
       ? (values[values.length - 1] as number)
-      : (values[Math.floor((values.length - 1) / 2)] as number);
-    return { ...metric, value };
+      : ((values[Math.floor(middle)] as number) + (values[Math.ceil(middle)] as number)) / 2;
+    return { ...metric, value: Math.abs(value) >= 100 ? Math.round(value) : Math.round(value * 10) / 10 };
   });
 }
 

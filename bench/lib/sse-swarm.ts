@@ -233,9 +233,11 @@ export class SseSwarm {
       const seqAt = text.indexOf('"seq":', pos);
       if (seqAt < 0 || seqAt > end) break;
       const seq = readNumber(text, seqAt + 6);
-      const tAt = text.indexOf('"t":', seqAt);
-      const sent = tAt < 0 || tAt > end ? Number.NaN : readNumber(text, tAt + 4);
-      pos = tAt < 0 ? seqAt + 6 : tAt + 4;
+      const eventEnd = text.indexOf("\n\n", seqAt);
+      // Searched within this event only: a payload without `t` must not scan the rest of the read.
+      const tAt = text.slice(seqAt, eventEnd).indexOf('"t":');
+      const sent = tAt < 0 ? Number.NaN : readNumber(text, seqAt + tAt + 4);
+      pos = eventEnd;
       this.#record(i, seq, sent, at);
     }
     return true;
