@@ -38,6 +38,7 @@ async function run(subscribers: number): Promise<IngestRun> {
       port: herald.port,
       count: subscribers,
       path: () => `/v1/mailboxes/${MAILBOX}/events?cursor=now`,
+      timestamps: false,
     });
     if (subscribers > 0) await swarm.open();
     await sleep(200);

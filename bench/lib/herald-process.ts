@@ -41,6 +41,8 @@ export function rssOf(pid: number): number {
   return match ? Number(match[1]) * 1024 : 0;
 }
 
+let exitOnSignals = false;
+
 /** Starts `herald serve` on a free port, memory store, with `ulimit -n` raised; extra flags as given. */
 export async function startHerald(flags: readonly string[] = []): Promise<HeraldProcess> {
   const nodeFlags = process.env.HERALD_BENCH_NODE_FLAGS ?? "";
@@ -55,8 +57,20 @@ export async function startHerald(flags: readonly string[] = []): Promise<Herald
   });
   closeSync(log);
   let exited = false;
+  // A load process that dies (an exception, Ctrl-C, a closed pipe) must not leave its server running.
+  const killChild = () => {
+    if (!exited) child.kill("SIGKILL");
+  };
+  process.once("exit", killChild);
+  if (!exitOnSignals) {
+    exitOnSignals = true;
+    // Signals end Node without "exit" handlers unless something listens for them.
+    process.once("SIGINT", () => process.exit(130));
+    process.once("SIGTERM", () => process.exit(143));
+  }
   child.once("exit", () => {
     exited = true;
+    process.off("exit", killChild);
   });
   const deadline = performance.now() + START_TIMEOUT_MS;
   let url: string | undefined;

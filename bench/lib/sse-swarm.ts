@@ -21,6 +21,8 @@ export interface SwarmOptions {
   readonly connectConcurrency?: number;
   /** Latency samples kept; the rest are counted but not sampled. */
   readonly maxSamples?: number;
+  /** Payloads carry `data.t` (default); when false, latency is not sampled and nothing searches for it. */
+  readonly timestamps?: boolean;
   /** Keep each subscriber's last `id:` (for resuming); off, nothing retains the text read. */
   readonly keepLastEventId?: boolean;
   /** Called with the time of every message received, after it is counted. */
@@ -228,15 +230,16 @@ export class SseSwarm {
       this.gapEvents += 1;
       gapAt = text.indexOf("event: gap", gapAt + 10);
     }
+    const timestamps = this.options.timestamps !== false;
     let pos = 0;
     for (;;) {
       const seqAt = text.indexOf('"seq":', pos);
       if (seqAt < 0 || seqAt > end) break;
       const seq = readNumber(text, seqAt + 6);
       const eventEnd = text.indexOf("\n\n", seqAt);
-      // Searched within this event only: a payload without `t` must not scan the rest of the read.
-      const tAt = text.slice(seqAt, eventEnd).indexOf('"t":');
-      const sent = tAt < 0 ? Number.NaN : readNumber(text, seqAt + tAt + 4);
+      // Only when payloads carry `t`: a search that finds none would scan the rest of the read.
+      const tAt = timestamps ? text.indexOf('"t":', seqAt) : -1;
+      const sent = tAt < 0 || tAt > eventEnd ? Number.NaN : readNumber(text, tAt + 4);
       pos = eventEnd;
       this.#record(i, seq, sent, at);
     }
