@@ -37,7 +37,7 @@ describe("publish then receive", () => {
     const sent = await publish(base, mailbox, { title: "Deploy", body: "done", priority: 4, tags: ["ci"] });
     const [received] = await client.untilMessages(1);
     expect(received).toMatchObject({ id: sent.id, seq: 1, title: "Deploy", body: "done", priority: 4, tags: ["ci"] });
-    expect(client.events[0]?.id).toBe(sent.cursor);
+    expect(client.events.find((event) => event.event === "message")?.id).toBe(sent.cursor);
     expect(received?.cursor).toBe(sent.cursor);
     client.close();
   });
@@ -51,7 +51,7 @@ describe("publish then receive", () => {
     await publish(base, mailbox, "plain text");
     const [received] = await client.untilMessages(1);
     expect(received?.body).toBe("plain text");
-    expect(client.objects[0]).toEqual({ type: "heartbeat" });
+    expect(client.objects[0]).toEqual({ type: "cursor", cursor: expect.any(String) });
     client.close();
   });
 
@@ -73,6 +73,33 @@ describe("publish then receive", () => {
     const answer = await longPoll(`/v1/mailboxes/${mailbox}/messages?cursor=${last?.cursor}&wait=0.3`);
     expect(Date.now() - started).toBeGreaterThanOrEqual(250);
     expect(answer).toEqual({ messages: [], cursor: last?.cursor, gap: false });
+  });
+
+  it("long-poll echoes a cursor that does not mention every mailbox unchanged", async () => {
+    const a = fresh("a");
+    const [only] = await publishMany(base, a, 1);
+    const answer = await longPoll(`/v1/messages?mailbox=${a}&mailbox=${fresh("b")}&cursor=${only?.cursor}&wait=0.2`);
+    expect(answer).toEqual({ messages: [], cursor: only?.cursor, gap: false });
+  });
+
+  it("opens every stream with its cursor, so a drop before the first message loses nothing", async () => {
+    const mailbox = fresh();
+    await publishMany(base, mailbox, 2);
+    const sse = new StreamClient(`${base}/v1/mailboxes/${mailbox}/events?cursor=now`);
+    await sse.until(() => sse.events.length >= 1);
+    expect(sse.events[0]?.event).toBe("cursor");
+    const opening = sse.events[0]?.id as string;
+    expect(JSON.parse(sse.events[0]?.data as string)).toEqual({ type: "cursor", cursor: opening });
+    sse.close();
+    await publish(base, mailbox, { body: "while away" });
+    const back = new StreamClient(`${base}/v1/mailboxes/${mailbox}/events?cursor=now`, { "Last-Event-ID": opening });
+    expect(bodies(await back.untilMessages(1))).toEqual(["while away"]);
+    back.close();
+    const ndjson = new StreamClient(`${base}/v1/mailboxes/${mailbox}/stream?cursor=${opening}`);
+    await ndjson.until(() => ndjson.lines.length >= 1);
+    expect(JSON.parse(ndjson.lines[0] as string)).toEqual({ type: "cursor", cursor: opening });
+    expect(bodies(await ndjson.untilMessages(1))).toEqual(["while away"]);
+    ndjson.close();
   });
 
   it("reads from the earliest without a cursor and honours limit", async () => {

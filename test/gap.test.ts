@@ -48,10 +48,10 @@ describe("gaps are said out loud", () => {
     await new Promise((resolve) => setTimeout(resolve, 400));
     const client = new StreamClient(`${base}/v1/mailboxes/ttl/events`, { "Last-Event-ID": first?.cursor as string });
     await client.untilMessages(1);
-    expect(client.events.map((event) => event.event)).toEqual(["gap", "message"]);
-    const gap = JSON.parse(client.events[0]?.data as string);
+    expect(client.events.map((event) => event.event)).toEqual(["cursor", "gap", "message"]);
+    const gap = JSON.parse(client.events[1]?.data as string);
     expect(gap).toMatchObject({ type: "gap", gaps: [{ mailbox: "ttl", reason: "expired" }] });
-    expect(client.events[0]?.id).toBe(gap.cursor);
+    expect(client.events[1]?.id).toBe(gap.cursor);
     expect(bodies(client.messages())).toEqual(["long"]);
     client.close();
   });
@@ -75,7 +75,7 @@ describe("gaps are said out loud", () => {
     await publish(base, "victim", { body: "reborn" });
     const client = new StreamClient(`${base}/v1/mailboxes/victim/stream?cursor=${kept?.cursor}`);
     await client.untilMessages(1);
-    const objects = client.objects.filter((object) => object.type !== "heartbeat");
+    const objects = client.objects.filter((object) => object.type !== "heartbeat" && object.type !== "cursor");
     expect(objects[0]).toMatchObject({ type: "gap", gaps: [{ mailbox: "victim", reason: "epoch" }] });
     expect(objects[1]).toMatchObject({ type: "message", body: "reborn", seq: 1 });
     client.close();
@@ -91,6 +91,28 @@ describe("gaps are said out loud", () => {
     expect(answer.gap).toBe(true);
     expect(answer.gaps).toEqual([{ mailbox: "restart", reason: "epoch" }]);
     expect(bodies(answer.messages)).toEqual(["after"]);
+  });
+
+  it("for a cursor issued before the mailbox existed, once its first messages are trimmed", async () => {
+    const base = await start({ config: { maxMessagesPerMailbox: 3 } });
+    const before = await read(base, "/v1/mailboxes/later/messages");
+    const now = await read(base, "/v1/mailboxes/later-too/messages?cursor=now");
+    await publishMany(base, "later", 5);
+    await publishMany(base, "later-too", 5);
+    for (const [mailbox, cursor] of [
+      ["later", before.cursor],
+      ["later-too", now.cursor],
+    ]) {
+      const answer = await read(base, `/v1/mailboxes/${mailbox}/messages?cursor=${cursor}`);
+      expect(answer.gaps).toEqual([{ mailbox, reason: "trimmed" }]);
+      expect(answer.messages.map((m) => m.seq)).toEqual([3, 4, 5]);
+    }
+    // Nothing trimmed: the same kind of cursor gets everything, without a gap.
+    const fresh = await read(base, "/v1/mailboxes/intact/messages");
+    await publishMany(base, "intact", 2);
+    const answer = await read(base, `/v1/mailboxes/intact/messages?cursor=${fresh.cursor}`);
+    expect(answer).toMatchObject({ gap: false });
+    expect(bodies(answer.messages)).toEqual(["m1", "m2"]);
   });
 
   it("for a cursor beyond the head of the same epoch", async () => {

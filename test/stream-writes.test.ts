@@ -81,7 +81,9 @@ describe("stream writes on the wire", () => {
     await Promise.all(streams.map((stream) => stream.until((s) => sseEvents(dechunk(s.body)).length === 30)));
     const texts = streams.map((stream) => dechunk(stream.body));
     const first = texts[0] as string;
-    expect(first).toMatch(/^retry: \d+\n\n(id: [^\n]+\nevent: message\ndata: [^\n]+\n\n){30}$/);
+    expect(first).toMatch(
+      /^retry: \d+\nid: [^\n]+\nevent: cursor\ndata: [^\n]+\n\n(id: [^\n]+\nevent: message\ndata: [^\n]+\n\n){30}$/,
+    );
     expect(sseEvents(first).map((event) => JSON.parse(event.split("data: ")[1] as string).seq)).toEqual(
       Array.from({ length: 30 }, (_, i) => i + 1),
     );
@@ -103,7 +105,9 @@ describe("stream writes on the wire", () => {
     await old.until((s) => sseEvents(s.body).length === 5);
     await modern.until((s) => sseEvents(dechunk(s.body)).length === 5);
     expect(old.head).not.toMatch(/transfer-encoding/i);
-    expect(old.body).toMatch(/^retry: \d+\n\n(id: [^\n]+\nevent: message\ndata: [^\n]+\n\n){5}$/);
+    expect(old.body).toMatch(
+      /^retry: \d+\nid: [^\n]+\nevent: cursor\ndata: [^\n]+\n\n(id: [^\n]+\nevent: message\ndata: [^\n]+\n\n){5}$/,
+    );
     expect(old.body).toBe(dechunk(modern.body));
     old.close();
     modern.close();
@@ -121,7 +125,9 @@ describe("stream writes on the wire", () => {
         .split("\n")
         .filter((line) => line.includes('"type":"message"'))
         .map((line) => JSON.parse(line).seq as number);
-    await Promise.all([live, resumed, fromStart].map((stream) => stream.until((s) => s.body.includes("heartbeat"))));
+    await Promise.all(
+      [live, resumed, fromStart].map((stream) => stream.until((s) => s.body.includes('"type":"cursor"'))),
+    );
     await fromStart.until((s) => lines(s).length === 2);
     await publishMany(herald.url, "mixed", 10, 3);
     await live.until((s) => lines(s).length === 10);

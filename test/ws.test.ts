@@ -86,7 +86,7 @@ describe("GET /v1/ws", () => {
     const client = await connect();
     client.send({ type: "subscribe", mailboxes: ["room:ws"], ref: 1 });
     const [subscribed] = await client.untilType("subscribed");
-    expect(subscribed).toEqual({ type: "subscribed", mailboxes: ["room:ws"], ref: 1 });
+    expect(subscribed).toEqual({ type: "subscribed", mailboxes: ["room:ws"], cursor: expect.any(String), ref: 1 });
     await publish(herald.url, "room:ws", { body: "over http" });
     client.send({ type: "publish", mailbox: "room:ws", message: { body: "over ws", data: { n: 1 } }, ref: "p1" });
     const messages = await client.untilType("message", 2);

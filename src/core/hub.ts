@@ -171,18 +171,20 @@ export class Hub {
     const positions = await this.#resolvePositions(mailboxes, request.cursor);
     const waiter = request.waitMs > 0 && !this.#draining ? this.#addWaiter(mailboxes) : undefined;
     try {
-      let moved = request.cursor === undefined || request.cursor === CURSOR_NOW;
       let outcome = await storeCall(readAfter(this.#store, mailboxes, positions, request.limit));
-      moved ||= outcome.moved;
       const deadline = Date.now() + request.waitMs;
       while (waiter && outcome.events.length === 0 && !this.#draining && !request.signal?.aborted) {
         const remaining = deadline - Date.now();
         if (remaining <= 0) break;
         await waiter.next(remaining, request.signal);
         outcome = await storeCall(readAfter(this.#store, mailboxes, positions, request.limit));
-        moved ||= outcome.moved;
       }
-      return this.#answer(mailboxes, positions, outcome.events, moved ? undefined : request.cursor);
+      // Nothing to deliver: a client's own cursor comes back as sent ("now" resolves to a real one).
+      const echoed =
+        outcome.events.length === 0 && request.cursor !== undefined && request.cursor !== CURSOR_NOW
+          ? request.cursor
+          : undefined;
+      return this.#answer(mailboxes, positions, outcome.events, echoed);
     } finally {
       if (waiter) this.#removeWaiter(mailboxes, waiter);
     }
@@ -195,6 +197,8 @@ export class Hub {
   async subscribe(mailboxes: readonly string[], cursor: string | undefined, sink: StreamSink): Promise<Subscription> {
     if (this.#draining) throw new HeraldError("draining", undefined, { "Retry-After": "1" });
     const positions = await this.#resolvePositions(mailboxes, cursor);
+    // Drain may have walked the subscribers while the positions were being resolved.
+    if (this.#draining) throw new HeraldError("draining", undefined, { "Retry-After": "1" });
     const subscription = new Subscription(this.#context, mailboxes, positions, sink);
     for (const mailbox of mailboxes) {
       const set = getOrCreate(this.#subscribers, mailbox, () => new Set());

@@ -54,8 +54,9 @@ function planMailbox(mailbox: string, from: Position | undefined, read: MailboxR
     return steps;
   }
   const sameLog = from !== undefined && from.epoch === log.epoch && from.seq <= log.lastSeq;
-  // `previous` is the seq the client is known to hold in this epoch; holes after it are gaps.
-  let previous: number | undefined = sameLog ? from.seq : undefined;
+  // `previous` is the seq the client is known to hold in this log; holes after it are gaps. A client
+  // at seq 0 of another (or no) epoch holds nothing, so everything this log ever had came after it.
+  let previous: number | undefined = sameLog ? from.seq : from?.seq === 0 ? 0 : undefined;
   const first = messages[0];
   if (!sameLog && from && from.seq > 0) {
     steps.push({ mailbox, to: { epoch: log.epoch, seq: first ? first.seq - 1 : log.lastSeq }, gap: "epoch" });

@@ -88,6 +88,11 @@ export class Subscription {
     }
   }
 
+  /** The subscription's cursor now; before start() it is where replay will begin. */
+  get cursor(): string {
+    return cursorOf(this.mailboxes, this.#positions);
+  }
+
   /** Begins the first replay; the transport calls it once its response head is written. */
   start(): void {
     this.#pumping = false;
@@ -112,10 +117,8 @@ export class Subscription {
           this.#context.replayPageSize,
         );
         if (this.#closed) return;
-        if (outcome.events.length > 0) this.#writeEvents(outcome.events);
+        if (outcome.events.length > 0) await this.#writeEvents(outcome.events);
         if (outcome.more) this.#dirty = true;
-        // Replay is paced by the consumer instead of cutting it: it asked for history.
-        if (this.sink.bufferedBytes() > this.#context.maxQueueBytes / 2) await this.sink.whenDrained();
       } while (this.#dirty && !this.#closed);
     } catch {
       if (!this.#closed) {
@@ -135,12 +138,28 @@ export class Subscription {
     this.#context.onClosed(this);
   }
 
-  #writeEvents(events: readonly ReadEvent[]): void {
+  /**
+   * Writes a replayed page in slices, waiting for the consumer whenever half the
+   * queue bound is in flight: replay is paced by the client (it asked for
+   * history), and a page of large messages never sits in memory at once.
+   */
+  async #writeEvents(events: readonly ReadEvent[]): Promise<void> {
     const format = this.sink.format;
+    const sliceBytes = this.#context.maxQueueBytes / 4;
     let text = "";
     let messages = 0;
     let gaps = 0;
+    const flush = async () => {
+      if (text.length > 0) this.sink.write(text);
+      text = "";
+      if (messages > 0) this.#context.onDelivered(messages);
+      if (gaps > 0) this.#context.onGap(gaps);
+      messages = 0;
+      gaps = 0;
+      if (this.sink.bufferedBytes() > this.#context.maxQueueBytes / 2) await this.sink.whenDrained();
+    };
     for (const event of events) {
+      if (this.#closed) return;
       if (event.type === "gap") {
         text += format.gap(event.gaps, event.cursor);
         gaps += event.gaps.length;
@@ -148,10 +167,9 @@ export class Subscription {
         text += format.message(event.message, event.cursor);
         messages += 1;
       }
+      if (text.length >= sliceBytes) await flush();
     }
-    this.sink.write(text);
-    if (messages > 0) this.#context.onDelivered(messages);
-    if (gaps > 0) this.#context.onGap(gaps);
+    await flush();
   }
 
   /** Returns the count written, or undefined when this subscriber must replay instead. */

@@ -20,6 +20,18 @@ export const NDJSON_FORMAT: FrameFormat = {
 };
 
 export const SSE_HEARTBEAT = ": heartbeat\n\n";
+
+/**
+ * The first frame of a stream: where it starts. A client that drops before any
+ * message (say it asked for cursor=now) resumes from here instead of from "now".
+ */
+export function sseOpening(retryMs: number, cursor: string): string {
+  return `retry: ${retryMs}\nid: ${cursor}\nevent: cursor\ndata: {"type":"cursor","cursor":"${cursor}"}\n\n`;
+}
+
+export function ndjsonOpening(cursor: string): string {
+  return `{"type":"cursor","cursor":"${cursor}"}\n`;
+}
 export const NDJSON_HEARTBEAT = '{"type":"heartbeat"}\n';
 
 /** Ends a stream whose token expired; the client fetches a new token and resumes by cursor. */

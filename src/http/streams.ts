@@ -8,9 +8,11 @@ import {
   NDJSON_AUTH_EXPIRED,
   NDJSON_FORMAT,
   NDJSON_HEARTBEAT,
+  ndjsonOpening,
   SSE_AUTH_EXPIRED,
   SSE_FORMAT,
   SSE_HEARTBEAT,
+  sseOpening,
 } from "./frame-formats.js";
 
 export type StreamKind = "sse" | "ndjson";
@@ -195,7 +197,8 @@ export class StreamRegistry {
       "X-Accel-Buffering": "no",
     });
     // The first bytes flush the head through proxies and tell EventSource how soon to come back.
-    response.write(kind === "sse" ? `retry: ${this.#sseRetryMs}\n\n` : NDJSON_HEARTBEAT);
+    const cursor = subscription.cursor;
+    response.write(kind === "sse" ? sseOpening(this.#sseRetryMs, cursor) : ndjsonOpening(cursor));
     flattenSentHead(response);
     sink.goDirect();
     subscription.start();

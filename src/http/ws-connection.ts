@@ -233,7 +233,12 @@ export class WsConnection implements StreamSink {
       return;
     }
     this.#subscription = subscription;
-    this.#send({ type: "subscribed", mailboxes: names, ...(ref === undefined ? {} : { ref }) });
+    this.#send({
+      type: "subscribed",
+      mailboxes: names,
+      cursor: subscription.cursor,
+      ...(ref === undefined ? {} : { ref }),
+    });
     subscription.start();
   }
 

@@ -132,7 +132,7 @@ export class MemoryStore implements MailboxStore {
       list.push(message);
       this.#trimToCap(log);
     }
-    for (const mailbox of appended.keys()) this.#enforceByteBudget(mailbox);
+    for (const mailbox of appended.keys()) this.#enforceByteBudget(mailbox, appended);
     for (const [mailbox, messages] of appended) {
       for (const listener of this.#listeners) listener(mailbox, messages);
     }
@@ -253,10 +253,11 @@ export class MemoryStore implements MailboxStore {
   }
 
   /** Evicts least recently used mailboxes, then trims the current one, until within budget. */
-  #enforceByteBudget(current: string): void {
+  #enforceByteBudget(current: string, pinned: ReadonlyMap<string, unknown>): void {
+    // Mailboxes this call appended to are never evicted by it: their publishers get their cursors.
     while (this.#bytes > this.#options.maxBytes && this.#logs.size > 1) {
       const oldest = this.#logs.rkeys().next().value as string;
-      if (oldest === current) break;
+      if (oldest === current || pinned.has(oldest)) break;
       this.#logs.delete(oldest);
     }
     const log = this.#logs.peek(current);
