@@ -107,15 +107,20 @@ async function serveCommand(argv: string[]): Promise<void> {
   process.on("SIGINT", () => stop("SIGINT"));
 }
 
+const COMMANDS: Readonly<Record<string, (argv: string[]) => Promise<void>>> = {
+  serve: serveCommand,
+  hook: hookCommand,
+  key: keyCommand,
+  publish: publishCommand,
+  tail: tailCommand,
+  token: tokenCommand,
+};
+
 export async function main(argv: string[]): Promise<void> {
   const [command, ...rest] = argv;
   try {
-    if (command === "serve") await serveCommand(rest);
-    else if (command === "hook") await hookCommand(rest);
-    else if (command === "key") await keyCommand(rest);
-    else if (command === "publish") await publishCommand(rest);
-    else if (command === "tail") await tailCommand(rest);
-    else if (command === "token") await tokenCommand(rest);
+    const run = command === undefined ? undefined : COMMANDS[command];
+    if (run) await run(rest);
     else if (command === undefined || command === "--help" || command === "-h" || command === "help") {
       console.log(USAGE);
     } else {
