@@ -119,7 +119,7 @@ const COMMANDS: Readonly<Record<string, (argv: string[]) => Promise<void>>> = {
 export async function main(argv: string[]): Promise<void> {
   const [command, ...rest] = argv;
   try {
-    const run = command === undefined ? undefined : COMMANDS[command];
+    const run = command !== undefined && Object.hasOwn(COMMANDS, command) ? COMMANDS[command] : undefined;
     if (run) await run(rest);
     else if (command === undefined || command === "--help" || command === "-h" || command === "help") {
       console.log(USAGE);
