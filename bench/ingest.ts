@@ -54,7 +54,9 @@ async function run(subscribers: number): Promise<IngestRun> {
       duration: DURATION_S,
     });
     const acknowledged = result["2xx"];
-    if (subscribers > 0) await swarm.until(() => swarm.totalReceived >= acknowledged * subscribers, SETTLE_TIMEOUT_MS);
+    // Per subscriber: requests in flight when autocannon stopped may be stored (and delivered) without
+    // being counted as acknowledged, so a total would be reached while a slow subscriber still lags.
+    if (subscribers > 0) await swarm.until(() => swarm.allHave(acknowledged), SETTLE_TIMEOUT_MS);
     const cpu = meter();
     const serverCpuMs = herald.cpuMs() - serverCpuBefore;
     const rssAfter = herald.rssBytes();

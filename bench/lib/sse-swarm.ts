@@ -173,6 +173,14 @@ export class SseSwarm {
     return lost;
   }
 
+  /** True once every subscriber holds at least `count` distinct messages. */
+  allHave(count: number): boolean {
+    for (let i = 0; i < this.options.count; i++) {
+      if ((this.received[i] as number) - (this.duplicates[i] as number) < count) return false;
+    }
+    return true;
+  }
+
   sum(array: Int32Array): number {
     let total = 0;
     for (const value of array) total += value;
