@@ -8,7 +8,7 @@ import { createHub, type Hub } from "./core/hub.js";
 import type { HookDefinition } from "./hooks/hook-config.js";
 import { createHookService } from "./hooks/hook-service.js";
 import { type Access, createAccess } from "./http/access.js";
-import { createApp, ROUTES } from "./http/app.js";
+import { createApp, ROUTES, type RouteSpec } from "./http/app.js";
 import { startDemoFeed } from "./http/demo-feed.js";
 import { DEMO_ROUTES } from "./http/demo-routes.js";
 import { createMetrics } from "./http/metrics.js";
@@ -31,6 +31,9 @@ export interface RunningHerald {
   /** Drains (answers long-polls, ends streams, finishes publishes), closes the listener and the store. */
   shutdown(): Promise<void>;
 }
+
+/** Everything a running Herald serves: the API and the demo pages. openapi.yaml lists exactly these. */
+export const SERVED_ROUTES: readonly RouteSpec[] = [...ROUTES, ...DEMO_ROUTES];
 
 /** Slow clients must send their headers within this; it never touches long-lived responses. */
 const HEADERS_TIMEOUT_MS = 20_000;
@@ -80,10 +83,7 @@ export async function startHerald(
       })
     : undefined;
   const metrics = createMetrics({ hub, store, streams, sockets, access });
-  const app = createApp({ config, hub, store, streams, sockets, hooks, access, metrics, logger }, [
-    ...ROUTES,
-    ...DEMO_ROUTES,
-  ]);
+  const app = createApp({ config, hub, store, streams, sockets, hooks, access, metrics, logger }, SERVED_ROUTES);
   const demoFeed = startDemoFeed(hub);
   const websocket = { server: createWebSocketServer(config) };
   const server = await new Promise<Server>((resolve, reject) => {
