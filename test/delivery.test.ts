@@ -227,3 +227,29 @@ describe("concurrency", () => {
     }
   });
 });
+
+describe("order across mailboxes", () => {
+  it("replays a batch over several mailboxes in the order it was published, as live delivery does", async () => {
+    const a = fresh("a");
+    const b = fresh("b");
+    const live = new StreamClient(`${base}/v1/stream?mailbox=${a}&mailbox=${b}&cursor=now`);
+    await live.until(() => live.lines.length >= 1);
+    const response = await fetch(`${base}/v1/messages`, {
+      method: "POST",
+      headers: { "content-type": "application/json" },
+      body: JSON.stringify({
+        messages: [
+          { mailbox: b, body: "1" },
+          { mailbox: a, body: "2" },
+          { mailbox: b, body: "3" },
+          { mailbox: a, body: "4" },
+        ],
+      }),
+    });
+    expect(response.status).toBe(201);
+    expect(bodies(await live.untilMessages(4))).toEqual(["1", "2", "3", "4"]);
+    live.close();
+    const replay = await longPoll(`/v1/messages?mailbox=${a}&mailbox=${b}`);
+    expect(bodies(replay.messages)).toEqual(["1", "2", "3", "4"]);
+  });
+});

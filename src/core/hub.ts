@@ -84,6 +84,7 @@ export class Hub {
   #round = 0;
   #draining = false;
   #publishesInFlight = 0;
+  #lastPublishTime = 0;
   #idleWaiters: (() => void)[] = [];
   readonly #unwatch: () => void;
 
@@ -133,14 +134,13 @@ export class Hub {
       throw new HeraldError("draining", undefined, { "Retry-After": String(this.#options.retryAfterSeconds ?? 1) });
     }
     if (!this.#store.ready()) throw new HeraldError("store_unavailable", undefined, { "Retry-After": "1" });
-    const now = Date.now();
     const appendItems = items.map((item, index) => ({
       mailbox: item.mailbox,
       draft: createDraft(
         item.fields,
         this.#options.defaultTtlSeconds,
         idempotencyKey === undefined || items.length === 1 ? idempotencyKey : `${idempotencyKey}#${index}`,
-        now,
+        this.#publishTime(),
       ),
     }));
     this.#publishesInFlight += 1;
@@ -225,6 +225,18 @@ export class Hub {
 
   close(): void {
     this.#unwatch();
+  }
+
+  /**
+   * Wall-clock time, strictly increasing across publishes: replay merges several
+   * mailboxes by time, and two messages stored in the same millisecond must keep
+   * the order the server saw them in (a batch's items, or close publishes).
+   * 1/1024 ms steps are exact in a double at today's epoch values.
+   */
+  #publishTime(): number {
+    const now = Date.now();
+    this.#lastPublishTime = now > this.#lastPublishTime ? now : this.#lastPublishTime + 1 / 1024;
+    return this.#lastPublishTime;
   }
 
   async #resolvePositions(mailboxes: readonly string[], cursor: string | undefined): Promise<PositionMap> {
@@ -315,7 +327,8 @@ export class Hub {
     const chunkSize = this.#options.fanoutChunkSize ?? DEFAULT_FANOUT_CHUNK_SIZE;
     try {
       while (this.#pending.length > 0) {
-        let batch = this.#pending;
+        // Stores report appends per mailbox; publish time restores the order across mailboxes.
+        let batch = this.#pending.sort(byPublishTime);
         this.#pending = [];
         const round = ++this.#round;
         let byMailbox = groupByMailbox(batch);
@@ -336,7 +349,7 @@ export class Hub {
             // Publishes that landed during the yield ride along with the rest of this round, so a
             // subscriber not yet visited gets one write, not two. They stay pending: the next round
             // offers them again, and the subscribers visited since drop them by seq.
-            batch = batch.concat(this.#pending.slice(absorbed));
+            batch = batch.concat(this.#pending.slice(absorbed)).sort(byPublishTime);
             absorbed = this.#pending.length;
             byMailbox = groupByMailbox(batch);
             frames = new Map();
@@ -347,6 +360,10 @@ export class Hub {
       this.#fanoutRunning = false;
     }
   }
+}
+
+function byPublishTime(x: StoredMessage, y: StoredMessage): number {
+  return x.timeMs - y.timeMs;
 }
 
 function groupByMailbox(batch: readonly StoredMessage[]): Map<string, StoredMessage[]> {
