@@ -2,6 +2,7 @@ import { readFileSync } from "node:fs";
 import { type AuthSettings, type LimitSettings, parseAuthSection, parseLimitsSection } from "./auth/auth-config.js";
 import { ConfigError } from "./config.js";
 import { type HookDefinition, parseHooksSection } from "./hooks/hook-config.js";
+import { type LogSettings, parseLogSection } from "./log-config.js";
 
 /** What the JSON config file (`--config`, HERALD_CONFIG) holds, once checked. */
 export interface FileConfig {
@@ -11,12 +12,14 @@ export interface FileConfig {
   readonly auth: AuthSettings | undefined;
   /** Abuse limits (src/auth/auth-config.ts). Undefined when absent. */
   readonly limits: LimitSettings | undefined;
+  /** Log level (src/log-config.ts); HERALD_LOG_LEVEL overrides it. Undefined when absent. */
+  readonly log: LogSettings | undefined;
 }
 
 /** A config file is a few hooks and keys; anything bigger is a mistake. */
 export const MAX_CONFIG_FILE_BYTES = 1024 * 1024;
 
-export const EMPTY_FILE_CONFIG: FileConfig = { hooks: [], auth: undefined, limits: undefined };
+export const EMPTY_FILE_CONFIG: FileConfig = { hooks: [], auth: undefined, limits: undefined, log: undefined };
 
 type SectionParser = (value: unknown, env: NodeJS.ProcessEnv) => unknown;
 
@@ -28,6 +31,7 @@ const SECTIONS: Readonly<Record<keyof FileConfig, SectionParser>> = {
   hooks: parseHooksSection,
   auth: parseAuthSection,
   limits: parseLimitsSection,
+  log: parseLogSection,
 };
 
 /** Checks a parsed config document; errors name the field, e.g. `hooks[1].verify.secret`. */

@@ -103,7 +103,7 @@ Options (each also read from the environment variable shown):
   --sync MODE              SQLite synchronous mode: full or normal (HERALD_SQLITE_SYNC, default ${DEFAULT_CONFIG.sqliteSync})
   --redis-url URL          Redis URL, or redis-cluster://host:port,host:port (REDIS_URL, default ${DEFAULT_CONFIG.redisUrl})
   --redis-prefix TEXT      prefix of Redis keys and channels (HERALD_REDIS_PREFIX, default ${DEFAULT_CONFIG.redisPrefix})
-  --config FILE            JSON config file: hooks, auth, limits (HERALD_CONFIG)
+  --config FILE            JSON config file: hooks, auth, limits, log (HERALD_CONFIG)
   --insecure               allow a non-loopback --host without auth (HERALD_INSECURE=1)
 ${NUMERIC_SETTINGS.filter((s) => s.key !== "port")
   .map((s) => `${`  --${s.flag} N`.padEnd(27)}${s.env} (default ${DEFAULT_CONFIG[s.key]})`)

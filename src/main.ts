@@ -8,6 +8,7 @@ import { tokenCommand } from "./cli/token-command.js";
 import { ConfigError, parseServeConfig, SERVE_USAGE, type ServeConfig } from "./config.js";
 import { EMPTY_FILE_CONFIG, loadConfigFile } from "./config-file.js";
 import { createLogger } from "./http/request-log.js";
+import { resolveLogLevel } from "./log-config.js";
 import { startHerald } from "./server.js";
 import type { MailboxStore } from "./store/mailbox-store.js";
 import { createMemoryStore } from "./store/memory-store.js";
@@ -60,14 +61,6 @@ async function buildStore(config: ServeConfig): Promise<MailboxStore> {
   });
 }
 
-const LOG_LEVELS = ["fatal", "error", "warn", "info", "debug", "trace", "silent"];
-
-function logLevel(value: string | undefined): string {
-  if (value === undefined || value === "") return "info";
-  if (!LOG_LEVELS.includes(value)) throw new ConfigError(`HERALD_LOG_LEVEL must be one of ${LOG_LEVELS.join(", ")}`);
-  return value;
-}
-
 async function serveCommand(argv: string[]): Promise<void> {
   if (argv.includes("--help") || argv.includes("-h")) {
     console.log(SERVE_USAGE);
@@ -78,7 +71,7 @@ async function serveCommand(argv: string[]): Promise<void> {
   const { auth, limits: limitSettings } = securityFromEnv(file, process.env);
   // Refuse an unsafe binding before a store is opened or Redis waited for.
   checkBinding(config.host, auth !== undefined, config.insecure);
-  const logger = createLogger(logLevel(process.env.HERALD_LOG_LEVEL));
+  const logger = createLogger(resolveLogLevel(file.log, process.env));
   const herald = await startHerald(config, await buildStore(config), {
     hooks: file.hooks,
     auth,
