@@ -89,12 +89,15 @@ describe.each(Object.entries(TRANSPORTS))("%s", (_name, pathFor) => {
     expect((await get(herald.url, pathFor(["room:5"]), bearer(token))).status).toBe(403);
   });
 
-  it("refuses alg none, a tampered signature and a token signed with another secret", async () => {
+  it("refuses alg none, HS384/HS512 with the right secret, a tampered signature and another secret", async () => {
     const exp = Math.floor(Date.now() / 1000) + 600;
     const none = noneToken({ sub: "alice", mailboxes: ["*"], exp });
     const good = await hsToken({ mailboxes: ["user:alice"] });
     const foreign = await hsToken({ mailboxes: ["user:alice"] }, "another-secret-that-is-long-enough-too!!");
-    for (const token of [none, tamper(good), foreign, "not-a-token"]) {
+    // Correctly signed with the configured secret, but only HS256 is accepted.
+    const hs384 = await hsToken({ mailboxes: ["user:alice"] }, SECRET, "HS384");
+    const hs512 = await hsToken({ mailboxes: ["user:alice"] }, SECRET, "HS512");
+    for (const token of [none, hs384, hs512, tamper(good), foreign, "not-a-token"]) {
       const answer = await get(herald.url, pathFor(["user:alice"]), bearer(token));
       expect(answer.status, token).toBe(401);
     }
@@ -108,6 +111,9 @@ describe.each(Object.entries(TRANSPORTS))("%s", (_name, pathFor) => {
     );
     expect((await get(herald.url, withQuery(pathFor(["user:alice"]), "token", token))).status).toBe(200);
     expect((await get(herald.url, withQuery(pathFor(["user:alice"]), "token", tamper(token)))).status).toBe(401);
+    const hs512 = await hsToken({ mailboxes: ["user:alice"] }, SECRET, "HS512");
+    expect((await get(herald.url, withQuery(pathFor(["user:alice"]), "token", hs512))).status).toBe(401);
+    expect((await get(herald.url, pathFor(["user:alice"]), { cookie: `herald_token=${hs512}` })).status).toBe(401);
   });
 
   it("does not let a publisher API key read", async () => {

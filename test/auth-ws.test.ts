@@ -54,8 +54,14 @@ describe("WebSocket", () => {
     const good = await hsToken({ mailboxes: ["user:alice"] });
     const none = noneToken({ sub: "a", mailboxes: ["*"], exp: Math.floor(Date.now() / 1000) + 600 });
     const expired = await hsToken({ mailboxes: ["user:alice"], expiresIn: -60 });
+    const hs384 = await hsToken({ mailboxes: ["user:alice"] }, SECRET, "HS384");
+    const hs512 = await hsToken({ mailboxes: ["user:alice"] }, SECRET, "HS512");
     expect(await open()).toBe(401);
-    for (const token of [none, tamper(good), expired]) expect(await open(`?token=${token}`), token).toBe(401);
+    for (const token of [none, hs384, hs512, tamper(good), expired])
+      expect(await open(`?token=${token}`), token).toBe(401);
+    expect(await open("", bearer(hs512))).toBe(401);
+    expect(await open("", { cookie: `herald_token=${hs384}` })).toBe(401);
+    (await opened(`?token=${good}`)).socket.close();
   });
 
   it("checks every mailbox of a subscribe frame and every publish", async () => {

@@ -72,11 +72,11 @@ export interface TokenClaims {
   expiresIn?: number;
 }
 
-/** An HS256 token signed with `secret`. */
-export async function hsToken(claims: TokenClaims, secret = SECRET): Promise<string> {
+/** An HMAC token (HS256 unless `alg` says HS384 or HS512) signed with `secret`. */
+export async function hsToken(claims: TokenClaims, secret = SECRET, alg = "HS256"): Promise<string> {
   const { sub = "alice", mailboxes = ["user:alice"], publish, expiresIn = 600 } = claims;
   const jwt = new SignJWT({ mailboxes, ...(publish === undefined ? {} : { publish }) })
-    .setProtectedHeader({ alg: "HS256", typ: "JWT" })
+    .setProtectedHeader({ alg, typ: "JWT" })
     .setSubject(sub)
     .setIssuedAt()
     .setExpirationTime(Math.floor(Date.now() / 1000) + expiresIn);
