@@ -103,12 +103,13 @@ export async function startHerald(
   const shutdown = () => {
     shuttingDown ??= (async () => {
       const closed = new Promise<void>((resolve) => server.close(() => resolve()));
+      // One deadline for all of it: a publisher that stalls mid-body must not hold the shutdown.
+      const deadline = new Promise<void>((resolve) => setTimeout(resolve, config.drainTimeoutSeconds * 1000).unref());
       demoFeed.stop();
-      await hub.drain();
+      await Promise.race([hub.drain(), deadline]);
       streams.close();
       sockets.close();
       server.closeIdleConnections();
-      const deadline = new Promise<void>((resolve) => setTimeout(resolve, config.drainTimeoutSeconds * 1000).unref());
       await Promise.race([closed, deadline]);
       server.closeAllConnections();
       hub.close();

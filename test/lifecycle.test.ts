@@ -63,6 +63,40 @@ describe("drain", () => {
     expect(((await refused.json()) as { error: { code: string } }).error.code).toBe("draining");
   });
 
+  it("on SIGTERM lets an in-flight publish finish and refuses new connections", async () => {
+    const child = await spawnHerald([]);
+    try {
+      const { hostname, port } = new URL(child.url);
+      const body = JSON.stringify({ body: "in flight" });
+      const socket = connect(Number(port), hostname);
+      let answer = "";
+      socket.on("data", (chunk) => {
+        answer += chunk.toString();
+      });
+      const ended = new Promise<void>((resolve) => socket.on("close", () => resolve()));
+      socket.write(
+        `POST /v1/mailboxes/drain-publish/messages HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n` +
+          `Content-Length: ${body.length}\r\n\r\n${body.slice(0, 5)}`,
+      );
+      await new Promise((resolve) => setTimeout(resolve, 200));
+      child.process.kill("SIGTERM");
+      await new Promise((resolve) => setTimeout(resolve, 200));
+      const refused = await fetch(`${child.url}/healthz`).then(
+        () => "answered",
+        () => "refused",
+      );
+      expect(refused).toBe("refused");
+      socket.write(body.slice(5));
+      await ended;
+      expect(answer).toMatch(/^HTTP\/1\.1 201 /);
+      expect(answer).toMatch(/\r\nconnection: close\r\n/i);
+      expect(answer).toContain('"body":"in flight"');
+      expect(await child.exited).toBe(0);
+    } finally {
+      child.process.kill("SIGKILL");
+    }
+  });
+
   it("on SIGTERM answers held long-polls, ends streams and exits 0", async () => {
     const child = await spawnHerald([]);
     try {

@@ -130,9 +130,37 @@ export class Hub {
    * to live subscribers. With several items, the key is made per item.
    */
   async publish(items: readonly PublishItem[], idempotencyKey?: string): Promise<Published[]> {
+    this.#refuseWhileDraining();
+    return this.#publishAdmitted(items, idempotencyKey);
+  }
+
+  /**
+   * Admits a publish request when it arrives rather than when its body has
+   * been read: refused while draining, and once admitted, drain() waits for it
+   * and `publish` inside `work` stores even if a drain began meanwhile.
+   */
+  async admitPublish<T>(work: (publish: Hub["publish"]) => Promise<T>): Promise<T> {
+    this.#refuseWhileDraining();
+    this.#publishesInFlight += 1;
+    try {
+      return await work((items, idempotencyKey) => this.#publishAdmitted(items, idempotencyKey));
+    } finally {
+      this.#publishFinished();
+    }
+  }
+
+  #refuseWhileDraining(): void {
     if (this.#draining) {
       throw new HeraldError("draining", undefined, { "Retry-After": String(this.#options.retryAfterSeconds ?? 1) });
     }
+  }
+
+  #publishFinished(): void {
+    this.#publishesInFlight -= 1;
+    if (this.#publishesInFlight === 0) for (const resolve of this.#idleWaiters.splice(0)) resolve();
+  }
+
+  async #publishAdmitted(items: readonly PublishItem[], idempotencyKey?: string): Promise<Published[]> {
     if (!this.#store.ready()) throw new HeraldError("store_unavailable", undefined, { "Retry-After": "1" });
     const appendItems = items.map((item, index) => ({
       mailbox: item.mailbox,
@@ -150,8 +178,7 @@ export class Hub {
     } catch {
       throw new HeraldError("store_unavailable", undefined, { "Retry-After": "1" });
     } finally {
-      this.#publishesInFlight -= 1;
-      if (this.#publishesInFlight === 0) for (const resolve of this.#idleWaiters.splice(0)) resolve();
+      this.#publishFinished();
     }
     if (results.some((result) => result.status === "conflict")) throw new HeraldError("idempotency_conflict");
     return results.map((result) => {

@@ -40,16 +40,18 @@ export async function publishOne(c: Context, deps: AppDeps): Promise<Response> {
   const caller = await admitPublisher(c, deps.access);
   deps.access.checkPublish(caller, [mailbox]);
   const key = idempotencyKey(c);
-  const body = await readBody(c, deps.config.maxBodyBytes);
-  const fields: MessageFields =
-    body.kind === "json"
-      ? parseMessageFields(body.value, deps.config.messageTtlSeconds)
-      : body.text.length > 0
-        ? { body: body.text }
-        : {};
-  const [published] = await deps.hub.publish([{ mailbox, fields }], key);
-  const result = published as Published;
-  return jsonResponse(c, result.duplicate ? 200 : 201, publishedJson(result));
+  return deps.hub.admitPublish(async (publish) => {
+    const body = await readBody(c, deps.config.maxBodyBytes);
+    const fields: MessageFields =
+      body.kind === "json"
+        ? parseMessageFields(body.value, deps.config.messageTtlSeconds)
+        : body.text.length > 0
+          ? { body: body.text }
+          : {};
+    const [published] = await publish([{ mailbox, fields }], key);
+    const result = published as Published;
+    return jsonResponse(c, result.duplicate ? 200 : 201, publishedJson(result));
+  });
 }
 
 function batchItems(value: unknown, maxTtlSeconds: number): PublishItem[] {
@@ -92,16 +94,18 @@ function batchItems(value: unknown, maxTtlSeconds: number): PublishItem[] {
 export async function publishBatch(c: Context, deps: AppDeps): Promise<Response> {
   const caller = await admitPublisher(c, deps.access);
   const key = idempotencyKey(c);
-  const body = await readBody(c, deps.config.maxBodyBytes);
-  if (body.kind !== "json") {
-    throw new HeraldError("bad_json", "Batch publishes must be JSON (Content-Type: application/json)");
-  }
-  const items = batchItems(body.value, deps.config.messageTtlSeconds);
-  deps.access.checkPublish(
-    caller,
-    items.map((item) => item.mailbox),
-  );
-  const published = await deps.hub.publish(items, key);
-  const status = published.every((item) => item.duplicate) ? 200 : 201;
-  return jsonResponse(c, status, `{"messages":[${published.map(publishedJson).join(",")}]}`);
+  return deps.hub.admitPublish(async (publish) => {
+    const body = await readBody(c, deps.config.maxBodyBytes);
+    if (body.kind !== "json") {
+      throw new HeraldError("bad_json", "Batch publishes must be JSON (Content-Type: application/json)");
+    }
+    const items = batchItems(body.value, deps.config.messageTtlSeconds);
+    deps.access.checkPublish(
+      caller,
+      items.map((item) => item.mailbox),
+    );
+    const published = await publish(items, key);
+    const status = published.every((item) => item.duplicate) ? 200 : 201;
+    return jsonResponse(c, status, `{"messages":[${published.map(publishedJson).join(",")}]}`);
+  });
 }
