@@ -1,11 +1,12 @@
 import { type ChildProcess, spawn } from "node:child_process";
-import { mkdtemp, readFile, rm } from "node:fs/promises";
+import { mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
 import { createServer } from "node:http";
 import type { AddressInfo } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { RunningHerald } from "../src/server.js";
+import { bearer, makeKey, SECRET, startAuthServer } from "./helpers/auth.js";
 import { publish, publishMany } from "./helpers/clients.js";
 import { startTestServer } from "./helpers/server.js";
 
@@ -184,6 +185,38 @@ describe("herald tail", () => {
     expect(run.stdout).toMatch(/#2 m2\n.*#3 m3\n$/);
   });
 
+  it("stops with exit 1 when the server refuses a --cursor, instead of replaying from the start", async () => {
+    await publishMany(server.url, "user:bogus", 2);
+    const run = await herald(["tail", "user:bogus", "--cursor", "bogus", "--url", server.url]);
+    expect(run.code).toBe(1);
+    expect(run.stdout).toBe("");
+    const refusals = run.stderr.split("\n").filter((line) => line.includes("bad_cursor"));
+    expect(refusals).toEqual([
+      expect.stringMatching(/^herald: --cursor "bogus" was refused: .*\(HTTP 400, bad_cursor\)/),
+    ]);
+  });
+
+  it("stops with exit 1 when the server refuses the cursor in --cursor-file, and leaves the file alone", async () => {
+    const file = join(dir, "bogus.cursor");
+    await writeFile(file, "not-a-cursor\n");
+    await publishMany(server.url, "user:bogus-file", 2);
+    const run = await herald([
+      "tail",
+      "user:bogus-file",
+      "--cursor-file",
+      file,
+      "--transport",
+      "websocket",
+      "--url",
+      server.url,
+    ]);
+    expect(run.code).toBe(1);
+    expect(run.stdout).toBe("");
+    expect(run.stderr).toContain(`herald: the cursor in ${file} ("not-a-cursor") was refused`);
+    expect(run.stderr).toContain(`delete ${file} to start over`);
+    expect(await readFile(file, "utf8")).toBe("not-a-cursor\n");
+  });
+
   it("follows live messages over WebSocket until interrupted, then exits 0", async () => {
     const run = start(["tail", "room:live", "--transport", "websocket", "--url", server.url]);
     await until(
@@ -223,6 +256,30 @@ describe("herald token", () => {
     expect(run.stderr).toContain("does not mint tokens");
   });
 
+  it("mints a token with an API key that reads its mailbox and no other", async () => {
+    const backend = makeKey("backend", ["user:*"], { tokens: true });
+    const authed = await startAuthServer({ auth: { keys: [backend.entry], tokens: { hs256Secret: SECRET } } });
+    try {
+      await publish(authed.url, "user:carol", { body: "for carol" }, bearer(backend.key));
+      const run = await herald(["token", "--sub", "carol", "--mailbox", "user:carol", "--url", authed.url], {
+        HERALD_API_KEY: backend.key,
+      });
+      expect(run.stderr).toMatch(/^herald: token for carol expires /);
+      expect(run.code).toBe(0);
+      const token = run.stdout.trim();
+      expect(run.stdout).toBe(`${token}\n`);
+      const own = await fetch(`${authed.url}/v1/mailboxes/user:carol/messages`, { headers: bearer(token) });
+      expect(own.status).toBe(200);
+      expect(((await own.json()) as { messages: { body: string }[] }).messages.map((m) => m.body)).toEqual([
+        "for carol",
+      ]);
+      const other = await fetch(`${authed.url}/v1/mailboxes/user:dave/messages`, { headers: bearer(token) });
+      expect(other.status).toBe(403);
+    } finally {
+      await authed.shutdown();
+    }
+  });
+
   it("reports the server's refusal without a key", async () => {
     const run = await herald(["token", "--sub", "alice", "--mailbox", "user:alice", "--url", server.url]);
     expect(run.code).toBe(1);
@@ -233,10 +290,17 @@ describe("herald token", () => {
 });
 
 describe("--help", () => {
-  it.each(["publish", "tail", "token"])("herald %s --help prints its usage and exits 0", async (command) => {
+  it.each([
+    ["serve", "--port"],
+    ["key", "--publish"],
+    ["hook", "--scheme"],
+    ["publish", "--url"],
+    ["tail", "--url"],
+    ["token", "--url"],
+  ])("herald %s --help prints its usage and exits 0", async (command, flag) => {
     const run = await herald([command, "--help"]);
     expect(run.code).toBe(0);
     expect(run.stdout).toContain(`Usage: herald ${command}`);
-    expect(run.stdout).toContain("--url");
+    expect(run.stdout).toContain(flag);
   });
 });

@@ -116,6 +116,25 @@ describe("GET /v1/ws", () => {
     expect(second.bodies()).toEqual(["m4", "m5", "m6", "m7", "m8"]);
   });
 
+  it("sends a gap frame before the retained messages when the cap trimmed some after the cursor", async () => {
+    const herald = await start({ config: { maxMessagesPerMailbox: 2 } });
+    const [first] = await publishMany(herald.url, "feed:trimmed", 5);
+    const client = await connect();
+    client.send({ type: "subscribe", mailboxes: ["feed:trimmed"], cursor: first?.cursor });
+    await client.untilType("message", 2);
+    // A ping answered in order proves nothing else was queued behind the retained messages.
+    client.send({ type: "ping", ref: "after" });
+    await client.untilType("pong");
+    expect(client.frames.map((frame) => frame.type)).toEqual(["subscribed", "gap", "message", "message", "pong"]);
+    expect(client.frames[1]).toEqual({
+      type: "gap",
+      gaps: [{ mailbox: "feed:trimmed", reason: "trimmed" }],
+      cursor: expect.any(String),
+    });
+    expect(client.bodies()).toEqual(["m4", "m5"]);
+    expect(client.ofType("message").map((m) => m.seq)).toEqual([4, 5]);
+  });
+
   it("unsubscribes, and a second subscribe replaces the first", async () => {
     const herald = await start();
     const client = await connect();

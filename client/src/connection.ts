@@ -194,6 +194,8 @@ export class Connection {
     if (this.#closed) return;
     if (error) {
       this.#events.error(error);
+      // The error handler may have closed the subscription (the CLI does for a cursor a person typed).
+      if (this.#closed) return;
       if (error.code === "bad_cursor") {
         // The saved cursor is not one this server issued: start over from the earliest retained; ids drop repeats.
         this.#cursor = undefined;

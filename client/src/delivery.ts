@@ -9,7 +9,11 @@ export interface SubscribeHandlers {
   /** The server could not deliver everything after the cursor; what follows starts at its earliest message. */
   onGap?(gap: GapEvent): void;
   onStatus?(status: SubscriptionStatus): void;
-  /** A failed attempt; the subscription retries unless the error is fatal (then status turns "closed"). */
+  /**
+   * A failed attempt; the subscription retries unless the error is fatal (then status turns "closed").
+   * Exception: `bad_cursor` (a saved or given cursor this server did not issue) is reported here and the
+   * subscription then starts over from the earliest retained message; close it here to refuse that.
+   */
   onError?(error: HeraldClientError): void;
 }
 

@@ -72,10 +72,16 @@ export async function tailCommand(argv: readonly string[], env: NodeJS.ProcessEn
   const json = values.json === true;
 
   let pendingSave: Promise<void> | undefined;
+  // Where the starting cursor came from, when a person supplied it: a refusal of it must stop tail, not replay everything.
+  let supplied = cursor !== undefined && cursor !== "now" ? `--cursor "${cursor}"` : undefined;
   const fileStore = cursorFile === undefined ? undefined : fileCursorStore(cursorFile);
   const store: CursorStore | null = fileStore
     ? {
-        load: (key) => fileStore.load(key),
+        load: async (key) => {
+          const saved = await fileStore.load(key);
+          if (saved !== undefined && saved !== "now") supplied = `the cursor in ${cursorFile} ("${saved}")`;
+          return saved;
+        },
         save: (key, value) => {
           pendingSave = Promise.resolve(fileStore.save(key, value));
           return pendingSave;
@@ -89,6 +95,8 @@ export async function tailCommand(argv: readonly string[], env: NodeJS.ProcessEn
     throw error;
   });
   let printed = 0;
+  /** A message or gap arrived, so the cursor in use is one the server issued. */
+  let moved = false;
   let lastError = "";
   let stopping = false;
   await new Promise<void>((resolve) => {
@@ -104,11 +112,13 @@ export async function tailCommand(argv: readonly string[], env: NodeJS.ProcessEn
       positionals,
       {
         onMessage(message) {
+          moved = true;
           console.log(json ? JSON.stringify({ type: "message", ...message }) : line(message));
           printed += 1;
           if (count !== undefined && printed >= count) stop();
         },
         onGap(gap: GapEvent) {
+          moved = true;
           const what = gap.gaps.map((g) => `${g.mailbox} (${g.reason})`).join(", ");
           if (json) console.log(JSON.stringify({ type: "gap", ...gap }));
           console.error(
@@ -125,11 +135,29 @@ export async function tailCommand(argv: readonly string[], env: NodeJS.ProcessEn
           }
         },
         onError(error) {
+          if (error.code === "bad_cursor" && supplied !== undefined && !moved) {
+            const hint =
+              cursorFile === undefined
+                ? 'use "now", or --from-start without --cursor'
+                : `delete ${cursorFile} to start over`;
+            fail(`${supplied} was refused: ${error.message} (HTTP ${error.status}, bad_cursor); ${hint}`);
+            stop();
+            return;
+          }
           const text = describeFailure(error, url);
+          if (error.code === "bad_cursor") {
+            // A cursor the server issued earlier, now refused: the client starts over and drops repeats by id.
+            console.error(`herald: ${text}; starting again from the earliest retained message`);
+            return;
+          }
+          if (error.fatal) {
+            // The subscription closes itself after a fatal error; its "closed" status ends the run.
+            fail(text);
+            return;
+          }
           // A server that stays down would print the same line on every retry.
-          if (text !== lastError) console.error(`herald: ${text}${error.fatal ? "" : "; retrying"}`);
+          if (text !== lastError) console.error(`herald: ${text}; retrying`);
           lastError = text;
-          if (error.fatal) fail(text);
         },
       },
       options,
