@@ -132,11 +132,14 @@ const metrics: Metric[] = [
   { name: "publishes/s, redis, 1 node", value: ri.perSecond, unit: "/s" },
   { name: "publish p99, redis", value: round1(ri.p99Ms), unit: "ms" },
   { name: "fan-out deliveries/s, memory, 1 node", value: mf.deliveriesPerSecond, unit: "/s" },
+  { name: `fan-out deliveries/s, redis, ${NODES} nodes`, value: rf.deliveriesPerSecond, unit: "/s" },
+  // A share, not ">= <memory's rate>": the summary takes medians over runs, and a target built from one
+  // run's memory rate would be compared with another run's median.
   {
-    name: `fan-out deliveries/s, redis, ${NODES} nodes`,
-    value: rf.deliveriesPerSecond,
-    unit: "/s",
-    target: `>= ${mf.deliveriesPerSecond}`,
+    name: `redis ${NODES}-node fan-out, % of memory 1-node`,
+    value: round1((rf.deliveriesPerSecond / Math.max(1, mf.deliveriesPerSecond)) * 100),
+    unit: "%",
+    target: ">= 100",
   },
   { name: `fan-out p99, redis, ${NODES} nodes`, value: rf.p99Ms, unit: "ms" },
   { name: "lost, redis fan-out", value: rf.lost, unit: "", target: "== 0" },

@@ -2,7 +2,17 @@ import { spawnSync } from "node:child_process";
 import { BENCH_FILE_LIMIT, ROOT } from "./lib/herald-process.js";
 
 /** Every scenario, each in its own load-generator process with the open-file limit raised. */
-const SCENARIOS = ["fanout", "fanout-light", "idle", "ingest", "long-poll", "resume", "many-mailboxes", "redis"];
+const SCENARIOS = [
+  "fanout",
+  "fanout-light",
+  "idle",
+  "ingest",
+  "long-poll",
+  "resume",
+  "many-mailboxes",
+  "sqlite",
+  "redis",
+];
 
 /** Runs of each scenario: the machine is shared, so one run can be skewed by other work. */
 const REPEAT = Number(process.env.BENCH_REPEAT ?? 2);

@@ -134,7 +134,17 @@ export function writeResult(result: ScenarioResult): void {
   if (result.server.cpuMs !== undefined) console.log(`  server CPU: ${result.server.cpuMs} ms`);
 }
 
-const SCENARIO_ORDER = ["fanout", "fanout-light", "idle", "ingest", "long-poll", "resume", "many-mailboxes", "redis"];
+const SCENARIO_ORDER = [
+  "fanout",
+  "fanout-light",
+  "idle",
+  "ingest",
+  "long-poll",
+  "resume",
+  "many-mailboxes",
+  "sqlite",
+  "redis",
+];
 
 function formatValue(metric: Metric): string {
   const value = Number.isInteger(metric.value) ? metric.value.toLocaleString("en-US") : metric.value.toFixed(1);
