@@ -41,9 +41,15 @@ afterEach(() => {
   for (const hub of hubs.splice(0)) hub.close();
 });
 
-function newHub(fanoutChunkSize: number): Hub {
+function newHub(fanoutChunkSize: number, maxPendingFanout?: number): Hub {
   const store = createMemoryStore({ maxMailboxes: 100, maxMessagesPerMailbox: 10_000, maxBytes: 64 * 1024 * 1024 });
-  const hub = createHub({ store, defaultTtlSeconds: 3600, maxQueueBytes: 1024 * 1024, fanoutChunkSize });
+  const hub = createHub({
+    store,
+    defaultTtlSeconds: 3600,
+    maxQueueBytes: 1024 * 1024,
+    fanoutChunkSize,
+    ...(maxPendingFanout === undefined ? {} : { maxPendingFanout }),
+  });
   hubs.push(hub);
   return hub;
 }
@@ -106,5 +112,15 @@ describe("fan-out rounds", () => {
       expect(sink.seqs("a")).toEqual(range(1, perMailbox));
       expect(sink.seqs("b")).toEqual(range(1, perMailbox));
     }
+  });
+
+  it("keeps the fan-out queue bounded: what overflows reaches subscribers from the store, once and in order", async () => {
+    const hub = newHub(2, 5);
+    const sinks = await subscribeAll(hub, 20, ["burst"]);
+    const total = 80;
+    // Many publishes in one turn: far more than the queue holds before the round runs.
+    await Promise.all(range(1, total).map((m) => hub.publish([{ mailbox: "burst", fields: { body: `m${m}` } }])));
+    await settle(() => sinks.every((sink) => sink.seqs("burst").length >= total));
+    for (const sink of sinks) expect(sink.seqs("burst")).toEqual(range(1, total));
   });
 });

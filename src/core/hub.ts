@@ -19,6 +19,8 @@ export interface HubOptions {
   readonly replayPageSize?: number;
   /** Subscribers written to before the fan-out loop yields to the event loop. */
   readonly fanoutChunkSize?: number;
+  /** Messages waiting for fan-out at most; beyond it subscribers catch up from the store instead. */
+  readonly maxPendingFanout?: number;
   /** Seconds a client is told to wait before retrying a publish while draining. */
   readonly retryAfterSeconds?: number;
 }
@@ -61,6 +63,7 @@ export interface HubCounters {
 
 const DEFAULT_REPLAY_PAGE_SIZE = 500;
 const DEFAULT_FANOUT_CHUNK_SIZE = 500;
+const DEFAULT_MAX_PENDING_FANOUT = 20_000;
 const STORE_RETRY_DELAY_MS = 1000;
 
 /** A store that cannot answer (Redis down) is a 503 the client retries, not a 500. */
@@ -80,6 +83,9 @@ export class Hub {
   readonly #waiters = new Map<string, Set<Waiter>>();
   readonly #context: SubscriptionContext;
   #pending: StoredMessage[] = [];
+  /** Mailboxes whose appends skipped the full fan-out queue; their subscribers replay from the store. */
+  readonly #overflowed = new Set<string>();
+  readonly #maxPendingFanout: number;
   #fanoutRunning = false;
   #round = 0;
   #draining = false;
@@ -90,6 +96,7 @@ export class Hub {
 
   constructor(options: HubOptions) {
     this.#options = options;
+    this.#maxPendingFanout = options.maxPendingFanout ?? DEFAULT_MAX_PENDING_FANOUT;
     this.#store = options.store;
     this.#context = {
       store: options.store,
@@ -337,7 +344,13 @@ export class Hub {
       return;
     }
     if (!this.#subscribers.has(mailbox)) return;
-    for (const message of messages) this.#pending.push(message);
+    if (this.#pending.length + messages.length > this.#maxPendingFanout) {
+      // Fan-out is this far behind: these stay in the store only, and the mailbox's subscribers
+      // re-read it after the current round, so the queue stays bounded and nothing is lost.
+      this.#overflowed.add(mailbox);
+    } else {
+      for (const message of messages) this.#pending.push(message);
+    }
     if (this.#fanoutRunning) return;
     // Every publish committed in this turn of the event loop joins one round: one write per subscriber, not one per message.
     this.#fanoutRunning = true;
@@ -385,6 +398,11 @@ export class Hub {
       }
     } finally {
       this.#fanoutRunning = false;
+      for (const mailbox of this.#overflowed) {
+        const subscribers = this.#subscribers.get(mailbox);
+        if (subscribers) for (const subscription of subscribers) void subscription.pump();
+      }
+      this.#overflowed.clear();
     }
   }
 }
