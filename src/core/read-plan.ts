@@ -18,8 +18,6 @@ export interface ReadOutcome {
   readonly events: ReadEvent[];
   /** True when the store may hold more after the returned events. */
   readonly more: boolean;
-  /** True when the position map changed. */
-  readonly moved: boolean;
 }
 
 interface Step {
@@ -116,7 +114,6 @@ export async function readAfter(
   const cursors = plans.map(() => 0);
   const events: ReadEvent[] = [];
   let delivered = 0;
-  let moved = false;
   let pendingGaps: GapNotice[] = [];
   const flushGaps = () => {
     if (pendingGaps.length === 0) return;
@@ -143,8 +140,6 @@ export async function readAfter(
       break;
     }
     cursors[best] = (cursors[best] as number) + 1;
-    const before = positions.get(step.mailbox);
-    if (!before || before.epoch !== step.to.epoch || before.seq !== step.to.seq) moved = true;
     positions.set(step.mailbox, { epoch: step.to.epoch, seq: step.to.seq });
     if (step.gap) pendingGaps.push({ mailbox: step.mailbox, reason: step.gap });
     if (step.message) {
@@ -154,5 +149,5 @@ export async function readAfter(
     }
   }
   flushGaps();
-  return { events, more, moved };
+  return { events, more };
 }
