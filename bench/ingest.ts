@@ -1,16 +1,13 @@
-import autocannon from "autocannon";
 import { startHerald } from "./lib/herald-process.js";
+import { INGEST_BODY, INGEST_CONNECTIONS, postLoad } from "./lib/post-load.js";
 import { sleep } from "./lib/publisher.js";
 import { cpuMeter, ensureFileLimit, type Metric, machine, round1, startLoadavg, writeResult } from "./lib/report.js";
 import { SseSwarm } from "./lib/sse-swarm.js";
 
 ensureFileLimit(import.meta.filename);
 
-const CONNECTIONS = 50;
 const DURATION_S = Number(process.env.BENCH_INGEST_SECONDS ?? 10);
 const MAILBOX = "bench:ingest";
-/** A 64-byte JSON body. */
-const BODY = `{"body":"${"x".repeat(64 - 12)}"}`;
 /** Longest subscribers may take to receive every acknowledged message after the load stops. */
 const SETTLE_TIMEOUT_MS = 30_000;
 
@@ -45,15 +42,8 @@ async function run(subscribers: number): Promise<IngestRun> {
     const rssBefore = herald.rssBytes();
     const meter = cpuMeter();
     const serverCpuBefore = herald.cpuMs();
-    const result = await autocannon({
-      url: `${herald.url}/v1/mailboxes/${MAILBOX}/messages`,
-      method: "POST",
-      headers: { "content-type": "application/json" },
-      body: BODY,
-      connections: CONNECTIONS,
-      duration: DURATION_S,
-    });
-    const acknowledged = result["2xx"];
+    const result = await postLoad(herald.url, MAILBOX, DURATION_S);
+    const { acknowledged } = result;
     // Per subscriber: requests in flight when autocannon stopped may be stored (and delivered) without
     // being counted as acknowledged, so a total would be reached while a slow subscriber still lags.
     if (subscribers > 0) await swarm.until(() => swarm.allHave(acknowledged), SETTLE_TIMEOUT_MS);
@@ -63,11 +53,11 @@ async function run(subscribers: number): Promise<IngestRun> {
     const lost = subscribers > 0 ? swarm.lost(acknowledged) : 0;
     swarm.close();
     return {
-      publishesPerSecond: Math.round(acknowledged / DURATION_S),
+      publishesPerSecond: result.publishesPerSecond,
       acknowledged,
       non2xx: result.non2xx,
       errors: result.errors,
-      p99Ms: result.latency.p99,
+      p99Ms: result.p99Ms,
       lost,
       duplicated: swarm.sum(swarm.duplicates),
       outOfOrder: swarm.sum(swarm.outOfOrder),
@@ -103,7 +93,7 @@ const metrics: Metric[] = [
 ];
 writeResult({
   scenario: "ingest",
-  description: `autocannon, ${CONNECTIONS} connections, ${DURATION_S} s, 64-byte POSTs; with 0 and with 100 SSE subscribers`,
+  description: `autocannon, ${INGEST_CONNECTIONS} connections, ${DURATION_S} s, 64-byte POSTs; with 0 and with 100 SSE subscribers`,
   date: new Date().toISOString(),
   machine: machine(),
   loadavgAtStart,
@@ -120,7 +110,7 @@ writeResult({
     cpuMs: bare.serverCpuMs + watched.serverCpuMs,
   },
   details: {
-    bodyBytes: BODY.length,
+    bodyBytes: INGEST_BODY.length,
     loadavgAtSecondRun: loadavgSecond,
     withoutSubscribers: bare,
     withSubscribers: watched,

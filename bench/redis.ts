@@ -1,6 +1,6 @@
-import autocannon from "autocannon";
 import { Redis } from "ioredis";
 import { type HeraldProcess, startHerald } from "./lib/herald-process.js";
+import { INGEST_CONNECTIONS, postLoad } from "./lib/post-load.js";
 import { Publisher, sleep } from "./lib/publisher.js";
 import {
   cpuMeter,
@@ -26,8 +26,6 @@ ensureFileLimit(import.meta.filename);
 
 const REDIS_URL = process.env.REDIS_URL ?? "redis://127.0.0.1:6379";
 const SECONDS = Number(process.env.BENCH_COMPARE_SECONDS ?? 5);
-const CONNECTIONS = 50;
-const BODY = `{"body":"${"x".repeat(52)}"}`;
 const SUBSCRIBERS = Number(process.env.BENCH_SUBSCRIBERS ?? 3000);
 const MESSAGES = 50;
 const NODES = 3;
@@ -35,17 +33,10 @@ const SETTLE_TIMEOUT_MS = 60_000;
 const CLEANUP_BATCH = 500;
 
 async function ingest(node: HeraldProcess): Promise<{ perSecond: number; p99Ms: number; failed: number }> {
-  const result = await autocannon({
-    url: `${node.url}/v1/mailboxes/bench:ingest/messages`,
-    method: "POST",
-    headers: { "content-type": "application/json" },
-    body: BODY,
-    connections: CONNECTIONS,
-    duration: SECONDS,
-  });
+  const result = await postLoad(node.url, "bench:ingest", SECONDS);
   return {
-    perSecond: Math.round(result["2xx"] / SECONDS),
-    p99Ms: result.latency.p99,
+    perSecond: result.publishesPerSecond,
+    p99Ms: result.p99Ms,
     failed: result.non2xx + result.errors,
   };
 }
@@ -149,7 +140,7 @@ const metrics: Metric[] = [
 const cpu = meter();
 writeResult({
   scenario: "redis",
-  description: `memory vs redis: ingest (autocannon, ${CONNECTIONS} connections, ${SECONDS} s) on one node; fan-out of ${MESSAGES} back-to-back messages to ${SUBSCRIBERS} SSE subscribers on one memory node vs spread over ${NODES} nodes on one Redis`,
+  description: `memory vs redis: ingest (autocannon, ${INGEST_CONNECTIONS} connections, ${SECONDS} s) on one node; fan-out of ${MESSAGES} back-to-back messages to ${SUBSCRIBERS} SSE subscribers on one memory node vs spread over ${NODES} nodes on one Redis`,
   date: new Date().toISOString(),
   machine: machine(),
   loadavgAtStart,

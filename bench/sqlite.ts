@@ -1,8 +1,8 @@
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import autocannon from "autocannon";
 import { type HeraldProcess, startHerald } from "./lib/herald-process.js";
+import { INGEST_BODY, INGEST_CONNECTIONS, postLoad } from "./lib/post-load.js";
 import { Publisher, sleep } from "./lib/publisher.js";
 import {
   cpuMeter,
@@ -26,11 +26,8 @@ import { now, SseSwarm } from "./lib/sse-swarm.js";
 
 ensureFileLimit(import.meta.filename);
 
-const CONNECTIONS = 50;
 const DURATION_S = Number(process.env.BENCH_INGEST_SECONDS ?? 10);
 const MAILBOX = "bench:ingest";
-/** A 64-byte JSON body, as in ingest.ts. */
-const BODY = `{"body":"${"x".repeat(64 - 12)}"}`;
 const FANOUT_SUBSCRIBERS = 1000;
 const FANOUT_MESSAGES = 50;
 const FANOUT_MAILBOX = "bench:fanout";
@@ -75,19 +72,12 @@ async function ingest(herald: HeraldProcess): Promise<IngestRun> {
   const loadavgAtStart = startLoadavg();
   await sleep(200);
   const serverCpuBefore = herald.cpuMs();
-  const result = await autocannon({
-    url: `${herald.url}/v1/mailboxes/${MAILBOX}/messages`,
-    method: "POST",
-    headers: { "content-type": "application/json" },
-    body: BODY,
-    connections: CONNECTIONS,
-    duration: DURATION_S,
-  });
+  const result = await postLoad(herald.url, MAILBOX, DURATION_S);
   const serverCpuMs = herald.cpuMs() - serverCpuBefore;
-  const acknowledged = result["2xx"];
+  const { acknowledged } = result;
   return {
-    publishesPerSecond: Math.round(acknowledged / DURATION_S),
-    p99Ms: result.latency.p99,
+    publishesPerSecond: result.publishesPerSecond,
+    p99Ms: result.p99Ms,
     failed: result.non2xx + result.errors,
     serverCpuMs,
     serverCpuUsPerPublish: round1((serverCpuMs * 1000) / Math.max(1, acknowledged)),
@@ -170,7 +160,7 @@ const metrics: Metric[] = [
 ];
 writeResult({
   scenario: "sqlite",
-  description: `memory vs sqlite (sync full, sync normal): ingest (autocannon, ${CONNECTIONS} connections, ${DURATION_S} s, 64-byte POSTs, fresh server and data directory each); fan-out of ${FANOUT_MESSAGES} back-to-back messages to ${FANOUT_SUBSCRIBERS} SSE subscribers on sqlite (default sync)`,
+  description: `memory vs sqlite (sync full, sync normal): ingest (autocannon, ${INGEST_CONNECTIONS} connections, ${DURATION_S} s, 64-byte POSTs, fresh server and data directory each); fan-out of ${FANOUT_MESSAGES} back-to-back messages to ${FANOUT_SUBSCRIBERS} SSE subscribers on sqlite (default sync)`,
   date: new Date().toISOString(),
   machine: machine(),
   loadavgAtStart,
@@ -182,5 +172,5 @@ writeResult({
     flags: ["--store", "sqlite", "--data-dir", "<tmp>"],
     cpuMs: memory.serverCpuMs + full.serverCpuMs + normal.serverCpuMs + fan.serverCpuMs,
   },
-  details: { bodyBytes: BODY.length, memory, sqliteSyncFull: full, sqliteSyncNormal: normal, sqliteFanout: fan },
+  details: { bodyBytes: INGEST_BODY.length, memory, sqliteSyncFull: full, sqliteSyncNormal: normal, sqliteFanout: fan },
 });
