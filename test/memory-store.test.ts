@@ -86,4 +86,26 @@ describe("memory store specifics", () => {
     expect(repeat).toEqual({ status: "duplicate", message: second?.message });
     await store.close();
   });
+
+  it("remembers at most maxDeliveries, forgetting the oldest remembered first, and expires them by its clock", async () => {
+    let now = 1_000_000;
+    const store = createMemoryStore({
+      maxMailboxes: 10,
+      maxMessagesPerMailbox: 10,
+      maxBytes: 1 << 20,
+      maxDeliveries: 2,
+      now: () => now,
+    });
+    await store.rememberDelivery("a", "A", 60_000);
+    await store.rememberDelivery("b", "B", 1000);
+    // Recalling does not make "a" younger: it is still the oldest remembered.
+    expect(await store.recallDelivery("a")).toBe("A");
+    await store.rememberDelivery("c", "C", 60_000);
+    expect(await store.recallDelivery("a")).toBeUndefined();
+    expect(await store.recallDelivery("b")).toBe("B");
+    now += 1000;
+    expect(await store.recallDelivery("b")).toBeUndefined();
+    expect(await store.recallDelivery("c")).toBe("C");
+    await store.close();
+  });
 });

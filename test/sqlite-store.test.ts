@@ -145,6 +145,53 @@ describe("sqlite store specifics", () => {
     expect(() => open(dir)).toThrow(SqliteSchemaError);
   });
 
+  it("keeps remembered deliveries across a reopen, at most maxDeliveries, and deletes expired rows", async () => {
+    const dir = newDir();
+    let now = 1_000_000;
+    const options = { maxDeliveries: 3, sweepIntervalMs: 20, now: () => now };
+    let current = open(dir, options);
+    for (const key of ["a", "b", "c", "d"])
+      await current.rememberDelivery(`hook h id ${key}`, key.toUpperCase(), 60_000);
+    // Remembering "b" again makes it the newest; "a", then "c", are the oldest.
+    await current.rememberDelivery("hook h id b", "B2", 60_000);
+    await current.rememberDelivery("brief", "gone", 1000);
+    await current.close();
+    current = open(dir, options);
+    expect(await current.recallDelivery("hook h id a")).toBeUndefined();
+    expect(await current.recallDelivery("hook h id c")).toBeUndefined();
+    expect(await current.recallDelivery("hook h id b")).toBe("B2");
+    expect(await current.recallDelivery("hook h id d")).toBe("D");
+    expect(await current.recallDelivery("brief")).toBe("gone");
+    now += 1000;
+    expect(await current.recallDelivery("brief")).toBeUndefined();
+    // The store holds the file exclusively: look at the rows between openings, until a sweep has run.
+    await expect
+      .poll(async () => {
+        await current.close();
+        const db = new Database(join(dir, SQLITE_FILE_NAME), { readonly: true });
+        const keys = db.prepare("SELECT key FROM deliveries ORDER BY key").pluck().all();
+        db.close();
+        current = open(dir, options);
+        return keys;
+      })
+      .toEqual(["hook h id b", "hook h id d"]);
+  });
+
+  it("adds the deliveries table to a database from before it, keeping the messages", async () => {
+    const dir = newDir();
+    const first = open(dir);
+    const [stored] = await first.append([{ mailbox: "a", draft: draft({ n: 1 }) }]);
+    await first.close();
+    const db = new Database(join(dir, SQLITE_FILE_NAME));
+    db.exec("DROP TABLE deliveries");
+    db.pragma("user_version = 1");
+    db.close();
+    const second = open(dir);
+    expect((await second.read("a", { epoch: "", afterSeq: 0 }, 10)).messages).toEqual([stored?.message]);
+    await second.rememberDelivery("k", "v", 60_000);
+    expect(await second.recallDelivery("k")).toBe("v");
+  });
+
   it("answers appends queued before close, and rejects those after", async () => {
     const store = open(newDir());
     const pending = store.append([{ mailbox: "a", draft: draft({ n: 1 }) }]);

@@ -362,6 +362,18 @@ export function describeStoreContract(
         expect(stored(next).seq).toBe(2);
       });
 
+      it("accepts any characters in a key: one with a space is distinct from its printable look-alike", async () => {
+        const store = await fresh();
+        const a = box("a");
+        const results = await store.append([
+          item(a, { body: "publisher" }, { key: "hook:gh:d-1", fingerprint: "f1" }),
+          item(a, { body: "hook" }, { key: "hook gh id d-1", fingerprint: "f2" }),
+        ]);
+        expect(results.map((r) => r.status)).toEqual(["stored", "stored"]);
+        const [again] = await store.append([item(a, { body: "hook" }, { key: "hook gh id d-1", fingerprint: "f2" })]);
+        expect(again).toEqual({ status: "duplicate", message: stored(results[1]) });
+      });
+
       it("scopes keys to their mailbox", async () => {
         const store = await fresh();
         const [a, b] = [box("a"), box("b")];
@@ -400,6 +412,55 @@ export function describeStoreContract(
         await sleep(SWEEP_GRACE_MS);
         const [repeat] = await store.append([item(a, { body: "two" }, { key: "k", fingerprint: "f2" })]);
         expect(repeat).toEqual({ status: "duplicate", message: replacement });
+      });
+    });
+
+    describe("remembered deliveries", () => {
+      it("recalls what was remembered under a key, and nothing under any other", async () => {
+        const store = await fresh();
+        const key = `hook ${box("h")} id d-1`;
+        expect(await store.recallDelivery(key)).toBeUndefined();
+        await store.rememberDelivery(key, '{"id":"m1","seq":1}', LONG_TTL_MS);
+        expect(await store.recallDelivery(key)).toBe('{"id":"m1","seq":1}');
+        // Keys are opaque: ones differing in a space, a newline, a brace or case are distinct.
+        for (const other of [key.replaceAll(" ", ":"), `${key}\n`, `${key} `, `{${key}}`, key.toUpperCase()]) {
+          expect(await store.recallDelivery(other)).toBeUndefined();
+        }
+      });
+
+      it("keeps what a second remember stored, with its expiry", async () => {
+        const store = await fresh();
+        const [longer, shorter] = [`d ${box("longer")}`, `d ${box("shorter")}`];
+        await store.rememberDelivery(longer, "first", SHORT_TTL_MS);
+        await store.rememberDelivery(longer, "second", LONG_TTL_MS);
+        await store.rememberDelivery(shorter, "first", LONG_TTL_MS);
+        await store.rememberDelivery(shorter, "second", SHORT_TTL_MS);
+        expect(await store.recallDelivery(longer)).toBe("second");
+        expect(await store.recallDelivery(shorter)).toBe("second");
+        await sleep(SHORT_TTL_MS + SWEEP_GRACE_MS);
+        expect(await store.recallDelivery(longer)).toBe("second");
+        expect(await store.recallDelivery(shorter)).toBeUndefined();
+      });
+
+      it("never recalls an answer whose ttl has passed, and keeps the others", async () => {
+        const store = await fresh();
+        const [brief, lasting] = [`d ${box("brief")}`, `d ${box("lasting")}`];
+        await store.rememberDelivery(brief, "gone soon", SHORT_TTL_MS);
+        await store.rememberDelivery(lasting, "stays", LONG_TTL_MS);
+        expect(await store.recallDelivery(brief)).toBe("gone soon");
+        await sleep(SHORT_TTL_MS + 50);
+        expect(await store.recallDelivery(brief)).toBeUndefined();
+        // The sweep that removes it must not take anything else.
+        await sleep(SWEEP_GRACE_MS);
+        expect(await store.recallDelivery(lasting)).toBe("stays");
+        await store.rememberDelivery(brief, "again", LONG_TTL_MS);
+        expect(await store.recallDelivery(brief)).toBe("again");
+      });
+
+      it("rejects after close", async () => {
+        const store = await fresh();
+        await store.close();
+        await expect(store.rememberDelivery(`d ${box("closed")}`, "x", LONG_TTL_MS)).rejects.toThrow();
       });
     });
 

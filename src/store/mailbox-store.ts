@@ -51,6 +51,12 @@ export type AppendResult =
  */
 export type AppendListener = (mailbox: string, messages: readonly StoredMessage[] | undefined) => void;
 
+/**
+ * Remembered deliveries kept at most by a backend that counts them (memory,
+ * SQLite); the oldest remembered are forgotten first beyond it.
+ */
+export const DEFAULT_MAX_REMEMBERED_DELIVERIES = 100_000;
+
 export interface StoreStats {
   readonly mailboxes: number;
   readonly messages: number;
@@ -81,6 +87,22 @@ export interface MailboxStore {
 
   /** Registers a listener for committed appends (including other nodes' ones). Returns an unsubscribe function. */
   watch(listener: AppendListener): () => void;
+
+  /**
+   * Remembers `answer` under `key` for `ttlMs` (> 0), replacing what the key
+   * held and its expiry. Webhook ingest keeps here what it answered each
+   * delivery, so a retry or a replay is recognised after the message left
+   * retention, across a restart where the backend is durable, and on every
+   * node sharing it. Keys are opaque strings of any characters. Memory and
+   * SQLite keep at most their configured number (default
+   * DEFAULT_MAX_REMEMBERED_DELIVERIES), forgetting the oldest remembered
+   * first; Redis bounds them by expiry and its own memory limit. Resolves once
+   * as durable as an append. Rejects after close.
+   */
+  rememberDelivery(key: string, answer: string, ttlMs: number): Promise<void>;
+
+  /** The answer last remembered under `key`, or undefined when it expired, was forgotten or never was. */
+  recallDelivery(key: string): Promise<string | undefined>;
 
   /** True while the backend can accept appends. */
   ready(): boolean;

@@ -1,16 +1,17 @@
 import { LRUCache } from "lru-cache";
 import { nanoid } from "nanoid";
 import { getOrCreate } from "../util/get-or-create.js";
-import type {
-  AppendItem,
-  AppendListener,
-  AppendResult,
-  LogInfo,
-  MailboxRead,
-  MailboxStore,
-  ReadPosition,
-  StoredMessage,
-  StoreStats,
+import {
+  type AppendItem,
+  type AppendListener,
+  type AppendResult,
+  DEFAULT_MAX_REMEMBERED_DELIVERIES,
+  type LogInfo,
+  type MailboxRead,
+  type MailboxStore,
+  type ReadPosition,
+  type StoredMessage,
+  type StoreStats,
 } from "./mailbox-store.js";
 import { storedMessage } from "./stored-message.js";
 
@@ -21,6 +22,8 @@ export interface MemoryStoreOptions {
   readonly maxMessagesPerMailbox: number;
   /** Bytes of message JSON kept over all mailboxes. */
   readonly maxBytes: number;
+  /** Remembered deliveries kept; the oldest remembered is forgotten beyond it. */
+  readonly maxDeliveries?: number;
   /** How often expired messages are swept out (they are never served once expired). */
   readonly sweepIntervalMs?: number;
   readonly now?: () => number;
@@ -34,6 +37,11 @@ const MAX_SWEEP_MESSAGES_PER_TICK = 50_000;
 interface IdempotencyEntry {
   readonly seq: number;
   readonly fingerprint: string | undefined;
+}
+
+interface RememberedAnswer {
+  readonly answer: string;
+  readonly expiresAtMs: number;
 }
 
 interface MailboxLog {
@@ -68,6 +76,7 @@ export class MemoryStore implements MailboxStore {
   readonly #options: MemoryStoreOptions;
   readonly #now: () => number;
   readonly #logs: LRUCache<string, MailboxLog>;
+  readonly #deliveries: LRUCache<string, RememberedAnswer>;
   readonly #listeners = new Set<AppendListener>();
   readonly #sweepTimer: NodeJS.Timeout;
   #bytes = 0;
@@ -82,6 +91,7 @@ export class MemoryStore implements MailboxStore {
       max: options.maxMailboxes,
       dispose: (log) => this.#forget(log),
     });
+    this.#deliveries = new LRUCache({ max: options.maxDeliveries ?? DEFAULT_MAX_REMEMBERED_DELIVERIES });
     this.#sweepTimer = setInterval(() => this.sweepExpired(), options.sweepIntervalMs ?? 10_000);
     this.#sweepTimer.unref();
   }
@@ -156,6 +166,20 @@ export class MemoryStore implements MailboxStore {
   async head(mailbox: string): Promise<LogInfo | undefined> {
     const log = this.#logs.peek(mailbox);
     return log && this.#info(log);
+  }
+
+  async rememberDelivery(key: string, answer: string, ttlMs: number): Promise<void> {
+    if (this.#closed) throw new Error("store is closed");
+    this.#deliveries.set(key, { answer, expiresAtMs: this.#now() + ttlMs });
+  }
+
+  async recallDelivery(key: string): Promise<string | undefined> {
+    if (this.#closed) throw new Error("store is closed");
+    // peek, not get: recalling does not make an entry younger, as in the durable backends.
+    const remembered = this.#deliveries.peek(key);
+    if (remembered === undefined || remembered.expiresAtMs > this.#now()) return remembered?.answer;
+    this.#deliveries.delete(key);
+    return undefined;
   }
 
   watch(listener: AppendListener): () => void {

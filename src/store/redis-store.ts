@@ -255,6 +255,16 @@ export class RedisStore implements MailboxStore {
     return { epoch, lastSeq: Number(seq), trimmedThrough: Number(trimmed) };
   }
 
+  async rememberDelivery(key: string, answer: string, ttlMs: number): Promise<void> {
+    if (this.#closed) throw new Error("store is closed");
+    await this.#redis.set(this.#deliveryKey(key), answer, "PX", Math.max(1, Math.ceil(ttlMs)));
+  }
+
+  async recallDelivery(key: string): Promise<string | undefined> {
+    if (this.#closed) throw new Error("store is closed");
+    return (await this.#redis.get(this.#deliveryKey(key))) ?? undefined;
+  }
+
   watch(listener: AppendListener): () => void {
     this.#listeners.add(listener);
     return () => this.#listeners.delete(listener);
@@ -295,6 +305,15 @@ export class RedisStore implements MailboxStore {
   #keys(mailbox: string): [meta: string, log: string, idem: string] {
     const tag = `${this.#prefix}{${mailbox}}`;
     return [`${tag}:meta`, `${tag}:log`, `${tag}:idem`];
+  }
+
+  /**
+   * Outside every mailbox's `{name}` tag: mailbox keys continue the prefix with
+   * `{`, these with `delivery:`. Each is read and written alone, so any slot
+   * its text hashes to on a Cluster will do.
+   */
+  #deliveryKey(key: string): string {
+    return `${this.#prefix}delivery:${key}`;
   }
 
   #emit(mailbox: string, messages: readonly StoredMessage[] | undefined): void {

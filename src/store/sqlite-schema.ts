@@ -31,6 +31,14 @@ const MIGRATIONS: readonly string[] = [
    CREATE UNIQUE INDEX messages_by_seq ON messages (mailbox_id, seq);
    CREATE INDEX messages_by_expiry ON messages (expires_at_ms);
    CREATE INDEX messages_by_key ON messages (mailbox_id, idempotency_key) WHERE idempotency_key IS NOT NULL;`,
+  // What webhook deliveries were answered with; `pos` orders them so the oldest go first beyond the bound.
+  `CREATE TABLE deliveries (
+     pos INTEGER PRIMARY KEY,
+     key TEXT NOT NULL UNIQUE,
+     answer TEXT NOT NULL,
+     expires_at_ms INTEGER NOT NULL
+   );
+   CREATE INDEX deliveries_by_expiry ON deliveries (expires_at_ms);`,
 ];
 
 export const SCHEMA_VERSION = MIGRATIONS.length;

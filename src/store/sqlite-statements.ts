@@ -58,6 +58,17 @@ export function prepareStatements(db: Database.Database) {
       `DELETE FROM messages WHERE pos IN (SELECT pos FROM messages WHERE expires_at_ms <= ? LIMIT ?)
        RETURNING size`,
     ),
+    // REPLACE gives a re-remembered key a new pos: it becomes the newest.
+    rememberDelivery: db.prepare<[string, string, number]>(
+      "REPLACE INTO deliveries (key, answer, expires_at_ms) VALUES (?, ?, ?)",
+    ),
+    recallDelivery: db.prepare<[string, number], { answer: string }>(
+      "SELECT answer FROM deliveries WHERE key = ? AND expires_at_ms > ?",
+    ),
+    forgetDeliveriesThrough: db.prepare<[number]>("DELETE FROM deliveries WHERE pos <= ?"),
+    deleteExpiredDeliveries: db.prepare<[number, number]>(
+      "DELETE FROM deliveries WHERE pos IN (SELECT pos FROM deliveries WHERE expires_at_ms <= ? LIMIT ?)",
+    ),
     scanMailboxes: db.prepare<[number, number], { id: number; last_seq: number }>(
       "SELECT id, last_seq FROM mailboxes WHERE id > ? ORDER BY id LIMIT ?",
     ),

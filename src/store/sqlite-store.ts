@@ -2,16 +2,17 @@ import { mkdirSync } from "node:fs";
 import { join } from "node:path";
 import Database from "better-sqlite3";
 import { nanoid } from "nanoid";
-import type {
-  AppendItem,
-  AppendListener,
-  AppendResult,
-  LogInfo,
-  MailboxRead,
-  MailboxStore,
-  ReadPosition,
-  StoredMessage,
-  StoreStats,
+import {
+  type AppendItem,
+  type AppendListener,
+  type AppendResult,
+  DEFAULT_MAX_REMEMBERED_DELIVERIES,
+  type LogInfo,
+  type MailboxRead,
+  type MailboxStore,
+  type ReadPosition,
+  type StoredMessage,
+  type StoreStats,
 } from "./mailbox-store.js";
 import { migrate } from "./sqlite-schema.js";
 import { type MailboxRow, type MessageRow, prepareStatements, type Statements } from "./sqlite-statements.js";
@@ -30,6 +31,8 @@ export interface SqliteStoreOptions {
   readonly maxMessagesPerMailbox: number;
   /** Bytes of messages kept over all mailboxes; the oldest are trimmed in the background. */
   readonly maxBytes: number;
+  /** Remembered deliveries kept; the oldest remembered are deleted beyond it. */
+  readonly maxDeliveries?: number;
   /** How often expired messages are deleted (they are never served once expired). */
   readonly sweepIntervalMs?: number;
   readonly now?: () => number;
@@ -165,6 +168,21 @@ export class SqliteStore implements MailboxStore {
   async head(mailbox: string): Promise<LogInfo | undefined> {
     const log = this.#sql.mailbox.get(mailbox);
     return log && this.#info(log);
+  }
+
+  async rememberDelivery(key: string, answer: string, ttlMs: number): Promise<void> {
+    if (this.#closed) throw new SqliteStoreError("store is closed");
+    const max = this.#options.maxDeliveries ?? DEFAULT_MAX_REMEMBERED_DELIVERIES;
+    this.#db.transaction(() => {
+      const { lastInsertRowid } = this.#sql.rememberDelivery.run(key, answer, this.#now() + ttlMs);
+      // The newest row has the highest pos, so at most `max` rows lie above this line.
+      this.#sql.forgetDeliveriesThrough.run(Number(lastInsertRowid) - max);
+    })();
+  }
+
+  async recallDelivery(key: string): Promise<string | undefined> {
+    if (this.#closed) throw new SqliteStoreError("store is closed");
+    return this.#sql.recallDelivery.get(key, this.#now())?.answer;
   }
 
   watch(listener: AppendListener): () => void {
@@ -361,12 +379,14 @@ export class SqliteStore implements MailboxStore {
         if (excess > 0 && left > 1) more = true;
       }
       if (this.#sweepDue && budget > 0) {
-        const rows = this.#sql.deleteExpired.all(this.#now(), budget);
+        const now = this.#now();
+        const rows = this.#sql.deleteExpired.all(now, budget);
         for (const row of rows) {
           removed += 1;
           removedBytes += row.size;
         }
-        sweepFinished = rows.length < budget;
+        const forgotten = this.#sql.deleteExpiredDeliveries.run(now, TRIM_BATCH_ROWS).changes;
+        sweepFinished = rows.length < budget && forgotten < TRIM_BATCH_ROWS;
       }
       for (const [id, seq] of trimmed) this.#sql.raiseTrimmed.run(seq, id);
     });
