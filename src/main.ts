@@ -1,4 +1,4 @@
-import { NO_LIMITS, securityFromEnv } from "./auth/auth-config.js";
+import { authEnabled, NO_LIMITS, securityFromEnv } from "./auth/auth-config.js";
 import { checkBinding, isLoopbackHost, resolveLimits, startupNotices } from "./auth/binding.js";
 import { hookCommand } from "./cli/hook-sign.js";
 import { keyCommand } from "./cli/key-create.js";
@@ -70,7 +70,7 @@ async function serveCommand(argv: string[]): Promise<void> {
   const file = config.configFile === undefined ? EMPTY_FILE_CONFIG : loadConfigFile(config.configFile, process.env);
   const { auth, limits: limitSettings } = securityFromEnv(file, process.env);
   // Refuse an unsafe binding before a store is opened or Redis waited for.
-  checkBinding(config.host, auth !== undefined, config.insecure);
+  checkBinding(config.host, authEnabled(auth), config.insecure);
   const logger = createLogger(resolveLogLevel(file.log, process.env));
   const herald = await startHerald(config, await buildStore(config), {
     hooks: file.hooks,
@@ -79,8 +79,8 @@ async function serveCommand(argv: string[]): Promise<void> {
     logger,
   });
   console.log(`Herald listening on ${herald.url} (${config.store} store)`);
-  const limits = resolveLimits(limitSettings ?? NO_LIMITS, auth !== undefined || !isLoopbackHost(config.host));
-  for (const notice of startupNotices(config.host, auth !== undefined, config.insecure, limits)) {
+  const limits = resolveLimits(limitSettings ?? NO_LIMITS, authEnabled(auth) || !isLoopbackHost(config.host));
+  for (const notice of startupNotices(config.host, auth, config.insecure, limits)) {
     (notice.startsWith("WARNING") ? console.error : console.log)(notice);
   }
   let signalled = false;

@@ -1,7 +1,7 @@
 import type { Server } from "node:http";
-import type { AddressInfo } from "node:net";
+import type { AddressInfo, Socket } from "node:net";
 import { serve } from "@hono/node-server";
-import { type AuthSettings, type LimitSettings, NO_LIMITS } from "./auth/auth-config.js";
+import { type AuthSettings, authEnabled, type LimitSettings, NO_LIMITS } from "./auth/auth-config.js";
 import { checkBinding, isLoopbackHost, resolveLimits, SOCKET_HEADROOM } from "./auth/binding.js";
 import type { ServeConfig } from "./config.js";
 import { createHub, type Hub } from "./core/hub.js";
@@ -63,9 +63,11 @@ export async function startHerald(
   store: MailboxStore,
   options: StartOptions = {},
 ): Promise<RunningHerald> {
-  const insecureWarning = checkBinding(config.host, options.auth !== undefined, config.insecure);
-  const limits = resolveLimits(options.limits ?? NO_LIMITS, options.auth !== undefined || !isLoopbackHost(config.host));
-  const access = await createAccess(options.auth, limits);
+  const authOn = authEnabled(options.auth);
+  const loopback = isLoopbackHost(config.host);
+  const insecureWarning = checkBinding(config.host, authOn, config.insecure);
+  const limits = resolveLimits(options.limits ?? NO_LIMITS, authOn || !loopback);
+  const access = await createAccess(options.auth, limits, { loopback, insecure: config.insecure });
   const logger = options.logger ?? createLogger("silent");
   if (insecureWarning !== undefined) logger.warn(insecureWarning);
   const hub = createHub({
@@ -79,6 +81,7 @@ export async function startHerald(
     ? createHookService({
         hooks: options.hooks,
         hub,
+        store,
         onRefused: (hook, reason) => logger.warn({ hook, reason }, "webhook refused"),
       })
     : undefined;
@@ -93,6 +96,12 @@ export async function startHerald(
       () => resolve(created as Server),
     ) as Server;
     created.once("error", reject);
+  });
+  server.on("connection", (socket: Socket) => {
+    const release = access.holdSocket(socket.remoteAddress);
+    // Refused before a byte is read: one host cannot take every socket by reconnecting faster than timeouts cut it.
+    if (release === undefined) socket.destroy();
+    else socket.once("close", release);
   });
   server.headersTimeout = HEADERS_TIMEOUT_MS;
   server.requestTimeout = REQUEST_TIMEOUT_MS;

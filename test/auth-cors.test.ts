@@ -61,11 +61,13 @@ describe("CORS", () => {
     expect(answer.headers.get("access-control-allow-origin")).toBeNull();
   });
 
-  it("allows any origin without credentials on loopback without auth", async () => {
+  it("allows loopback origins without credentials on loopback without auth", async () => {
     herald = await startAuthServer();
+    expect((await preflight("https://evil.example")).headers.get("access-control-allow-origin")).toBeNull();
     const answer = await preflight("http://localhost:3000");
     expect(answer.status).toBe(204);
-    expect(answer.headers.get("access-control-allow-origin")).toBe("*");
+    expect(answer.headers.get("access-control-allow-origin")).toBe("http://localhost:3000");
+    expect(answer.headers.get("vary")).toBe("Origin");
     expect(answer.headers.get("access-control-allow-credentials")).toBeNull();
     const published = await fetch(`${herald.url}/v1/mailboxes/m/messages`, {
       method: "POST",
@@ -73,7 +75,7 @@ describe("CORS", () => {
       body: "hi",
     });
     expect(published.status).toBe(201);
-    expect(published.headers.get("access-control-allow-origin")).toBe("*");
+    expect(published.headers.get("access-control-allow-origin")).toBe("http://localhost:3000");
     expect(published.headers.get("access-control-allow-origin")?.split(",")).toHaveLength(1);
   });
 });

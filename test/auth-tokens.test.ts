@@ -64,7 +64,7 @@ describe("token keys", () => {
 
   it("mints with a private key file when only a public key verifies", async () => {
     const es = await generateKeyPair("ES256", { extractable: true });
-    const backend = makeKey("backend", [], { tokens: true });
+    const backend = makeKey("backend", [], { tokens: ["user:*"] });
     herald = await startAuthServer({
       auth: {
         keys: [backend.entry],

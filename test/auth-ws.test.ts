@@ -83,7 +83,7 @@ describe("WebSocket", () => {
 
   it("takes the token from the cookie or the query, and lets a key publish but not read", async () => {
     const token = await hsToken({ mailboxes: ["user:carol"] });
-    const byCookie = await opened("", { cookie: `herald_token=${token}` });
+    const byCookie = await opened("", { cookie: `herald_token=${token}`, origin: herald.url });
     const byQuery = await opened(`?token=${token}`);
     for (const ws of [byCookie, byQuery])
       ws.socket.send(JSON.stringify({ type: "subscribe", mailboxes: ["user:carol"] }));

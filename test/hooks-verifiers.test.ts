@@ -2,19 +2,37 @@ import { createHmac } from "node:crypto";
 import { describe, expect, it } from "vitest";
 import { compileTemplate, TemplateError } from "../src/hooks/template.js";
 import {
+  checkSignature,
+  type HeaderLookup,
+  type HookScheme,
   keyFromSecret,
-  type SignedRequest,
+  SIGNATURE_READERS,
   type VerifyOptions,
-  verifyGithub,
-  verifyHmacSha256,
-  verifyStandardWebhooks,
-  verifyStripe,
+  type VerifyOutcome,
 } from "../src/hooks/verifiers.js";
 
-function request(headers: Record<string, string>, body: string | Buffer): SignedRequest {
+interface Delivery {
+  readonly header: HeaderLookup;
+  readonly body: Buffer;
+}
+
+function request(headers: Record<string, string>, body: string | Buffer): Delivery {
   const lower = Object.fromEntries(Object.entries(headers).map(([k, v]) => [k.toLowerCase(), v]));
   return { header: (name) => lower[name.toLowerCase()], body: Buffer.from(body) };
 }
+
+/** Both halves as the server runs them: the headers first, then the body. */
+function verifier(scheme: HookScheme): (delivery: Delivery, options: VerifyOptions) => VerifyOutcome {
+  return (delivery, options) => {
+    const claim = SIGNATURE_READERS[scheme](delivery.header, options);
+    return typeof claim === "string" ? claim : checkSignature(claim, delivery.body, options);
+  };
+}
+
+const verifyGithub = verifier("github");
+const verifyStripe = verifier("stripe");
+const verifyStandardWebhooks = verifier("standard-webhooks");
+const verifyHmacSha256 = verifier("hmac-sha256");
 
 function options(keys: Buffer[], nowSeconds: number, extra: Partial<VerifyOptions> = {}): VerifyOptions {
   return { keys, nowSeconds, toleranceSeconds: 300, header: "X-Signature", ...extra };

@@ -21,7 +21,7 @@ describe("slow consumers", () => {
     // A raw socket that reads the first three events, then stops reading altogether.
     const { port } = new URL(base);
     const socket = connect(Number(port), "127.0.0.1");
-    socket.write(`GET /v1/mailboxes/firehose/events HTTP/1.1\r\nHost: x\r\n\r\n`);
+    socket.write(`GET /v1/mailboxes/firehose/events HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n`);
     let received = "";
     await new Promise<void>((resolve) => {
       socket.on("data", (chunk) => {
@@ -75,7 +75,7 @@ describe("drain", () => {
       });
       const ended = new Promise<void>((resolve) => socket.on("close", () => resolve()));
       socket.write(
-        `POST /v1/mailboxes/drain-publish/messages HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n` +
+        `POST /v1/mailboxes/drain-publish/messages HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n` +
           `Content-Length: ${body.length}\r\n\r\n${body.slice(0, 5)}`,
       );
       await new Promise((resolve) => setTimeout(resolve, 200));

@@ -106,7 +106,9 @@ describe("visitor identity", () => {
     expect(clientAddress("203.0.113.9", "198.51.100.1", trusted)).toBe("203.0.113.9");
     expect(clientAddress("10.1.2.3", "198.51.100.1", trusted)).toBe("198.51.100.1");
     expect(clientAddress("::ffff:10.1.2.3", "1.1.1.1, 198.51.100.1, 10.9.9.9", trusted)).toBe("198.51.100.1");
-    expect(clientAddress("10.1.2.3", "garbage", trusted)).toBe("10.1.2.3");
+    expect(clientAddress("10.1.2.3", "garbage", trusted)).toBe("unparsed:garbage");
+    expect(clientAddress("10.1.2.3", "198.51.100.1:5000", trusted)).toBe("198.51.100.1");
+    expect(clientAddress("10.1.2.3", "[2001:db8::1]:443", trusted)).toBe("2001:db8::1");
     expect(clientAddress("10.1.2.3", undefined, trusted)).toBe("10.1.2.3");
     expect(() => createTrustedProxies(["10.0.0.0/33"])).toThrow();
     expect(() => createTrustedProxies(["proxy.local"])).toThrow();

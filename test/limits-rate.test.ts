@@ -14,7 +14,7 @@ describe("publish rate limit", () => {
     const a = makeKey("a", ["*"]);
     const b = makeKey("b", ["*"]);
     herald = await startAuthServer({
-      auth: { keys: [a.entry, b.entry] },
+      auth: { keys: [a.entry, b.entry], reads: "open" },
       limits: { publish: { rate: 0.5, burst: 3 } },
     });
     const statuses: number[] = [];

@@ -31,9 +31,9 @@ describe("slow clients", () => {
   it("are cut for slow headers and slow bodies, while a healthy stream outlives both timeouts", async () => {
     const stream = new StreamClient(`${herald.url}/v1/mailboxes/slow/events`);
     await stream.opened;
-    const slowHeaders = stall("GET /healthz HTTP/1.1\r\nHost: x\r\n");
+    const slowHeaders = stall("GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n");
     const slowBody = stall(
-      "POST /v1/mailboxes/slow/messages HTTP/1.1\r\nHost: x\r\nContent-Type: text/plain\r\nContent-Length: 100\r\n\r\n0123456789",
+      "POST /v1/mailboxes/slow/messages HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: text/plain\r\nContent-Length: 100\r\n\r\n0123456789",
     );
     expect(await slowHeaders.closed).toMatch(/^HTTP\/1\.1 408/);
     // Cut at a check after the request timeout; the stream, opened earlier, was older still at that check.

@@ -19,7 +19,7 @@ describe("GET /metrics", () => {
   it("reports connections by transport, publishes, deliveries, auth failures, rate limits and the store", async () => {
     const publisher = makeKey("ci", ["*"]);
     herald = await startAuthServer({
-      auth: { keys: [publisher.entry], tokens: { hs256Secret: SECRET } },
+      auth: { keys: [publisher.entry], tokens: { hs256Secret: SECRET }, metrics: "open" },
       limits: { publish: { rate: 0.1, burst: 2 } },
     });
     const token = await hsToken({ mailboxes: ["m"] });
@@ -62,12 +62,24 @@ describe("GET /metrics", () => {
   it("needs a key with the metrics right once one is configured", async () => {
     const scraper = makeKey("prometheus", [], { metrics: true });
     const publisher = makeKey("ci", ["*"]);
-    herald = await startAuthServer({ auth: { keys: [scraper.entry, publisher.entry] } });
+    herald = await startAuthServer({ auth: { keys: [scraper.entry, publisher.entry], reads: "open" } });
     expect((await fetch(`${herald.url}/metrics`)).status).toBe(401);
     expect((await fetch(`${herald.url}/metrics`, { headers: bearer(publisher.key) })).status).toBe(403);
     const allowed = await fetch(`${herald.url}/metrics`, { headers: bearer(scraper.key) });
     expect(allowed.status).toBe(200);
     expect(await allowed.text()).toContain("herald_published_total");
+  });
+
+  it("needs a metrics key whenever auth is on, unless auth.metrics is open", async () => {
+    const publisher = makeKey("ci", ["*"]);
+    herald = await startAuthServer({ auth: { keys: [publisher.entry], tokens: { hs256Secret: SECRET } } });
+    expect((await fetch(`${herald.url}/metrics`)).status).toBe(401);
+    expect((await fetch(`${herald.url}/metrics`, { headers: bearer(publisher.key) })).status).toBe(403);
+    await herald.shutdown();
+    herald = await startAuthServer({
+      auth: { keys: [publisher.entry], tokens: { hs256Secret: SECRET }, metrics: "open" },
+    });
+    expect((await fetch(`${herald.url}/metrics`)).status).toBe(200);
   });
 
   it("is open on a loopback server without auth", async () => {

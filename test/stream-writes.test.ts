@@ -22,7 +22,7 @@ class RawStream {
     this.socket.on("data", (chunk: string) => {
       this.raw += chunk;
     });
-    this.socket.write(`GET ${path} HTTP/${version}\r\nHost: x\r\n${headers}\r\n`);
+    this.socket.write(`GET ${path} HTTP/${version}\r\nHost: 127.0.0.1\r\n${headers}\r\n`);
   }
 
   get head(): string {

@@ -13,6 +13,18 @@ export interface AuthSettings {
   readonly tokens: TokenSettings | undefined;
   /** Origins allowed by CORS; undefined means the mode's default. */
   readonly corsOrigins: readonly string[] | undefined;
+  /** "open": reading needs no credential. Required, and the only choice, when keys come without tokens. */
+  readonly reads: "tokens" | "open";
+  /** "open": /metrics needs no key. Otherwise a key with the "metrics" right. */
+  readonly metrics: "keys" | "open";
+}
+
+/**
+ * Auth is on when keys or tokens are configured; an `auth` section holding
+ * only `cors` sets which pages may call an unauthenticated Herald.
+ */
+export function authEnabled(auth: AuthSettings | undefined): boolean {
+  return auth !== undefined && (auth.keys.length > 0 || auth.tokens !== undefined);
 }
 
 /** The `limits` section. Undefined fields take the defaults of the mode Herald runs in (see resolveLimits). */
@@ -21,6 +33,9 @@ export interface LimitSettings {
   readonly streamsPerVisitor: number | undefined;
   readonly longPollsPerVisitor: number | undefined;
   readonly maxConnections: number | undefined;
+  readonly connectionsPerAddress: number | undefined;
+  readonly hooksPerVisitor: number | undefined;
+  readonly maxHooksInFlight: number | undefined;
   readonly trustedProxies: readonly string[];
 }
 
@@ -29,6 +44,9 @@ export const NO_LIMITS: LimitSettings = {
   streamsPerVisitor: undefined,
   longPollsPerVisitor: undefined,
   maxConnections: undefined,
+  connectionsPerAddress: undefined,
+  hooksPerVisitor: undefined,
+  maxHooksInFlight: undefined,
   trustedProxies: [],
 };
 
@@ -36,6 +54,8 @@ export const DEFAULT_TOKEN_TTL_SECONDS = 3600;
 export const DEFAULT_MAX_TOKEN_TTL_SECONDS = 24 * 3600;
 /** Keys one config may hold; each is compiled into matchers at start. */
 export const MAX_KEYS = 10_000;
+/** Longest `issuer` or `audience` a config may name. */
+const MAX_CLAIM_LENGTH = 256;
 
 type Json = Record<string, unknown>;
 
@@ -108,17 +128,36 @@ function parseKey(value: unknown, index: number, env: NodeJS.ProcessEnv): ApiKey
   if (hash === undefined || !isKeyHash(hash)) {
     throw new ConfigError(`${where}.hash must be "sha256:<64 hex digits>" as printed by herald key create`);
   }
-  for (const flag of ["tokens", "metrics"] as const) {
-    if (object[flag] !== undefined && typeof object[flag] !== "boolean")
-      throw new ConfigError(`${where}.${flag} must be true or false`);
-  }
+  if (object.metrics !== undefined && typeof object.metrics !== "boolean")
+    throw new ConfigError(`${where}.metrics must be true or false`);
+  const publish = patternsAt(object.publish, `${where}.publish`);
   return {
     name: object.name,
     hash,
-    publish: patternsAt(object.publish, `${where}.publish`),
-    tokens: object.tokens === true,
+    publish,
+    tokens: tokenGrantAt(object.tokens, publish, `${where}.tokens`),
     metrics: object.metrics === true,
   };
+}
+
+/**
+ * What a key's minted tokens may read: a list of patterns, or `true` for the
+ * key's own publish patterns. A key never hands out more than it was given.
+ */
+function tokenGrantAt(value: unknown, publish: readonly string[], where: string): string[] | undefined {
+  if (value === undefined || value === false) return undefined;
+  if (value === true) {
+    if (publish.length === 0) {
+      throw new ConfigError(
+        `${where} is true, which grants reading of the key's publish patterns, and it has none; ` +
+          'list what its tokens may read instead, e.g. "tokens": ["user:*"]',
+      );
+    }
+    return [...publish];
+  }
+  const patterns = patternsAt(value, where);
+  if (patterns.length === 0) throw new ConfigError(`${where} must be true, false or a non-empty list of patterns`);
+  return patterns;
 }
 
 function parseTokens(value: unknown, baseDir: string, env: NodeJS.ProcessEnv): TokenSettings {
@@ -135,9 +174,16 @@ function parseTokens(value: unknown, baseDir: string, env: NodeJS.ProcessEnv): T
       "privateKeyEnv",
       "maxTtl",
       "defaultTtl",
+      "issuer",
+      "audience",
     ],
     where,
   );
+  for (const claim of ["issuer", "audience"] as const) {
+    const value = object[claim];
+    if (value !== undefined && (typeof value !== "string" || value === "" || value.length > MAX_CLAIM_LENGTH))
+      throw new ConfigError(`${where}.${claim} must be a string of 1-${MAX_CLAIM_LENGTH} characters`);
+  }
   const secret = secretAt(object, "hs256Secret", where, env);
   const sources = [secret !== undefined, object.publicKeyFile !== undefined, object.jwksFile !== undefined];
   if (sources.filter(Boolean).length !== 1) {
@@ -177,7 +223,13 @@ function parseTokens(value: unknown, baseDir: string, env: NodeJS.ProcessEnv): T
     numberAt(object.defaultTtl, `${where}.defaultTtl`, 1, 30 * 86400) ?? DEFAULT_TOKEN_TTL_SECONDS,
     maxTtlSeconds,
   );
-  return { key, maxTtlSeconds, defaultTtlSeconds };
+  return {
+    key,
+    maxTtlSeconds,
+    defaultTtlSeconds,
+    issuer: object.issuer as string | undefined,
+    audience: object.audience as string | undefined,
+  };
 }
 
 /** Parses the config file's `limits` section. */
@@ -186,7 +238,16 @@ export function parseLimitsSection(value: unknown): LimitSettings {
   const object = objectAt(value, "limits");
   onlyFields(
     object,
-    ["publish", "streamsPerVisitor", "longPollsPerVisitor", "maxConnections", "trustedProxies"],
+    [
+      "publish",
+      "streamsPerVisitor",
+      "longPollsPerVisitor",
+      "maxConnections",
+      "connectionsPerAddress",
+      "hooksPerVisitor",
+      "maxHooksInFlight",
+      "trustedProxies",
+    ],
     "limits",
   );
   let publish: RateSettings | undefined;
@@ -214,6 +275,9 @@ export function parseLimitsSection(value: unknown): LimitSettings {
     streamsPerVisitor: numberAt(object.streamsPerVisitor, "limits.streamsPerVisitor", 1, 1_000_000),
     longPollsPerVisitor: numberAt(object.longPollsPerVisitor, "limits.longPollsPerVisitor", 1, 1_000_000),
     maxConnections: numberAt(object.maxConnections, "limits.maxConnections", 1, 1_000_000),
+    connectionsPerAddress: numberAt(object.connectionsPerAddress, "limits.connectionsPerAddress", 1, 1_000_000),
+    hooksPerVisitor: numberAt(object.hooksPerVisitor, "limits.hooksPerVisitor", 1, 1_000_000),
+    maxHooksInFlight: numberAt(object.maxHooksInFlight, "limits.maxHooksInFlight", 1, 1_000_000),
     trustedProxies: proxies,
   };
 }
@@ -225,14 +289,18 @@ export function parseLimitsSection(value: unknown): LimitSettings {
 export function parseAuthSection(value: unknown, env: NodeJS.ProcessEnv): AuthSettings {
   const baseDir = process.cwd();
   const auth = objectAt(value, "auth");
-  onlyFields(auth, ["keys", "tokens", "cors"], "auth");
+  onlyFields(auth, ["keys", "tokens", "cors", "reads", "metrics"], "auth");
   const rawKeys = auth.keys ?? [];
   if (!Array.isArray(rawKeys) || rawKeys.length > MAX_KEYS)
     throw new ConfigError(`auth.keys must be a list of at most ${MAX_KEYS} keys`);
   const keys = rawKeys.map((entry, index) => parseKey(entry, index, env));
   const tokens = auth.tokens === undefined ? undefined : parseTokens(auth.tokens, baseDir, env);
-  if (keys.length === 0 && tokens === undefined) throw new ConfigError("auth must configure keys, tokens or both");
-  const minting = keys.filter((key) => key.tokens);
+  if (keys.length === 0 && tokens === undefined && auth.cors === undefined)
+    throw new ConfigError("auth must configure keys, tokens or both (or only cors, to list origins without auth)");
+  const on = keys.length > 0 || tokens !== undefined;
+  const reads = choiceAt(auth.reads, ["tokens", "open"], "auth.reads", on);
+  const metrics = choiceAt(auth.metrics, ["keys", "open"], "auth.metrics", on);
+  const minting = keys.filter((key) => key.tokens !== undefined);
   if (minting.length > 0 && tokens !== undefined && tokens.key.kind !== "hs256" && !tokens.key.privateKeyPem) {
     throw new ConfigError(
       `auth.keys "${minting[0]?.name}" may mint tokens, but auth.tokens has no privateKeyFile to sign with`,
@@ -240,6 +308,12 @@ export function parseAuthSection(value: unknown, env: NodeJS.ProcessEnv): AuthSe
   }
   if (minting.length > 0 && tokens === undefined) {
     throw new ConfigError(`auth.keys "${minting[0]?.name}" may mint tokens, but auth.tokens is not configured`);
+  }
+  if (keys.length > 0 && tokens === undefined && reads !== "open") {
+    throw new ConfigError(
+      'auth has keys but no tokens, so readers have no credential to present: add auth.tokens, or set "reads": "open" ' +
+        "to let anyone who can reach Herald read every mailbox",
+    );
   }
   let corsOrigins: string[] | undefined;
   if (auth.cors !== undefined) {
@@ -253,7 +327,20 @@ export function parseAuthSection(value: unknown, env: NodeJS.ProcessEnv): AuthSe
     }
     corsOrigins = cors.origins;
   }
-  return { keys, tokens, corsOrigins };
+  return { keys, tokens, corsOrigins, reads: reads ?? "tokens", metrics: metrics ?? "keys" };
+}
+
+function choiceAt<T extends string>(
+  value: unknown,
+  choices: readonly T[],
+  where: string,
+  authOn: boolean,
+): T | undefined {
+  if (value === undefined) return undefined;
+  if (!authOn) throw new ConfigError(`${where} needs auth.keys or auth.tokens`);
+  if (typeof value !== "string" || !choices.includes(value as T))
+    throw new ConfigError(`${where} must be ${choices.map((choice) => `"${choice}"`).join(" or ")}`);
+  return value as T;
 }
 
 /**

@@ -1,7 +1,7 @@
 import { readFileSync } from "node:fs";
 import { isIPv4 } from "node:net";
 import { ConfigError } from "../config.js";
-import type { LimitSettings } from "./auth-config.js";
+import { type AuthSettings, authEnabled, type LimitSettings } from "./auth-config.js";
 import type { RateSettings } from "./rate-limit.js";
 
 /**
@@ -18,13 +18,30 @@ export const PROTECTED_DEFAULTS = {
   publish: { rate: 20, burst: 40 } satisfies RateSettings,
   streamsPerVisitor: 20,
   longPollsPerVisitor: 20,
+  /**
+   * Sockets one client address (IPv6: one /64) may hold. Far above what one
+   * browser or app needs, far below the server's socket cap: a single host
+   * cannot take every socket. Trusted proxies are exempt.
+   */
+  connectionsPerAddress: 512,
 } as const;
+
+/**
+ * Webhook deliveries being received at once, per sender address and overall.
+ * Each may buffer up to its hook's maxBodyBytes, so these bound that memory.
+ */
+export const DEFAULT_HOOKS_PER_VISITOR = 8;
+export const DEFAULT_MAX_HOOKS_IN_FLIGHT = 64;
 
 export interface ResolvedLimits {
   readonly publish: RateSettings | undefined;
   readonly streamsPerVisitor: number | undefined;
   readonly longPollsPerVisitor: number | undefined;
   readonly maxConnections: number;
+  /** Undefined: no cap per address. */
+  readonly connectionsPerAddress: number | undefined;
+  readonly hooksPerVisitor: number;
+  readonly maxHooksInFlight: number;
   readonly trustedProxies: readonly string[];
 }
 
@@ -60,6 +77,9 @@ export function resolveLimits(limits: LimitSettings, protectedMode: boolean): Re
     streamsPerVisitor: limits.streamsPerVisitor ?? fallback?.streamsPerVisitor,
     longPollsPerVisitor: limits.longPollsPerVisitor ?? fallback?.longPollsPerVisitor,
     maxConnections: limits.maxConnections ?? DEFAULT_MAX_CONNECTIONS,
+    connectionsPerAddress: limits.connectionsPerAddress ?? fallback?.connectionsPerAddress,
+    hooksPerVisitor: limits.hooksPerVisitor ?? DEFAULT_HOOKS_PER_VISITOR,
+    maxHooksInFlight: limits.maxHooksInFlight ?? DEFAULT_MAX_HOOKS_IN_FLIGHT,
     trustedProxies: limits.trustedProxies,
   };
 }
@@ -79,16 +99,32 @@ export function openFileLimit(): number | undefined {
 }
 
 /** Lines `herald serve` prints at start: the connection cap against the open-file limit, and any risk. */
-export function startupNotices(host: string, authOn: boolean, insecure: boolean, limits: ResolvedLimits): string[] {
+export function startupNotices(
+  host: string,
+  auth: AuthSettings | undefined,
+  insecure: boolean,
+  limits: ResolvedLimits,
+): string[] {
   const notices: string[] = [];
+  const authOn = authEnabled(auth);
   const warning = checkBinding(host, authOn, insecure);
   if (warning !== undefined) notices.push(`WARNING: ${warning}`);
+  if (authOn && auth?.reads === "open") {
+    notices.push(
+      'WARNING: auth.reads is "open": publishing needs a key, but anyone who can reach Herald may read every mailbox',
+    );
+  }
+  if (authOn && auth?.metrics !== "open" && !auth?.keys.some((key) => key.metrics)) {
+    notices.push(
+      'No key has the "metrics" right: /metrics answers 401 (set auth.metrics to "open" to serve it to anyone)',
+    );
+  }
   const files = openFileLimit();
   const sockets = limits.maxConnections + SOCKET_HEADROOM;
   notices.push(
     `Limits: ${limits.maxConnections} streams and long-polls at once (503 beyond), ${sockets} sockets` +
       (files === undefined ? "" : `, open-file limit ${files}`) +
-      (authOn ? "; auth on" : "; no auth"),
+      (authOn ? `; auth on${auth?.reads === "open" ? " for publishing only" : ""}` : "; no auth"),
   );
   if (files !== undefined && sockets >= files) {
     notices.push(

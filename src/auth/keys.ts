@@ -29,14 +29,49 @@ export function isScopePattern(value: unknown): value is string {
 /** Tests mailbox names against `*`-wildcard patterns (`user:*`, `*`, `room:*:chat`). */
 export type ScopeMatcher = (mailbox: string) => boolean;
 
+/**
+ * True when `name` matches `pattern`, where each `*` stands for any run of
+ * characters. Patterns and names are chosen by clients, so this must not
+ * backtrack: the literal pieces between stars are found left to right, each
+ * at its earliest place after the previous one (taking the earliest never
+ * loses a match), so the work is bounded by the lengths, whatever the stars.
+ */
+export function globMatches(pattern: string, name: string): boolean {
+  const pieces = pattern.split("*");
+  if (pieces.length === 1) return pattern === name;
+  const first = pieces[0] as string;
+  const last = pieces[pieces.length - 1] as string;
+  if (name.length < first.length + last.length || !name.startsWith(first) || !name.endsWith(last)) return false;
+  let at = first.length;
+  const end = name.length - last.length;
+  for (let i = 1; i < pieces.length - 1; i++) {
+    const piece = pieces[i] as string;
+    if (piece === "") continue;
+    const found = name.indexOf(piece, at);
+    if (found === -1 || found + piece.length > end) return false;
+    at = found + piece.length;
+  }
+  return true;
+}
+
 export function compileScope(patterns: readonly string[]): ScopeMatcher {
   const exact = new Set<string>();
-  const wild: RegExp[] = [];
+  const wild: string[] = [];
   for (const pattern of patterns) {
-    if (!pattern.includes("*")) exact.add(pattern);
-    else wild.push(new RegExp(`^${pattern.replace(/[.*+?^${}()|[\]\\]/g, (c) => (c === "*" ? ".*" : `\\${c}`))}$`));
+    if (pattern.includes("*")) wild.push(pattern);
+    else exact.add(pattern);
   }
-  return (mailbox) => exact.has(mailbox) || wild.some((re) => re.test(mailbox));
+  return (mailbox) => exact.has(mailbox) || wild.some((pattern) => globMatches(pattern, mailbox));
+}
+
+/**
+ * True when every name `inner` matches is also matched by `outer`. `inner` is
+ * read literally, its `*` as a character: names never contain `*`, so an outer
+ * literal character can only meet an inner literal one, and each inner `*`
+ * falls inside the span of an outer `*`, which then covers whatever it stands for.
+ */
+export function scopeCovers(outer: ScopeMatcher, inner: string): boolean {
+  return outer(inner);
 }
 
 /** One configured publisher key, as `herald key create` prints it. */
@@ -46,14 +81,20 @@ export interface ApiKeyEntry {
   readonly hash: string;
   /** Mailbox patterns this key may publish to. */
   readonly publish: readonly string[];
-  /** May mint subscriber tokens through POST /v1/tokens. */
-  readonly tokens: boolean;
+  /**
+   * Mailbox patterns this key may grant reading of in tokens it mints through
+   * POST /v1/tokens; undefined when it may not mint. Config `"tokens": true`
+   * means its publish patterns.
+   */
+  readonly tokens: readonly string[] | undefined;
   /** May read /metrics when metrics are protected. */
   readonly metrics: boolean;
 }
 
 export interface ApiKey extends ApiKeyEntry {
   readonly canPublish: ScopeMatcher;
+  /** What the key's minted tokens may read; matches nothing for a key without the right. */
+  readonly canGrantRead: ScopeMatcher;
 }
 
 /** Looks a presented key up by its hash; unknown keys give undefined. */
@@ -64,7 +105,13 @@ export interface Keyring {
 
 export function createKeyring(entries: readonly ApiKeyEntry[]): Keyring {
   const byHash = new Map<string, ApiKey>();
-  for (const entry of entries) byHash.set(entry.hash, { ...entry, canPublish: compileScope(entry.publish) });
+  for (const entry of entries) {
+    byHash.set(entry.hash, {
+      ...entry,
+      canPublish: compileScope(entry.publish),
+      canGrantRead: compileScope(entry.tokens ?? []),
+    });
+  }
   return {
     size: byHash.size,
     find: (presented) => byHash.get(hashKey(presented)),

@@ -32,6 +32,10 @@ export interface TokenSettings {
   readonly maxTtlSeconds: number;
   /** Lifetime POST /v1/tokens grants when the request names none. */
   readonly defaultTtlSeconds: number;
+  /** When set, tokens must carry this `iss` (and minted ones do): a token for another deployment is refused. */
+  readonly issuer?: string | undefined;
+  /** When set, tokens must name this in `aud` (and minted ones do). */
+  readonly audience?: string | undefined;
 }
 
 /** A verified subscriber token. */
@@ -133,6 +137,8 @@ export async function createTokenService(settings: TokenSettings): Promise<Token
           algorithms,
           clockTolerance: CLOCK_TOLERANCE_SECONDS,
           requiredClaims: ["exp", "sub"],
+          ...(settings.issuer === undefined ? {} : { issuer: settings.issuer }),
+          ...(settings.audience === undefined ? {} : { audience: settings.audience }),
         }));
       } catch (error) {
         if (error instanceof errors.JWTExpired) throw invalid("The token has expired; fetch a new one");
@@ -146,12 +152,14 @@ export async function createTokenService(settings: TokenSettings): Promise<Token
       }
       const now = Math.floor(Date.now() / 1000);
       const exp = now + request.ttlSeconds;
-      const token = await new SignJWT({ mailboxes: [...request.mailboxes], publish: [...request.publish] })
+      const jwt = new SignJWT({ mailboxes: [...request.mailboxes], publish: [...request.publish] })
         .setProtectedHeader({ alg: signAlgorithm, typ: "JWT" })
         .setSubject(request.sub)
         .setIssuedAt(now)
-        .setExpirationTime(exp)
-        .sign(signKey);
+        .setExpirationTime(exp);
+      if (settings.issuer !== undefined) jwt.setIssuer(settings.issuer);
+      if (settings.audience !== undefined) jwt.setAudience(settings.audience);
+      const token = await jwt.sign(signKey);
       return { token, expiresAt: exp * 1000 };
     },
   };

@@ -71,9 +71,22 @@ export function addressVisitor(address: string): VisitorId {
   return `ip:${plain}`;
 }
 
+/** Longest unparseable hop kept as a client's identity; it only has to tell clients apart. */
+const MAX_ODD_HOP_LENGTH = 64;
+
+/** A hop as proxies write it: an address, maybe with a port (`1.2.3.4:80`, `[::1]:80`). */
+function hopAddress(hop: string): string | undefined {
+  const bracketed = /^\[([^\]]+)\](?::\d+)?$/.exec(hop);
+  const candidate = bracketed ? (bracketed[1] as string) : (/^(\d+\.\d+\.\d+\.\d+):\d+$/.exec(hop)?.[1] ?? hop);
+  return isIPv4(unmap(candidate)) || isIPv6(candidate) ? candidate : undefined;
+}
+
 /**
  * The client's address: the socket peer, or, when that peer is a trusted proxy,
- * the nearest X-Forwarded-For hop that is not itself a trusted proxy.
+ * the nearest X-Forwarded-For hop that is not itself a trusted proxy. A hop
+ * that is not an address is still where the request came from as far as any
+ * trusted proxy knows: it becomes the (untrusted) client's identity, rather
+ * than letting every such client count as the proxy.
  */
 export function clientAddress(
   peer: string | undefined,
@@ -84,8 +97,9 @@ export function clientAddress(
   if (forwardedFor === undefined || !trusted.has(address)) return address;
   const hops = forwardedFor.split(",").slice(-MAX_FORWARDED_HOPS).reverse();
   for (const hop of hops) {
-    const candidate = hop.trim();
-    if (!isIPv4(unmap(candidate)) && !isIPv6(candidate)) break;
+    const trimmed = hop.trim();
+    const candidate = hopAddress(trimmed);
+    if (candidate === undefined) return `unparsed:${trimmed.slice(0, MAX_ODD_HOP_LENGTH)}`;
     address = candidate;
     if (!trusted.has(candidate)) break;
   }

@@ -2,7 +2,8 @@ import { parseArgs } from "node:util";
 import { type ApiKeyEntry, generateKey, hashKey, isScopePattern, MAX_PATTERNS } from "../auth/keys.js";
 import { ConfigError } from "../config.js";
 
-export const KEY_USAGE = `Usage: herald key create --name NAME --publish PATTERN [--publish PATTERN ...] [--tokens] [--metrics] [--json]
+export const KEY_USAGE = `Usage: herald key create --name NAME --publish PATTERN [--publish PATTERN ...]
+                         [--tokens | --token-mailboxes PATTERN ...] [--metrics] [--json]
 
 Makes a publisher API key. The key is printed once; only its hash goes into the
 config file, under "auth": {"keys": [...]}. Send it as Authorization: Bearer <key>.
@@ -10,19 +11,29 @@ config file, under "auth": {"keys": [...]}. Send it as Authorization: Bearer <ke
 Options:
   --name NAME         a label for logs and metrics (1-64 characters)
   --publish PATTERN   mailboxes the key may publish to; * is a wildcard (user:*, room:*)
-  --tokens            the key may mint subscriber tokens (POST /v1/tokens)
+  --tokens            the key may mint subscriber tokens (POST /v1/tokens) that read
+                      within its --publish patterns
+  --token-mailboxes PATTERN
+                      the key may mint tokens that read within these patterns
+                      (repeatable; instead of --tokens)
   --metrics           the key may read /metrics (which then needs such a key)
   --json              print one object {"key": ..., "entry": {...}}
   -h, --help          show this help`;
 
 export interface CreatedKey {
   readonly key: string;
-  readonly entry: Omit<ApiKeyEntry, "tokens" | "metrics"> & { tokens?: true; metrics?: true };
+  readonly entry: Omit<ApiKeyEntry, "tokens" | "metrics"> & { tokens?: true | string[]; metrics?: true };
 }
 
 /** Checks `argv` (after `key create`) and makes the key; throws ConfigError on bad usage. */
 export function createKeyFromArgs(argv: readonly string[]): CreatedKey {
-  let values: { name?: string; publish?: string[]; tokens?: boolean; metrics?: boolean };
+  let values: {
+    name?: string;
+    publish?: string[];
+    tokens?: boolean;
+    "token-mailboxes"?: string[];
+    metrics?: boolean;
+  };
   try {
     ({ values } = parseArgs({
       args: [...argv],
@@ -30,6 +41,7 @@ export function createKeyFromArgs(argv: readonly string[]): CreatedKey {
         name: { type: "string" },
         publish: { type: "string", multiple: true },
         tokens: { type: "boolean" },
+        "token-mailboxes": { type: "string", multiple: true },
         metrics: { type: "boolean" },
         json: { type: "boolean" },
       },
@@ -39,19 +51,21 @@ export function createKeyFromArgs(argv: readonly string[]): CreatedKey {
   } catch (error) {
     throw new ConfigError((error as Error).message);
   }
-  const { name, publish = [] } = values;
+  const { name, publish = [], "token-mailboxes": tokenMailboxes } = values;
   if (name === undefined || name.length === 0 || name.length > 64)
     throw new ConfigError("--name must be 1-64 characters");
-  if (publish.length === 0 && !values.tokens && !values.metrics) {
+  if (publish.length === 0 && !values.tokens && tokenMailboxes === undefined && !values.metrics) {
     throw new ConfigError(
-      "give at least one --publish PATTERN (or --tokens / --metrics): a key with no rights is useless",
+      "give at least one --publish PATTERN (or --token-mailboxes / --metrics): a key with no rights is useless",
     );
   }
-  if (publish.length > MAX_PATTERNS) throw new ConfigError(`at most ${MAX_PATTERNS} --publish patterns`);
-  const bad = publish.find((pattern) => !isScopePattern(pattern));
-  if (bad !== undefined) {
-    throw new ConfigError(`--publish "${bad}" is not a mailbox pattern (A-Z a-z 0-9 _ - . : @ and * wildcards)`);
+  if (values.tokens && tokenMailboxes !== undefined)
+    throw new ConfigError("give --tokens or --token-mailboxes, not both");
+  if (values.tokens && publish.length === 0) {
+    throw new ConfigError("--tokens grants reading within the --publish patterns; without any, use --token-mailboxes");
   }
+  checkPatterns(publish, "--publish");
+  checkPatterns(tokenMailboxes ?? [], "--token-mailboxes");
   const key = generateKey();
   return {
     key,
@@ -60,9 +74,18 @@ export function createKeyFromArgs(argv: readonly string[]): CreatedKey {
       hash: hashKey(key),
       publish,
       ...(values.tokens ? { tokens: true as const } : {}),
+      ...(tokenMailboxes === undefined ? {} : { tokens: tokenMailboxes }),
       ...(values.metrics ? { metrics: true as const } : {}),
     },
   };
+}
+
+function checkPatterns(patterns: readonly string[], flag: string): void {
+  if (patterns.length > MAX_PATTERNS) throw new ConfigError(`at most ${MAX_PATTERNS} ${flag} patterns`);
+  const bad = patterns.find((pattern) => !isScopePattern(pattern));
+  if (bad !== undefined) {
+    throw new ConfigError(`${flag} "${bad}" is not a mailbox pattern (A-Z a-z 0-9 _ - . : @ and * wildcards)`);
+  }
 }
 
 /** `herald key create ...` */

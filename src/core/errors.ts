@@ -7,6 +7,8 @@ export const ERROR_CATALOGUE = {
   bad_message: { status: 400, message: "The message is invalid" },
   unauthorized: { status: 401, message: "Authentication is required" },
   forbidden: { status: 403, message: "Not allowed for these credentials" },
+  origin_not_allowed: { status: 403, message: "Requests from this web page's origin are not allowed" },
+  host_not_allowed: { status: 403, message: "This server answers only to loopback names without auth" },
   not_found: { status: 404, message: "No such resource" },
   method_not_allowed: { status: 405, message: "Method not allowed on this resource" },
   idempotency_conflict: {

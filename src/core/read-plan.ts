@@ -29,6 +29,13 @@ interface Step {
 
 export const EMPTY_EPOCH = "";
 
+/**
+ * Rows one read takes from the store over all its mailboxes. A read of 64
+ * mailboxes shares this among them instead of taking its full limit from each
+ * (which was 64,000 rows, synchronously on SQLite, for one request).
+ */
+export const MAX_ROWS_PER_READ = 1000;
+
 export function cursorOf(mailboxes: readonly string[], positions: PositionMap): string {
   if (mailboxes.length === 1) {
     const mailbox = mailboxes[0] as string;
@@ -93,7 +100,9 @@ function stepTime(steps: readonly Step[], index: number): number {
 /**
  * Reads what follows `positions` in each mailbox, at most `limit` messages in
  * all, merged across mailboxes by publish time while keeping each mailbox's
- * seq order. Updates `positions` in place.
+ * seq order. Updates `positions` in place. Each mailbox is read for its share
+ * of MAX_ROWS_PER_READ; once a mailbox that may hold more has been used up, the
+ * merge stops, since its next message may come before anything still unmerged.
  */
 export async function readAfter(
   store: MailboxStore,
@@ -101,16 +110,18 @@ export async function readAfter(
   positions: PositionMap,
   limit: number,
 ): Promise<ReadOutcome> {
+  const perMailbox = Math.max(1, Math.min(limit, Math.floor(MAX_ROWS_PER_READ / mailboxes.length)));
   const reads = await Promise.all(
     mailboxes.map((mailbox) => {
       const from = positions.get(mailbox);
-      return store.read(mailbox, { epoch: from?.epoch ?? EMPTY_EPOCH, afterSeq: from?.seq ?? 0 }, limit);
+      return store.read(mailbox, { epoch: from?.epoch ?? EMPTY_EPOCH, afterSeq: from?.seq ?? 0 }, perMailbox);
     }),
   );
   const plans = mailboxes.map((mailbox, i) =>
-    planMailbox(mailbox, positions.get(mailbox), reads[i] as MailboxRead, limit),
+    planMailbox(mailbox, positions.get(mailbox), reads[i] as MailboxRead, perMailbox),
   );
-  let more = reads.some((read) => read.messages.length >= limit);
+  const truncated = reads.map((read) => read.messages.length >= perMailbox);
+  let more = truncated.some(Boolean);
   const cursors = plans.map(() => 0);
   const events: ReadEvent[] = [];
   let delivered = 0;
@@ -133,7 +144,7 @@ export async function readAfter(
         bestTime = time;
       }
     }
-    if (best === -1) break;
+    if (best === -1 || plans.some((plan, i) => truncated[i] && cursors[i] === plan.length)) break;
     const step = (plans[best] as Step[])[cursors[best] as number] as Step;
     if (step.message && delivered >= limit) {
       more = true;

@@ -1,15 +1,19 @@
 import { createHash } from "node:crypto";
 import { HeraldError } from "../core/errors.js";
 import type { Hub } from "../core/hub.js";
+import { parseJsonText } from "../core/json-text.js";
 import { assertMailboxName, MAX_MAILBOX_NAME_LENGTH } from "../core/mailbox-name.js";
 import { MAX_TITLE_LENGTH, type MessageFields } from "../core/message-input.js";
-import { createDeliveryMemory, type DeliveryMemory, type RememberedDelivery } from "./delivery-memory.js";
+import type { MailboxStore } from "../store/mailbox-store.js";
 import type { HookDefinition } from "./hook-config.js";
-import { type SignedRequest, VERIFIERS, type VerifyOutcome } from "./verifiers.js";
+import { checkSignature, type HeaderLookup, SIGNATURE_READERS, type VerifyOutcome } from "./verifiers.js";
 
-/** A delivery as the HTTP layer hands it over: headers and the raw body, unparsed. */
-export interface HookRequest extends SignedRequest {
-  readonly contentType: string | undefined;
+/** What the first delivery of an id (or of a GitHub body) was answered with, so a repeat gets the same answer. */
+export interface RememberedDelivery {
+  readonly id: string;
+  readonly mailbox: string;
+  readonly seq: number;
+  readonly cursor: string;
 }
 
 export interface HookAnswer {
@@ -18,31 +22,43 @@ export interface HookAnswer {
   readonly message: RememberedDelivery | undefined;
   /** The sender's delivery id, when the scheme has one. */
   readonly deliveryId: string | undefined;
-  /** True when this delivery id was seen before and nothing was published. */
+  /** True when this delivery was seen before and nothing was published. */
   readonly duplicate: boolean;
 }
 
+/** A delivery whose signature headers are present and well-formed, waiting for its body. */
+export interface PendingDelivery {
+  /**
+   * Checks the signature over the raw body, then parses and publishes. Throws
+   * HeraldError: `unauthorized` for a signature or timestamp that does not
+   * check out (deliberately without detail), `bad_json` / `bad_mailbox` for a
+   * payload that cannot be mapped. A delivery seen before is answered as a
+   * duplicate and not published again.
+   */
+  finish(body: Buffer, contentType: string | undefined): Promise<HookAnswer>;
+}
+
 /**
- * Turns verified webhook deliveries into messages. Nothing reaches the hub
- * unless the signature (and, where signed, the timestamp) checks out.
+ * Turns verified webhook deliveries into messages, in two steps so that a
+ * body is only read for a delivery that carries a plausible signature. Nothing
+ * reaches the hub unless the signature (and, where signed, the timestamp)
+ * checks out.
  */
 export interface HookService {
   /** The hook configured under `id`, or undefined. */
   find(id: string): HookDefinition | undefined;
   /**
-   * Verifies, parses and publishes one delivery. Throws HeraldError:
-   * `unauthorized` for any signature or timestamp failure (deliberately
-   * without detail), `bad_json` / `bad_mailbox` for a payload that cannot be
-   * mapped. A delivery id seen before is answered as a duplicate and not
-   * published again.
+   * Reads the scheme's signature header(s) before the body is read. Throws
+   * `unauthorized` when they are missing or malformed.
    */
-  receive(hook: HookDefinition, request: HookRequest): Promise<HookAnswer>;
+  begin(hook: HookDefinition, header: HeaderLookup): PendingDelivery;
 }
 
 export interface HookServiceOptions {
   readonly hooks: readonly HookDefinition[];
   readonly hub: Hub;
-  readonly memory?: DeliveryMemory;
+  /** Where answered deliveries are remembered: durable and shared with other nodes when the store is. */
+  readonly store: Pick<MailboxStore, "recallDelivery" | "rememberDelivery">;
   readonly nowSeconds?: () => number;
   /** Told why a delivery was refused, for the operator's log; the sender only ever sees a bare 401. */
   readonly onRefused?: (hookId: string, reason: Exclude<VerifyOutcome, "ok">) => void;
@@ -52,47 +68,59 @@ export interface HookServiceOptions {
 export const MAX_HOOK_DATA_BYTES = 64 * 1024;
 /** Longest rendered `body`. */
 export const MAX_HOOK_BODY_TEXT_LENGTH = 16 * 1024;
-const PRINTABLE_KEY = /^[\x21-\x7e]{1,200}$/;
+/** Stripe retries for up to three days; Standard Webhooks senders for a few days more at most. */
+export const DELIVERY_MEMORY_TTL_MS = 4 * 24 * 60 * 60 * 1000;
+const PRINTABLE_ID = /^[\x21-\x7e]{1,200}$/;
 const FORM_MEDIA_TYPE = /^application\/x-www-form-urlencoded\s*(?:;|$)/i;
 
-function parsePayload(request: HookRequest): unknown {
-  let text = request.body.toString("utf8");
-  if (FORM_MEDIA_TYPE.test(request.contentType ?? "")) {
+function parsePayload(body: Buffer, contentType: string | undefined): unknown {
+  let text = body.toString("utf8");
+  if (FORM_MEDIA_TYPE.test(contentType ?? "")) {
     // GitHub's "application/x-www-form-urlencoded" content type: the JSON is in `payload`.
     const payload = new URLSearchParams(text).get("payload");
     if (payload === null) throw new HeraldError("bad_json", 'A form-encoded delivery must carry JSON in "payload"');
     text = payload;
   }
-  try {
-    return JSON.parse(text);
-  } catch (error) {
-    throw new HeraldError("bad_json", `The webhook payload is not valid JSON: ${(error as Error).message}`);
-  }
+  return parseJsonText(text, "The webhook payload");
 }
 
-/**
- * GitHub signs the body but not X-GitHub-Delivery, so a captured delivery
- * could be replayed under a fresh id; its signed bytes are remembered too.
- * (NUL cannot occur in a header value, so this never collides with an id.)
- */
-function signedContentKey(hook: HookDefinition, request: HookRequest): string | undefined {
-  if (hook.scheme !== "github") return undefined;
-  return `\0body:${createHash("sha256").update(request.body).digest("base64url")}`;
-}
-
-function deliveryIdOf(hook: HookDefinition, request: HookRequest, payload: unknown): string | undefined {
+function deliveryIdOf(hook: HookDefinition, header: HeaderLookup, payload: unknown): string | undefined {
   let id: unknown;
-  if (hook.scheme === "github") id = request.header("x-github-delivery");
-  else if (hook.scheme === "standard-webhooks") id = request.header("webhook-id");
-  else if (hook.scheme === "hmac-sha256") id = hook.idHeader && request.header(hook.idHeader);
+  if (hook.scheme === "github") id = header("x-github-delivery");
+  else if (hook.scheme === "standard-webhooks") id = header("webhook-id");
+  else if (hook.scheme === "hmac-sha256") id = hook.idHeader && header(hook.idHeader);
   else if (typeof payload === "object" && payload !== null) id = (payload as { id?: unknown }).id;
   return typeof id === "string" && id.length > 0 ? id : undefined;
 }
 
-/** Store keys stay short and printable whatever the sender put in its header. */
-function idempotencyKey(hookId: string, deliveryId: string): string {
-  const id = PRINTABLE_KEY.test(deliveryId) ? deliveryId : createHash("sha256").update(deliveryId).digest("base64url");
-  return `hook:${hookId}:${id}`;
+const sha256 = (data: string | Buffer) => createHash("sha256").update(data).digest("base64url");
+
+/**
+ * Keys this service uses, both as message idempotency keys and in the store's
+ * delivery memory. They contain spaces, which no publisher's Idempotency-Key
+ * may (1-256 of \x21-\x7e), so a publisher cannot take a delivery's key first
+ * and have the real delivery dropped as a duplicate. The id part stays short
+ * and printable whatever the sender put in its header.
+ */
+function deliveryKey(hookId: string, deliveryId: string): string {
+  return `hook ${hookId} id ${PRINTABLE_ID.test(deliveryId) ? deliveryId : sha256(deliveryId)}`;
+}
+
+/**
+ * GitHub signs the body but not X-GitHub-Delivery, so a captured delivery
+ * could be replayed under a fresh id: its signed bytes are the key instead.
+ */
+function bodyKey(hookId: string, body: Buffer): string {
+  return `hook ${hookId} body ${sha256(body)}`;
+}
+
+/** A store that cannot answer is a 503 the sender retries, as for a publish. */
+async function storeCall<T>(pending: Promise<T>): Promise<T> {
+  try {
+    return await pending;
+  } catch {
+    throw new HeraldError("store_unavailable", undefined, { "Retry-After": "1" });
+  }
 }
 
 function messageFields(hook: HookDefinition, payload: unknown, bodyBytes: number): MessageFields {
@@ -109,52 +137,83 @@ function messageFields(hook: HookDefinition, payload: unknown, bodyBytes: number
 
 export function createHookService(options: HookServiceOptions): HookService {
   const byId = new Map(options.hooks.map((hook) => [hook.id, hook]));
-  const memory = options.memory ?? createDeliveryMemory();
+  const { hub, store } = options;
   const nowSeconds = options.nowSeconds ?? (() => Math.floor(Date.now() / 1000));
-  const unauthorized = () => new HeraldError("unauthorized", "The webhook signature is missing or invalid");
+  const refuse = (hook: HookDefinition, reason: Exclude<VerifyOutcome, "ok">): HeraldError => {
+    options.onRefused?.(hook.id, reason);
+    return new HeraldError("unauthorized", "The webhook signature is missing or invalid");
+  };
+  const recall = async (key: string | undefined): Promise<RememberedDelivery | undefined> => {
+    const text = key === undefined ? undefined : await storeCall(store.recallDelivery(key));
+    return text === undefined ? undefined : (JSON.parse(text) as RememberedDelivery);
+  };
+
+  async function publish(
+    hook: HookDefinition,
+    header: HeaderLookup,
+    body: Buffer,
+    contentType: string | undefined,
+  ): Promise<HookAnswer> {
+    const payload = parsePayload(body, contentType);
+    const deliveryId = deliveryIdOf(hook, header, payload);
+    const answer = (message: RememberedDelivery | undefined, duplicate: boolean): HookAnswer => ({
+      hook: hook.id,
+      message,
+      deliveryId,
+      duplicate,
+    });
+    const idKey = deliveryId === undefined ? undefined : deliveryKey(hook.id, deliveryId);
+    const contentKey = hook.scheme === "github" ? bodyKey(hook.id, body) : undefined;
+    const seen = (await recall(idKey)) ?? (await recall(contentKey));
+    if (seen) return answer(seen, true);
+    const mailbox = assertMailboxName(hook.mailbox.render(payload, MAX_MAILBOX_NAME_LENGTH + 1));
+    const fields = messageFields(hook, payload, body.length);
+    let published: Awaited<ReturnType<Hub["publish"]>>[number] | undefined;
+    try {
+      // The store's idempotency is atomic per mailbox: parallel repeats of one key store one message.
+      [published] = await hub.publish([{ mailbox, fields }], contentKey ?? idKey);
+    } catch (error) {
+      // Same id, other payload: an id is delivered once; a 4xx would only make the sender retry.
+      if (error instanceof HeraldError && error.code === "idempotency_conflict") return answer(undefined, true);
+      throw error;
+    }
+    if (published === undefined) throw new HeraldError("internal");
+    const { message } = published;
+    const first: RememberedDelivery = {
+      id: message.id,
+      mailbox: message.mailbox,
+      seq: message.seq,
+      cursor: published.cursor,
+    };
+    // Outlives the message's retention, so a late retry or replay is still recognised.
+    const remembered = JSON.stringify(first);
+    await storeCall(
+      Promise.all(
+        [idKey, contentKey].flatMap((key) =>
+          key === undefined ? [] : [store.rememberDelivery(key, remembered, DELIVERY_MEMORY_TTL_MS)],
+        ),
+      ),
+    );
+    return answer(first, published.duplicate);
+  }
+
   return {
     find: (id) => byId.get(id),
-    async receive(hook, request) {
-      const outcome = VERIFIERS[hook.scheme](request, {
-        keys: hook.keys,
-        toleranceSeconds: hook.toleranceSeconds,
-        header: hook.header,
-        nowSeconds: nowSeconds(),
-      });
-      if (outcome !== "ok") {
-        options.onRefused?.(hook.id, outcome);
-        throw unauthorized();
-      }
-      const payload = parsePayload(request);
-      const deliveryId = deliveryIdOf(hook, request, payload);
-      const answer = (message: RememberedDelivery | undefined, duplicate: boolean): HookAnswer => ({
-        hook: hook.id,
-        message,
-        deliveryId,
-        duplicate,
-      });
-      const contentKey = signedContentKey(hook, request);
-      const seen =
-        (deliveryId === undefined ? undefined : memory.recall(hook.id, deliveryId)) ??
-        (contentKey === undefined ? undefined : memory.recall(hook.id, contentKey));
-      if (seen) return answer(seen, true);
-      const mailbox = assertMailboxName(hook.mailbox.render(payload, MAX_MAILBOX_NAME_LENGTH + 1));
-      const fields = messageFields(hook, payload, request.body.length);
-      const key = deliveryId === undefined ? undefined : idempotencyKey(hook.id, deliveryId);
-      let published: Awaited<ReturnType<Hub["publish"]>>[number] | undefined;
-      try {
-        [published] = await options.hub.publish([{ mailbox, fields }], key);
-      } catch (error) {
-        // Same id, other payload: an id is delivered once; a 4xx would only make the sender retry.
-        if (error instanceof HeraldError && error.code === "idempotency_conflict") return answer(undefined, true);
-        throw error;
-      }
-      if (published === undefined) throw new HeraldError("internal");
-      const { message } = published;
-      const first = { id: message.id, mailbox: message.mailbox, seq: message.seq, cursor: published.cursor };
-      if (deliveryId !== undefined) memory.remember(hook.id, deliveryId, first);
-      if (contentKey !== undefined) memory.remember(hook.id, contentKey, first);
-      return answer(first, published.duplicate);
+    begin(hook, header) {
+      const claim = SIGNATURE_READERS[hook.scheme](header, hook);
+      if (typeof claim === "string") throw refuse(hook, claim);
+      return {
+        async finish(body, contentType) {
+          const outcome = checkSignature(claim, body, {
+            keys: hook.keys,
+            toleranceSeconds: hook.toleranceSeconds,
+            header: hook.header,
+            nowSeconds: nowSeconds(),
+          });
+          if (outcome !== "ok") throw refuse(hook, outcome);
+          return publish(hook, header, body, contentType);
+        },
+      };
     },
   };
 }

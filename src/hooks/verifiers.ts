@@ -8,13 +8,8 @@ export const HOOK_SCHEMES: readonly HookScheme[] = ["github", "stripe", "standar
 /** The header the generic scheme reads when a hook does not name one. */
 export const DEFAULT_HMAC_HEADER = "X-Signature";
 
-/** What a verifier sees of one delivery. */
-export interface SignedRequest {
-  /** A request header by case-insensitive name, or undefined when absent. */
-  header(name: string): string | undefined;
-  /** The body exactly as received: signatures are over these bytes, never over re-serialized JSON. */
-  readonly body: Buffer;
-}
+/** A request header by case-insensitive name, or undefined when absent. */
+export type HeaderLookup = (name: string) => string | undefined;
 
 export interface VerifyOptions {
   /** HMAC keys as bytes; any one of them may have signed (secret rotation). */
@@ -32,13 +27,28 @@ export interface VerifyOptions {
  */
 export type VerifyOutcome = "ok" | "missing" | "malformed" | "stale" | "mismatch";
 
+/** What the headers alone can tell: checked before the body is read. */
+export type HeaderRefusal = Extract<VerifyOutcome, "missing" | "malformed">;
+
+/** A delivery's signature as its headers state it; what it is worth depends on the body. */
+export interface SignatureClaim {
+  /** What the scheme signs ahead of the body bytes (timestamp, id); empty when only the body is signed. */
+  readonly signedPrefix: string;
+  /** Candidate signatures, at most MAX_SIGNATURES_PER_HEADER. */
+  readonly signatures: readonly Buffer[];
+  /** The signed timestamp in Unix seconds, for schemes that sign one. */
+  readonly timestamp: number | undefined;
+}
+
 /**
- * A Verifier checks one scheme's signature over the raw body against every
- * key, comparing in constant time, and checks the signed timestamp against
- * the tolerance where the scheme has one. It never parses the body and never
- * throws on hostile input.
+ * A SignatureReader is the header half of one scheme: it finds the signature
+ * header(s) and checks their form, so that a sender without a plausible
+ * signature is refused before its body is read. It never throws on hostile input.
  */
-export type Verifier = (request: SignedRequest, options: VerifyOptions) => VerifyOutcome;
+export type SignatureReader = (
+  header: HeaderLookup,
+  options: Pick<VerifyOptions, "header">,
+) => SignatureClaim | HeaderRefusal;
 
 /** Signatures carried in one header that a verifier will look at; senders put at most a few. */
 export const MAX_SIGNATURES_PER_HEADER = 16;
@@ -64,79 +74,87 @@ function anyMatches(expected: readonly Buffer[], candidates: readonly Buffer[]):
   return matched;
 }
 
-function withinTolerance(timestamp: string, options: VerifyOptions): boolean {
-  return Math.abs(options.nowSeconds - Number(timestamp)) <= options.toleranceSeconds;
-}
-
-function readHeader(request: SignedRequest, name: string): string | undefined {
-  const value = request.header(name);
+function readHeader(header: HeaderLookup, name: string): string | undefined {
+  const value = header(name);
   return value === undefined || value.length === 0 ? undefined : value;
 }
 
-/** GitHub: `X-Hub-Signature-256: sha256=<hex HMAC of the body>`. No timestamp is signed. */
-export const verifyGithub: Verifier = (request, options) => {
-  const header = readHeader(request, "x-hub-signature-256");
-  if (header === undefined) return "missing";
-  const hex = header.startsWith("sha256=") ? header.slice(7) : "";
+/** One hex HMAC of the body alone, optionally prefixed `sha256=` (required by GitHub). */
+function bodyOnlyClaim(value: string, prefixRequired: boolean): SignatureClaim | HeaderRefusal {
+  const hex = value.startsWith("sha256=") ? value.slice(7) : prefixRequired ? "" : value;
   if (!HEX_SHA256.test(hex)) return "malformed";
-  const expected = options.keys.map((key) => hmac(key, request.body));
-  return anyMatches(expected, [Buffer.from(hex, "hex")]) ? "ok" : "mismatch";
+  return { signedPrefix: "", signatures: [Buffer.from(hex, "hex")], timestamp: undefined };
+}
+
+/** GitHub: `X-Hub-Signature-256: sha256=<hex HMAC of the body>`. No timestamp is signed. */
+export const readGithubSignature: SignatureReader = (header) => {
+  const value = readHeader(header, "x-hub-signature-256");
+  return value === undefined ? "missing" : bodyOnlyClaim(value, true);
 };
 
 /** Stripe: `Stripe-Signature: t=<unix>,v1=<hex HMAC of "t.body">[,v1=...]`; v0 and unknown schemes are ignored. */
-export const verifyStripe: Verifier = (request, options) => {
-  const header = readHeader(request, "stripe-signature");
-  if (header === undefined) return "missing";
-  if (header.length > MAX_SIGNATURE_HEADER_LENGTH) return "malformed";
+export const readStripeSignature: SignatureReader = (header) => {
+  const value = readHeader(header, "stripe-signature");
+  if (value === undefined) return "missing";
+  if (value.length > MAX_SIGNATURE_HEADER_LENGTH) return "malformed";
   let timestamp: string | undefined;
   const signatures: Buffer[] = [];
-  for (const part of header.split(",").slice(0, MAX_SIGNATURES_PER_HEADER + 1)) {
-    const [name, value = ""] = part.trim().split("=", 2);
-    if (name === "t") timestamp = value;
-    else if (name === "v1" && HEX_SHA256.test(value)) signatures.push(Buffer.from(value, "hex"));
+  for (const part of value.split(",").slice(0, MAX_SIGNATURES_PER_HEADER + 1)) {
+    const [name, item = ""] = part.trim().split("=", 2);
+    if (name === "t") timestamp = item;
+    else if (name === "v1" && HEX_SHA256.test(item)) signatures.push(Buffer.from(item, "hex"));
   }
   if (timestamp === undefined || !UNIX_SECONDS.test(timestamp) || signatures.length === 0) return "malformed";
-  const expected = options.keys.map((key) => hmac(key, `${timestamp}.`, request.body));
-  if (!anyMatches(expected, signatures)) return "mismatch";
-  return withinTolerance(timestamp, options) ? "ok" : "stale";
+  return { signedPrefix: `${timestamp}.`, signatures, timestamp: Number(timestamp) };
 };
 
 /**
  * Standard Webhooks: `webhook-signature: v1,<base64 HMAC of "id.timestamp.body">`,
  * space-separated when several; the key is the base64 after `whsec_`.
  */
-export const verifyStandardWebhooks: Verifier = (request, options) => {
-  const id = readHeader(request, "webhook-id");
-  const timestamp = readHeader(request, "webhook-timestamp");
-  const header = readHeader(request, "webhook-signature");
-  if (id === undefined || timestamp === undefined || header === undefined) return "missing";
-  if (header.length > MAX_SIGNATURE_HEADER_LENGTH || !UNIX_SECONDS.test(timestamp)) return "malformed";
+export const readStandardWebhooksSignature: SignatureReader = (header) => {
+  const id = readHeader(header, "webhook-id");
+  const timestamp = readHeader(header, "webhook-timestamp");
+  const value = readHeader(header, "webhook-signature");
+  if (id === undefined || timestamp === undefined || value === undefined) return "missing";
+  if (value.length > MAX_SIGNATURE_HEADER_LENGTH || !UNIX_SECONDS.test(timestamp)) return "malformed";
   const signatures: Buffer[] = [];
-  for (const part of header.split(" ").slice(0, MAX_SIGNATURES_PER_HEADER)) {
+  for (const part of value.split(" ").slice(0, MAX_SIGNATURES_PER_HEADER)) {
     if (part.startsWith("v1,")) signatures.push(Buffer.from(part.slice(3), "base64"));
   }
   if (signatures.length === 0) return "malformed";
-  const expected = options.keys.map((key) => hmac(key, `${id}.${timestamp}.`, request.body));
-  if (!anyMatches(expected, signatures)) return "mismatch";
-  return withinTolerance(timestamp, options) ? "ok" : "stale";
+  return { signedPrefix: `${id}.${timestamp}.`, signatures, timestamp: Number(timestamp) };
 };
 
 /** Generic: a configured header carrying the hex HMAC-SHA256 of the body, optionally prefixed `sha256=`. */
-export const verifyHmacSha256: Verifier = (request, options) => {
-  const header = readHeader(request, options.header);
-  if (header === undefined) return "missing";
-  const hex = header.startsWith("sha256=") ? header.slice(7) : header;
-  if (!HEX_SHA256.test(hex)) return "malformed";
-  const expected = options.keys.map((key) => hmac(key, request.body));
-  return anyMatches(expected, [Buffer.from(hex, "hex")]) ? "ok" : "mismatch";
+export const readHmacSha256Signature: SignatureReader = (header, options) => {
+  const value = readHeader(header, options.header);
+  return value === undefined ? "missing" : bodyOnlyClaim(value, false);
 };
 
-export const VERIFIERS: Readonly<Record<HookScheme, Verifier>> = {
-  github: verifyGithub,
-  stripe: verifyStripe,
-  "standard-webhooks": verifyStandardWebhooks,
-  "hmac-sha256": verifyHmacSha256,
+export const SIGNATURE_READERS: Readonly<Record<HookScheme, SignatureReader>> = {
+  github: readGithubSignature,
+  stripe: readStripeSignature,
+  "standard-webhooks": readStandardWebhooksSignature,
+  "hmac-sha256": readHmacSha256Signature,
 };
+
+/**
+ * The body half: compares the claim with the HMAC of its prefix and the raw
+ * body under every key, in constant time, then checks a signed timestamp
+ * against the tolerance. Staleness is judged only after the signature
+ * matched, so an unsigned timestamp never tells a prober anything.
+ */
+export function checkSignature(
+  claim: SignatureClaim,
+  body: Buffer,
+  options: VerifyOptions,
+): Extract<VerifyOutcome, "ok" | "stale" | "mismatch"> {
+  const expected = options.keys.map((key) => hmac(key, claim.signedPrefix, body));
+  if (!anyMatches(expected, claim.signatures)) return "mismatch";
+  if (claim.timestamp === undefined) return "ok";
+  return Math.abs(options.nowSeconds - claim.timestamp) <= options.toleranceSeconds ? "ok" : "stale";
+}
 
 /**
  * The HMAC key a configured secret stands for. Standard Webhooks secrets are

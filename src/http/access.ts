@@ -1,18 +1,21 @@
 import type { IncomingMessage } from "node:http";
 import type { Context } from "hono";
 import { getCookie } from "hono/cookie";
-import type { AuthSettings } from "../auth/auth-config.js";
+import { type AuthSettings, authEnabled } from "../auth/auth-config.js";
 import type { ResolvedLimits } from "../auth/binding.js";
 import { type ApiKey, createKeyring, type ScopeMatcher } from "../auth/keys.js";
 import {
   type ConnectionLimits,
   createConnectionLimits,
   createRateLimiter,
+  createSlotLimiter,
   type RateLimiter,
+  type SlotLimiter,
 } from "../auth/rate-limit.js";
 import { createTokenService, type TokenService, type TokenSettings } from "../auth/tokens.js";
 import { addressVisitor, clientAddress, createTrustedProxies, type VisitorId } from "../auth/visitor.js";
 import { HeraldError } from "../core/errors.js";
+import { createOriginPolicy, type OriginPolicy } from "./origin-policy.js";
 
 /** Cookie a browser app may set so EventSource and fetch carry the token without a header. */
 export const TOKEN_COOKIE = "herald_token";
@@ -21,9 +24,14 @@ export const MAX_CREDENTIAL_LENGTH = 8192;
 /** Seconds a client is told to wait when the whole server is full. */
 const SERVER_FULL_RETRY_SECONDS = 5;
 
+/** Where a request's credential came from; the cookie is the one a browser attaches on its own. */
+export type CredentialSource = "header" | "cookie" | "query";
+
 /** Whoever made a request, once authenticated. */
 export interface Caller {
   readonly kind: "anonymous" | "key" | "token";
+  /** Undefined for an anonymous caller. */
+  readonly via: CredentialSource | undefined;
   /** Key name or token subject; "anonymous" otherwise. For logs. */
   readonly name: string;
   readonly visitor: VisitorId;
@@ -39,7 +47,7 @@ export type HeldKind = "stream" | "long-poll";
 /** Counts behind /metrics. */
 export interface SecurityCounters {
   readonly authFailures: Record<"unauthorized" | "forbidden", number>;
-  readonly rateLimited: Record<"publish" | HeldKind, number>;
+  readonly rateLimited: Record<"publish" | HeldKind | "hook" | "connection", number>;
   serverFull: number;
 }
 
@@ -51,10 +59,14 @@ export interface SecurityCounters {
  */
 export interface Access {
   readonly authOn: boolean;
-  /** True when some key holds the "metrics" right: /metrics then needs one. */
+  /** With auth on, /metrics needs a key with the "metrics" right unless auth.metrics is "open". */
   readonly metricsProtected: boolean;
-  /** Origins from the config's auth.cors; undefined means the mode's default. */
-  readonly corsOrigins: readonly string[] | undefined;
+  /** True when reading needs no credential (no auth, or auth.reads "open"). */
+  readonly readsOpen: boolean;
+  /** Which web pages may use Herald from a browser. */
+  readonly origins: OriginPolicy;
+  /** Loopback without auth: requests must name a loopback Host (no DNS rebinding). */
+  readonly loopbackHostsOnly: boolean;
   readonly limits: ResolvedLimits;
   readonly counters: SecurityCounters;
   readonly connections: ConnectionLimits;
@@ -70,6 +82,16 @@ export interface Access {
   chargePublish(caller: Caller): void;
   /** Takes a connection slot, returning its release; 429 when the visitor holds too many, 503 when the server is full. */
   hold(caller: Caller, kind: HeldKind): () => void;
+  /**
+   * Takes a webhook-receiving slot for the sender's address before its body is
+   * read, returning its release; 429 when that address or the server has too many in flight.
+   */
+  holdHook(c: Context): () => void;
+  /**
+   * Counts a new TCP connection against its address (limits.connectionsPerAddress;
+   * trusted proxies are exempt). Returns its release, or undefined when the address holds too many.
+   */
+  holdSocket(remoteAddress: string | undefined): (() => void) | undefined;
   /** The caller's key when it holds `right`; 401 without a key, 403 without the right. */
   keyWithRight(c: Context, right: "tokens" | "metrics"): ApiKey;
   /** The caller a request was authenticated as, for the request log. */
@@ -86,31 +108,51 @@ function unauthorized(message: string, error = ""): HeraldError {
 }
 
 /** A credential from `Authorization: Bearer`, else (tokens only) the cookie, else `?token=`. */
-function credentialOf(c: Context): { value: string; fromHeader: boolean } | undefined {
+function credentialOf(c: Context): { value: string; source: CredentialSource } | undefined {
   const header = c.req.header("authorization");
   if (header !== undefined) {
     const match = /^Bearer[ ]+(\S+)\s*$/i.exec(header);
     if (!match?.[1]) throw unauthorized("Send Authorization: Bearer <key or token>", "invalid_request");
-    return { value: match[1], fromHeader: true };
+    return { value: match[1], source: "header" };
   }
-  const value = getCookie(c, TOKEN_COOKIE) || c.req.query("token");
-  return value ? { value, fromHeader: false } : undefined;
+  const cookie = getCookie(c, TOKEN_COOKIE);
+  if (cookie) return { value: cookie, source: "cookie" };
+  const query = c.req.query("token");
+  return query ? { value: query, source: "query" } : undefined;
 }
 
-export async function createAccess(auth: AuthSettings | undefined, limits: ResolvedLimits): Promise<Access> {
+export interface AccessOptions {
+  /** Herald listens on a loopback address. */
+  readonly loopback: boolean;
+  /** --insecure: the operator chose to serve anyone, whatever name they use. */
+  readonly insecure: boolean;
+}
+
+export async function createAccess(
+  auth: AuthSettings | undefined,
+  limits: ResolvedLimits,
+  options: AccessOptions,
+): Promise<Access> {
   const keyring = createKeyring(auth?.keys ?? []);
   const tokenSettings = auth?.tokens;
   const tokens = tokenSettings === undefined ? undefined : await createTokenService(tokenSettings);
-  const authOn = auth !== undefined;
-  // With keys but no token key, subscribers have nothing to present: reading stays open.
-  const readsOpen = !authOn || tokens === undefined;
+  const authOn = authEnabled(auth);
+  const readsOpen = !authOn || auth?.reads === "open";
   const trusted = createTrustedProxies(limits.trustedProxies);
   const publishRate: RateLimiter | undefined = limits.publish ? createRateLimiter(limits.publish) : undefined;
   const connections = createConnectionLimits(limits);
+  const socketSlots: SlotLimiter = createSlotLimiter(limits.connectionsPerAddress, () => ({
+    total: 0,
+    max: Number.POSITIVE_INFINITY,
+  }));
+  const hookSlots: SlotLimiter = createSlotLimiter(limits.hooksPerVisitor, () => ({
+    total: hookSlots.total,
+    max: limits.maxHooksInFlight,
+  }));
   const callers = new WeakMap<IncomingMessage, Caller>();
   const counters: SecurityCounters = {
     authFailures: { unauthorized: 0, forbidden: 0 },
-    rateLimited: { publish: 0, stream: 0, "long-poll": 0 },
+    rateLimited: { publish: 0, stream: 0, "long-poll": 0, hook: 0, connection: 0 },
     serverFull: 0,
   };
 
@@ -131,6 +173,7 @@ export async function createAccess(auth: AuthSettings | undefined, limits: Resol
   async function identify(c: Context, forPublish: boolean): Promise<Caller> {
     const anonymous = (canPublish: ScopeMatcher): Caller => ({
       kind: "anonymous",
+      via: undefined,
       name: "anonymous",
       visitor: addressOf(c),
       expiresAt: undefined,
@@ -150,10 +193,11 @@ export async function createAccess(auth: AuthSettings | undefined, limits: Resol
     }
     if (credential.value.length > MAX_CREDENTIAL_LENGTH)
       throw unauthorized("The credential is too long", "invalid_token");
-    const key = credential.fromHeader ? keyring.find(credential.value) : undefined;
+    const key = credential.source === "header" ? keyring.find(credential.value) : undefined;
     if (key !== undefined) {
       return {
         kind: "key",
+        via: "header",
         name: key.name,
         visitor: `key:${key.name}`,
         expiresAt: undefined,
@@ -168,6 +212,7 @@ export async function createAccess(auth: AuthSettings | undefined, limits: Resol
     });
     return {
       kind: "token",
+      via: credential.source,
       name: holder.sub,
       visitor: `sub:${holder.sub}`,
       expiresAt: holder.expiresAt,
@@ -189,8 +234,10 @@ export async function createAccess(auth: AuthSettings | undefined, limits: Resol
 
   return {
     authOn,
-    metricsProtected: (auth?.keys ?? []).some((key) => key.metrics),
-    corsOrigins: auth?.corsOrigins,
+    metricsProtected: authOn && auth?.metrics !== "open",
+    readsOpen,
+    origins: createOriginPolicy(auth?.corsOrigins, authOn),
+    loopbackHostsOnly: !authOn && options.loopback && !options.insecure,
     limits,
     counters,
     connections,
@@ -234,39 +281,34 @@ export async function createAccess(auth: AuthSettings | undefined, limits: Resol
         "Retry-After": "1",
       });
     },
+    holdHook(c) {
+      const result = hookSlots.acquire(addressOf(c));
+      if (typeof result === "function") return result;
+      counters.rateLimited.hook += 1;
+      const cap =
+        result === "visitor-full" ? `${limits.hooksPerVisitor} per sender` : `${limits.maxHooksInFlight} in all`;
+      throw new HeraldError("too_many_requests", `At most ${cap} webhook deliveries are received at once`, {
+        "Retry-After": "1",
+      });
+    },
+    holdSocket(remoteAddress) {
+      if (limits.connectionsPerAddress === undefined) return () => {};
+      const address = remoteAddress ?? "unknown";
+      if (trusted.has(address)) return () => {};
+      const result = socketSlots.acquire(addressVisitor(address));
+      if (typeof result === "function") return result;
+      counters.rateLimited.connection += 1;
+      return undefined;
+    },
     keyWithRight(c, right) {
       const credential = credentialOf(c);
-      const key = credential?.fromHeader ? keyring.find(credential.value) : undefined;
+      const key = credential?.source === "header" ? keyring.find(credential.value) : undefined;
       if (key === undefined)
         throw fail(unauthorized(`This needs Authorization: Bearer <API key with the "${right}" right>`));
-      if (!key[right]) throw fail(new HeraldError("forbidden", `The key "${key.name}" lacks the "${right}" right`));
+      const holds = right === "tokens" ? key.tokens !== undefined : key.metrics;
+      if (!holds) throw fail(new HeraldError("forbidden", `The key "${key.name}" lacks the "${right}" right`));
       return key;
     },
     callerOf: (request) => callers.get(request),
   };
-}
-
-/** A reader let in, holding a connection slot until `release` (idempotent). */
-export interface ReadGrant {
-  readonly caller: Caller;
-  readonly release: () => void;
-}
-
-/** Every read route calls this with every mailbox it touches: 401, 403, 429 or 503, else a grant. */
-export async function admitReader(
-  c: Context,
-  access: Access,
-  mailboxes: readonly string[],
-  hold: HeldKind | undefined,
-): Promise<ReadGrant> {
-  const caller = await access.authenticate(c, false);
-  access.checkRead(caller, mailboxes);
-  return { caller, release: hold === undefined ? () => {} : access.hold(caller, hold) };
-}
-
-/** Every publish route calls this before reading the body, then `checkPublish` with the mailboxes. */
-export async function admitPublisher(c: Context, access: Access): Promise<Caller> {
-  const caller = await access.authenticate(c, true);
-  access.chargePublish(caller);
-  return caller;
 }

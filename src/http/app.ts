@@ -2,11 +2,12 @@ import type { HttpBindings } from "@hono/node-server";
 import { RESPONSE_ALREADY_SENT } from "@hono/node-server/utils/response";
 import { type Context, Hono } from "hono";
 import { HeraldError } from "../core/errors.js";
-import { admitReader } from "./access.js";
-import { type CorsPolicy, corsMiddleware, corsPolicy } from "./cors.js";
+import { admitReader } from "./admission.js";
+import { corsMiddleware } from "./cors.js";
 import type { AppDeps } from "./deps.js";
 import { receiveHook } from "./hook-routes.js";
 import { metricsRoute } from "./metrics.js";
+import { isLoopbackHostHeader } from "./origin-policy.js";
 import { pathMailbox, queryMailboxes, streamCursor } from "./params.js";
 import { publishBatch, publishOne } from "./publish-routes.js";
 import { readMany, readOne } from "./read-routes.js";
@@ -85,8 +86,6 @@ function renderError(error: HeraldError): Response {
 
 export function createApp(deps: AppDeps, routes: readonly RouteSpec[] = ROUTES): Hono<HeraldEnv> {
   const app = new Hono<HeraldEnv>();
-  // Built on first request: the app is also built from route declarations alone (openapi test).
-  let cors: { policy: CorsPolicy | undefined } | undefined;
   app.use(
     requestLog(
       () => deps.logger,
@@ -94,12 +93,19 @@ export function createApp(deps: AppDeps, routes: readonly RouteSpec[] = ROUTES):
       (seconds) => deps.metrics.observePublish(seconds),
     ),
   );
-  app.use(
-    corsMiddleware(() => {
-      cors ??= { policy: corsPolicy(deps.access.corsOrigins, deps.access.authOn) };
-      return cors.policy;
-    }),
-  );
+  app.use(async (c, next) => {
+    // DNS rebinding points a hostile name at 127.0.0.1; the browser still sends that name as Host.
+    const host = c.req.header("host");
+    if (deps.access.loopbackHostsOnly && host !== undefined && !isLoopbackHostHeader(host)) {
+      throw new HeraldError(
+        "host_not_allowed",
+        `Host ${JSON.stringify(host.slice(0, 256))} is not a loopback name; without auth Herald answers only to ` +
+          "localhost and loopback addresses (configure auth, or pass --insecure, to serve other names)",
+      );
+    }
+    await next();
+  });
+  app.use(corsMiddleware(() => deps.access.origins));
   app.use(async (c, next) => {
     await next();
     // A streamed response already wrote its head; its Response object is a shared marker, not ours to change.

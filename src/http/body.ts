@@ -2,6 +2,7 @@ import { IncomingMessage } from "node:http";
 import type { HttpBindings } from "@hono/node-server";
 import type { Context } from "hono";
 import { HeraldError } from "../core/errors.js";
+import { parseJsonText } from "../core/json-text.js";
 
 export type RequestBody =
   | { readonly kind: "json"; readonly value: unknown }
@@ -78,9 +79,5 @@ export async function readBody(c: Context, maxBytes: number): Promise<RequestBod
   const raw = await readRawBody(c, maxBytes);
   const text = raw.toString("utf8");
   if (!isJsonContentType(c.req.header("content-type"))) return { kind: "text", text };
-  try {
-    return { kind: "json", value: JSON.parse(text) };
-  } catch (error) {
-    throw new HeraldError("bad_json", `The body is not valid JSON: ${(error as Error).message}`);
-  }
+  return { kind: "json", value: parseJsonText(text, "The body") };
 }

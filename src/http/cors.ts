@@ -1,12 +1,6 @@
 import type { ServerResponse } from "node:http";
 import type { Context, MiddlewareHandler } from "hono";
-
-/** Who browsers may call Herald from. */
-export interface CorsPolicy {
-  /** "*": any origin, without credentials (the loopback try-it-out default). */
-  readonly anyOrigin: boolean;
-  readonly origins: ReadonlySet<string>;
-}
+import type { OriginPolicy } from "./origin-policy.js";
 
 const ALLOW_METHODS = "GET, POST, OPTIONS";
 const ALLOW_HEADERS = "Authorization, Content-Type, Idempotency-Key, Last-Event-ID, X-Request-Id";
@@ -15,30 +9,23 @@ const EXPOSE_HEADERS = "Retry-After, X-Request-Id, WWW-Authenticate";
 const PREFLIGHT_MAX_AGE_SECONDS = 600;
 
 /**
- * Configured origins win. Without any: with auth on, same origin only (no
- * CORS headers at all); without auth, any origin.
- */
-export function corsPolicy(configured: readonly string[] | undefined, authOn: boolean): CorsPolicy | undefined {
-  const origins = configured ?? (authOn ? [] : ["*"]);
-  if (origins.length === 0) return undefined;
-  return { anyOrigin: origins.includes("*"), origins: new Set(origins.filter((origin) => origin !== "*")) };
-}
-
-/**
  * Answers preflights and adds CORS headers. Headers also go straight onto the
  * Node response, because streaming routes write their own head.
  */
-export function corsMiddleware(policyOf: () => CorsPolicy | undefined): MiddlewareHandler {
+export function corsMiddleware(policyOf: () => OriginPolicy): MiddlewareHandler {
   return async (c: Context, next) => {
     const origin = c.req.header("origin");
-    const policy = origin === undefined ? undefined : policyOf();
-    if (origin === undefined || policy === undefined) return next();
-    const exact = policy.origins.has(origin);
-    if (!exact && !policy.anyOrigin) return next();
-    // A listed origin gets credentials (the token cookie); "*" may not carry them.
-    const headers: Record<string, string> = exact
-      ? { "Access-Control-Allow-Origin": origin, "Access-Control-Allow-Credentials": "true", Vary: "Origin" }
-      : { "Access-Control-Allow-Origin": "*" };
+    if (origin === undefined) return next();
+    const policy = policyOf();
+    if (!policy.corsAllows(origin)) return next();
+    // A listed origin gets credentials (the token cookie) when auth is on; "*" may not carry them.
+    const headers: Record<string, string> = policy.wildcard(origin)
+      ? { "Access-Control-Allow-Origin": "*" }
+      : {
+          "Access-Control-Allow-Origin": origin,
+          ...(policy.withCredentials(origin) ? { "Access-Control-Allow-Credentials": "true" } : {}),
+          Vary: "Origin",
+        };
     if (c.req.method === "OPTIONS" && c.req.header("access-control-request-method") !== undefined) {
       return c.body(null, 204, {
         ...headers,

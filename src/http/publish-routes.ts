@@ -4,7 +4,7 @@ import { HeraldError } from "../core/errors.js";
 import type { Published, PublishItem } from "../core/hub.js";
 import { assertMailboxName } from "../core/mailbox-name.js";
 import { type MessageFields, parseMessageFields } from "../core/message-input.js";
-import { admitPublisher } from "./access.js";
+import { admitPublisher } from "./admission.js";
 import { readBody } from "./body.js";
 import type { AppDeps } from "./deps.js";
 import { pathMailbox } from "./params.js";

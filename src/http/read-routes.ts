@@ -1,7 +1,7 @@
 import type { Context } from "hono";
 import { withCursor } from "../core/delivery.js";
 import type { ReadAnswer } from "../core/hub.js";
-import { admitReader } from "./access.js";
+import { admitReader } from "./admission.js";
 import type { AppDeps } from "./deps.js";
 import { pathMailbox, queryCursor, queryLimit, queryMailboxes, queryWaitMs } from "./params.js";
 

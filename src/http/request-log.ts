@@ -8,8 +8,8 @@ export type { Logger } from "pino";
 
 /** A client's X-Request-Id is reused when it looks like an id; anything else is replaced. */
 const REQUEST_ID = /^[\w.:-]{1,64}$/;
-/** Query parameters whose values never reach a log line. */
-const SECRET_PARAMS = /([?&](?:token|access_token|key)=)[^&#]*/gi;
+/** Query parameters whose values never reach a log line, however their names are percent-encoded. */
+const SECRET_PARAMS = new Set(["token", "access_token", "key"]);
 
 export const REDACTED = "[REDACTED]";
 
@@ -29,14 +29,39 @@ export function createLogger(level: string, destination?: DestinationStream): Lo
   );
 }
 
-/** The URL with every secret-bearing query parameter's value replaced. */
+function decodedName(name: string): string {
+  try {
+    return decodeURIComponent(name.replace(/\+/g, " ")).toLowerCase();
+  } catch {
+    return name.toLowerCase();
+  }
+}
+
+/**
+ * The URL with the value of every secret-bearing query parameter replaced.
+ * Names are compared decoded, as the router reads them: `?%74oken=` is `token`.
+ */
 export function redactUrl(url: string): string {
-  return url.replace(SECRET_PARAMS, `$1${REDACTED}`);
+  const question = url.indexOf("?");
+  if (question === -1) return url;
+  const hash = url.indexOf("#", question);
+  const query = url.slice(question + 1, hash === -1 ? undefined : hash);
+  const redacted = query
+    .split("&")
+    .map((part) => {
+      const equals = part.indexOf("=");
+      const name = equals === -1 ? part : part.slice(0, equals);
+      return SECRET_PARAMS.has(decodedName(name)) ? `${name}=${REDACTED}` : part;
+    })
+    .join("&");
+  return `${url.slice(0, question + 1)}${redacted}${hash === -1 ? "" : url.slice(hash)}`;
 }
 
 /**
  * One line per request when its response closes (so a stream is logged when
- * it ends), with a request id echoed in X-Request-Id.
+ * it ends), with a request id echoed in X-Request-Id. A WebSocket upgrade has
+ * no response object: it is logged when its socket closes, with the status the
+ * upgrade was answered with (101 when it became a WebSocket).
  */
 export function requestLog(
   logger: () => Logger,
@@ -46,34 +71,40 @@ export function requestLog(
   return async (c: Context, next) => {
     const env = c.env as { incoming?: IncomingMessage; outgoing?: ServerResponse } | undefined;
     const { incoming, outgoing } = env ?? {};
-    if (!incoming || !outgoing) return next();
+    if (!incoming) return next();
     const offered = c.req.header("x-request-id");
     const id = offered !== undefined && REQUEST_ID.test(offered) ? offered : randomUUID();
-    outgoing.setHeader("X-Request-Id", id);
+    outgoing?.setHeader("X-Request-Id", id);
     const started = performance.now();
     const method = c.req.method;
     const publish = method === "POST" && /^\/v1\/(?:mailboxes\/[^/]+\/)?messages$/.test(c.req.path);
     const log = logger();
     // Below "info" only errors are logged, and the error handler does that: skip the per-request listener.
-    if (log.isLevelEnabled("info"))
-      outgoing.once("close", () => {
-        const caller = callerOf(incoming);
-        const status = outgoing.statusCode;
-        const ms = Math.round((performance.now() - started) * 10) / 10;
-        const line = {
-          reqId: id,
-          // Not `c`: the listener lives as long as a stream does, and would keep the whole request context alive.
-          method,
-          url: redactUrl(incoming.url ?? ""),
-          status,
-          ms,
-          ...(caller ? { caller: caller.name, visitor: caller.visitor } : {}),
-          ...(outgoing.writableFinished ? {} : { aborted: true }),
-        };
-        if (status >= 500) log.error(line, "request");
-        else log.info(line, "request");
-      });
+    const logging = log.isLevelEnabled("info");
+    let upgradeStatus = 0;
+    const writeLine = (status: number, aborted: boolean) => {
+      const caller = callerOf(incoming);
+      const ms = Math.round((performance.now() - started) * 10) / 10;
+      const line = {
+        reqId: id,
+        // Not `c`: the listener lives as long as a stream does, and would keep the whole request context alive.
+        method,
+        url: redactUrl(incoming.url ?? ""),
+        status,
+        ms,
+        ...(caller ? { caller: caller.name, visitor: caller.visitor } : {}),
+        ...(aborted ? { aborted: true } : {}),
+      };
+      if (status >= 500) log.error(line, "request");
+      else log.info(line, "request");
+    };
+    if (logging && outgoing) {
+      outgoing.once("close", () => writeLine(outgoing.statusCode, !outgoing.writableFinished));
+    } else if (logging) {
+      incoming.socket.once("close", () => writeLine(upgradeStatus, false));
+    }
     await next();
+    if (!outgoing) upgradeStatus = c.res.status === 200 ? 101 : c.res.status;
     if (publish && c.res.status < 300) onPublished((performance.now() - started) / 1000);
   };
 }

@@ -1,5 +1,5 @@
 import type { Context } from "hono";
-import { isScopePattern, MAX_PATTERNS } from "../auth/keys.js";
+import { isScopePattern, MAX_PATTERNS, scopeCovers } from "../auth/keys.js";
 import { MAX_SUBJECT_LENGTH } from "../auth/tokens.js";
 import { HeraldError } from "../core/errors.js";
 import { readBody } from "./body.js";
@@ -26,8 +26,8 @@ function patterns(value: unknown, field: string, required: boolean): string[] {
 
 /**
  * POST /v1/tokens: an app backend, holding a key with the "tokens" right, has
- * Herald mint a subscriber token. Its publish patterns must lie within the
- * key's own publish scope.
+ * Herald mint a subscriber token. What the token may read must lie within the
+ * key's token patterns, what it may publish to within the key's publish patterns.
  */
 export async function mintToken(c: Context, deps: AppDeps): Promise<Response> {
   const key = deps.access.keyWithRight(c, "tokens");
@@ -48,8 +48,11 @@ export async function mintToken(c: Context, deps: AppDeps): Promise<Response> {
   }
   const mailboxes = patterns(request.mailboxes, "mailboxes", true);
   const publish = patterns(request.publish, "publish", false);
-  // A pattern read literally (its * as a character) matches the key's scope only if everything it names does.
-  const beyond = publish.find((pattern) => !key.canPublish(pattern));
+  const unreadable = mailboxes.find((pattern) => !scopeCovers(key.canGrantRead, pattern));
+  if (unreadable !== undefined) {
+    throw new HeraldError("forbidden", `The key "${key.name}" may not grant reading "${unreadable}"`);
+  }
+  const beyond = publish.find((pattern) => !scopeCovers(key.canPublish, pattern));
   if (beyond !== undefined) {
     throw new HeraldError("forbidden", `The key "${key.name}" may not grant publishing to "${beyond}"`);
   }

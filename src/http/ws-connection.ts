@@ -1,14 +1,17 @@
 import type { WebSocket } from "ws";
+import { createRateLimiter } from "../auth/rate-limit.js";
 import type { CloseReason, FrameFormat, GapNotice, StreamSink } from "../core/delivery.js";
 import { withCursor } from "../core/delivery.js";
 import { HeraldError } from "../core/errors.js";
 import type { Published } from "../core/hub.js";
+import { parseJsonText } from "../core/json-text.js";
 import { assertMailboxName } from "../core/mailbox-name.js";
 import { parseMessageFields } from "../core/message-input.js";
 import type { Subscription } from "../core/subscription.js";
 import type { StoredMessage } from "../store/mailbox-store.js";
 import type { Caller } from "./access.js";
 import type { AppDeps } from "./deps.js";
+import { NDJSON_AUTH_EXPIRED } from "./frame-formats.js";
 import { MAX_SUBSCRIPTION_MAILBOXES } from "./params.js";
 import { MAX_IDEMPOTENCY_KEY_LENGTH } from "./publish-routes.js";
 
@@ -23,6 +26,13 @@ export const WS_CLOSE_DRAINING = 1001;
 export const WS_CLOSE_SLOW_CONSUMER = 4008;
 /** The token expired; reconnect with a new one and the last cursor. */
 export const WS_CLOSE_AUTH_EXPIRED = 4001;
+/**
+ * How long a client may take to answer our close frame before its socket is
+ * cut. `ws` would wait 30 s, and frames that arrive meanwhile are refused anyway.
+ */
+export const WS_CLOSE_GRACE_MS = 2000;
+/** Subscribe frames per second one connection may send (each starts a replay from the store), and the burst. */
+export const WS_SUBSCRIBE_RATE = { rate: 2, burst: 10 } as const;
 
 const IDEMPOTENCY_KEY = /^[\x21-\x7e]+$/;
 const FRAME_KEYS: Record<string, readonly string[]> = {
@@ -89,12 +99,16 @@ export class WsConnection implements StreamSink {
   #queue: Promise<void> = Promise.resolve();
   #queued = 0;
   #closed = false;
-  /** Who opened the socket (set by the route before any frame); every subscribe and publish is checked against it. */
-  caller: Caller | undefined;
+  /** Set once we sent a close frame: nothing the client sends after it is acted on. */
+  #closing = false;
+  readonly #subscribeRate = createRateLimiter(WS_SUBSCRIBE_RATE, Date.now, 1);
+  /** Who opened the socket; every subscribe and publish is checked against it. */
+  readonly caller: Caller;
 
-  constructor(socket: WebSocket, deps: AppDeps, onGone: (connection: WsConnection) => void) {
+  constructor(socket: WebSocket, deps: AppDeps, caller: Caller, onGone: (connection: WsConnection) => void) {
     this.#socket = socket;
     this.#deps = deps;
+    this.caller = caller;
     this.#onGone = onGone;
     socket.on("pong", () => {
       this.alive = true;
@@ -135,8 +149,23 @@ export class WsConnection implements StreamSink {
     if (this.#closed) return;
     // A slow consumer's queue cannot flush, so a close frame behind it would never arrive: cut at once.
     if (reason === "slow-consumer") this.#socket.terminate();
-    else this.#socket.close(WS_CLOSE_DRAINING, "server draining; reconnect with your cursor");
+    else this.#closeWithGrace(WS_CLOSE_DRAINING, "server draining; reconnect with your cursor");
     this.gone();
+  }
+
+  /** The caller's token expired: say so, close, and stop acting on frames at once. */
+  expire(): void {
+    if (this.#closed || this.#closing) return;
+    this.#sendText(NDJSON_AUTH_EXPIRED.trim());
+    this.#closeWithGrace(WS_CLOSE_AUTH_EXPIRED, "token expired; reconnect with a new token and your cursor");
+    this.gone();
+  }
+
+  #closeWithGrace(code: number, reason: string): void {
+    this.#closing = true;
+    this.#socket.close(code, reason);
+    // A client that never answers the close frame must not keep the socket.
+    setTimeout(() => this.#socket.terminate(), WS_CLOSE_GRACE_MS).unref();
   }
 
   // --- protocol ---
@@ -178,16 +207,15 @@ export class WsConnection implements StreamSink {
   }
 
   async #handle(data: unknown): Promise<void> {
-    if (this.#closed) return;
+    if (this.#closed || this.#closing) return;
     let ref: Ref;
     try {
-      if (typeof data !== "string") throw badFrame("Send JSON text frames, not binary ones");
-      let frame: unknown;
-      try {
-        frame = JSON.parse(data);
-      } catch {
-        throw new HeraldError("bad_json", "The frame is not valid JSON");
+      if (this.caller.expiresAt !== undefined && Date.now() >= this.caller.expiresAt) {
+        // The expiry timer may not have fired yet when a frame races it.
+        throw new HeraldError("unauthorized", "The token has expired; reconnect with a new token and your cursor");
       }
+      if (typeof data !== "string") throw badFrame("Send JSON text frames, not binary ones");
+      const frame = parseJsonText(data, "The frame");
       if (typeof frame !== "object" || frame === null || Array.isArray(frame)) {
         throw badFrame('A frame is a JSON object with a "type"');
       }
@@ -222,8 +250,14 @@ export class WsConnection implements StreamSink {
     if (cursor !== undefined && cursor !== null && typeof cursor !== "string") {
       throw badFrame('"cursor" must be a string as Herald issued it, or "now"');
     }
-    if (this.caller === undefined) throw new HeraldError("unauthorized");
     this.#deps.access.checkRead(this.caller, names);
+    const allowed = this.#subscribeRate.take("");
+    if (!allowed.ok) {
+      throw new HeraldError(
+        "too_many_requests",
+        `At most ${WS_SUBSCRIBE_RATE.rate} subscribes per second (burst ${WS_SUBSCRIBE_RATE.burst}); retry in ${allowed.retryAfterSeconds} s`,
+      );
+    }
     const generation = ++this.#generation;
     this.#subscription?.close();
     this.#subscription = undefined;
@@ -262,7 +296,6 @@ export class WsConnection implements StreamSink {
     }
     const message = typeof frame.message === "string" ? { body: frame.message } : frame.message;
     const fields = parseMessageFields(message, this.#deps.config.messageTtlSeconds, "message: ");
-    if (this.caller === undefined) throw new HeraldError("unauthorized");
     this.#deps.access.checkPublish(this.caller, [mailbox]);
     this.#deps.access.chargePublish(this.caller);
     const [published] = (await this.#deps.hub.publish([{ mailbox, fields }], idempotencyKey as string | undefined)) as [

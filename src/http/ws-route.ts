@@ -3,10 +3,11 @@ import type { Context } from "hono";
 import { type WebSocket, WebSocketServer } from "ws";
 import type { ServeConfig } from "../config.js";
 import { HeraldError } from "../core/errors.js";
+import type { Caller } from "./access.js";
+import { checkCrossSite } from "./admission.js";
 import type { HeraldEnv } from "./app.js";
 import type { AppDeps } from "./deps.js";
-import { NDJSON_AUTH_EXPIRED } from "./frame-formats.js";
-import { WS_CLOSE_AUTH_EXPIRED, WS_CLOSE_DRAINING, WsConnection } from "./ws-connection.js";
+import { WS_CLOSE_DRAINING, WsConnection } from "./ws-connection.js";
 
 /** Room for the frame's own fields around a message body of `maxBodyBytes`. */
 const FRAME_OVERHEAD_BYTES = 4096;
@@ -40,8 +41,8 @@ export class WsRegistry {
     return this.#connections.size;
   }
 
-  accept(socket: WebSocket, deps: AppDeps): WsConnection {
-    const connection = new WsConnection(socket, deps, (gone) => this.#connections.delete(gone));
+  accept(socket: WebSocket, deps: AppDeps, caller: Caller): WsConnection {
+    const connection = new WsConnection(socket, deps, caller, (gone) => this.#connections.delete(gone));
     this.#connections.add(connection);
     return connection;
   }
@@ -72,12 +73,18 @@ const MAX_TIMER_MS = 2 ** 31 - 1;
 
 /** GET /v1/ws: JSON frames; see ws-connection.ts for the protocol. */
 export async function websocketRoute(c: Context<HeraldEnv>, deps: AppDeps): Promise<Response> {
-  if (c.req.header("upgrade")?.toLowerCase() !== "websocket") {
-    throw new HeraldError("bad_parameter", "GET /v1/ws is a WebSocket endpoint; send Upgrade: websocket");
+  // Node hands a request to its upgrade listener, which calls us without a response object, only when
+  // Connection: Upgrade asks for one. Anything else arrived as plain HTTP and can never become a WebSocket.
+  if (c.req.header("upgrade")?.toLowerCase() !== "websocket" || c.env.outgoing !== undefined) {
+    throw new HeraldError(
+      "bad_parameter",
+      "GET /v1/ws is a WebSocket endpoint; send Upgrade: websocket and Connection: Upgrade",
+    );
   }
   if (deps.hub.draining) throw new HeraldError("draining", undefined, { "Retry-After": "1" });
   // Authenticated before the upgrade (401 over HTTP); each subscribe and publish frame is checked for scope.
   const caller = await deps.access.authenticate(c, false);
+  checkCrossSite(c, deps.access, caller, "write");
   const release = deps.access.hold(caller, "stream");
   let connection: WsConnection | undefined;
   let expiry: NodeJS.Timeout | undefined;
@@ -95,14 +102,11 @@ export async function websocketRoute(c: Context<HeraldEnv>, deps: AppDeps): Prom
         socket.close(WS_CLOSE_DRAINING, "server draining");
         return;
       }
-      connection = deps.sockets.accept(socket, deps);
-      connection.caller = caller;
+      const accepted = deps.sockets.accept(socket, deps, caller);
+      connection = accepted;
       if (caller.expiresAt !== undefined) {
         const delay = Math.min(MAX_TIMER_MS, Math.max(0, caller.expiresAt - Date.now()));
-        expiry = setTimeout(() => {
-          socket.send(NDJSON_AUTH_EXPIRED.trim());
-          socket.close(WS_CLOSE_AUTH_EXPIRED, "token expired; reconnect with a new token and your cursor");
-        }, delay);
+        expiry = setTimeout(() => accepted.expire(), delay);
       }
     },
     onMessage: (event) => {

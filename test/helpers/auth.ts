@@ -52,13 +52,13 @@ export async function startAuthServer(options: AuthServerOptions = {}): Promise<
 
 export interface TestKey {
   readonly key: string;
-  readonly entry: { name: string; hash: string; publish: string[]; tokens?: boolean; metrics?: boolean };
+  readonly entry: { name: string; hash: string; publish: string[]; tokens?: boolean | string[]; metrics?: boolean };
 }
 
 export function makeKey(
   name: string,
   publish: string[],
-  rights: { tokens?: boolean; metrics?: boolean } = {},
+  rights: { tokens?: boolean | string[]; metrics?: boolean } = {},
 ): TestKey {
   const key = generateKey();
   return { key, entry: { name, hash: hashKey(key), publish, ...rights } };

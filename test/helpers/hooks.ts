@@ -3,23 +3,36 @@ import { DEFAULT_CONFIG, type ServeConfig } from "../../src/config.js";
 import { parseFileConfig } from "../../src/config-file.js";
 import type { Logger } from "../../src/http/request-log.js";
 import { type RunningHerald, startHerald } from "../../src/server.js";
+import type { MailboxStore } from "../../src/store/mailbox-store.js";
 import { createMemoryStore } from "../../src/store/memory-store.js";
 
-/** A listening Herald serving the hooks of a config document, as `herald serve --config` would. */
+export interface HookServerOptions {
+  readonly logger?: Logger;
+  /** Serve on this store instead of a fresh memory store. */
+  readonly store?: MailboxStore;
+}
+
+/** A listening Herald serving the hooks (and limits) of a config document, as `herald serve --config` would. */
 export async function startHookServer(
   document: unknown,
   env: NodeJS.ProcessEnv = {},
   config: Partial<ServeConfig> = {},
-  logger?: Logger,
+  options: HookServerOptions = {},
 ): Promise<RunningHerald> {
   const serveConfig: ServeConfig = { ...DEFAULT_CONFIG, port: 0, drainTimeoutSeconds: 1, ...config };
   const file = parseFileConfig(document, env);
-  const store = createMemoryStore({
-    maxMailboxes: serveConfig.maxMailboxes,
-    maxMessagesPerMailbox: serveConfig.maxMessagesPerMailbox,
-    maxBytes: serveConfig.maxStoreBytes,
+  const store =
+    options.store ??
+    createMemoryStore({
+      maxMailboxes: serveConfig.maxMailboxes,
+      maxMessagesPerMailbox: serveConfig.maxMessagesPerMailbox,
+      maxBytes: serveConfig.maxStoreBytes,
+    });
+  return startHerald(serveConfig, store, {
+    hooks: file.hooks,
+    limits: file.limits,
+    ...(options.logger ? { logger: options.logger } : {}),
   });
-  return startHerald(serveConfig, store, { hooks: file.hooks, ...(logger ? { logger } : {}) });
 }
 
 export async function deliver(
