@@ -1,4 +1,5 @@
 import { parseArgs } from "node:util";
+import { ConfigError } from "./errors.js";
 
 /** Everything `herald serve` can be told, from flags or the environment. */
 export type StoreKind = "memory" | "sqlite" | "redis";
@@ -88,10 +89,6 @@ const NUMERIC_SETTINGS: readonly Setting[] = [
   { key: "maxQueueBytes", flag: "max-queue-bytes", env: "HERALD_MAX_QUEUE_BYTES", min: 1024, max: 2 ** 32 },
   { key: "drainTimeoutSeconds", flag: "drain-timeout", env: "HERALD_DRAIN_TIMEOUT_SECONDS", min: 0, max: 600 },
 ];
-
-export class ConfigError extends Error {
-  override name = "ConfigError";
-}
 
 export const SERVE_USAGE = `Usage: herald serve [options]
 

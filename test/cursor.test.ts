@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
 import { encodeCursor, encodeSingleCursor, MAX_CURSOR_LENGTH, parseCursor } from "../src/core/cursor.js";
-import { HeraldError } from "../src/core/errors.js";
+import { HeraldError } from "../src/errors.js";
 
 const b64 = (value: unknown) => Buffer.from(JSON.stringify(value)).toString("base64url");
 

@@ -3,8 +3,8 @@ import { mkdtempSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
-import { ConfigError } from "../src/config.js";
 import { loadConfigFile, parseFileConfig } from "../src/config-file.js";
+import { ConfigError } from "../src/errors.js";
 import { deliver, githubHeaders } from "./helpers/hooks.js";
 
 const dir = mkdtempSync(join(tmpdir(), "herald-hooks-config-"));

@@ -2,8 +2,8 @@ import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
-import { ConfigError } from "../src/config.js";
 import { parseFileConfig } from "../src/config-file.js";
+import { ConfigError } from "../src/errors.js";
 import { resolveLogLevel } from "../src/log-config.js";
 import { spawnHerald } from "./helpers/child.js";
 

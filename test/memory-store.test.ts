@@ -25,7 +25,7 @@ describe("memory store specifics", () => {
     expect(recreated.seq).toBe(1);
     expect(recreated.epoch).not.toBe(old.epoch);
     // The old cursor names an epoch that is gone: the read starts at the earliest.
-    const read = await store.read("a", { epoch: old.epoch, afterSeq: 1 }, ALL);
+    const read = await store.read("a", { epoch: old.epoch, seq: 1 }, ALL);
     expect(read.messages).toEqual([recreated]);
     await store.close();
   });
@@ -42,7 +42,7 @@ describe("memory store specifics", () => {
     const stats = store.stats();
     expect(stats.bytes).toBeLessThanOrEqual(maxBytes);
     expect(stats.mailboxes).toBe(1);
-    const read = await store.read("busy", { epoch: "", afterSeq: 0 }, ALL);
+    const read = await store.read("busy", { epoch: "", seq: 0 }, ALL);
     expect(read.messages.length).toBe(stats.messages);
     expect(read.log?.trimmedThrough).toBe(21 - stats.messages);
     await store.close();

@@ -2,7 +2,7 @@ import { readFileSync } from "node:fs";
 import SwaggerParser from "@apidevtools/swagger-parser";
 import { describe, expect, it } from "vitest";
 import { parse } from "yaml";
-import { ERROR_CATALOGUE } from "../src/core/errors.js";
+import { ERROR_CATALOGUE } from "../src/errors.js";
 import { createApp } from "../src/http/app.js";
 import type { AppDeps } from "../src/http/deps.js";
 import { SERVED_ROUTES } from "../src/server.js";

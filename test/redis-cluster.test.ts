@@ -56,7 +56,7 @@ describe.runIf(canRun)("Redis store on a Redis Cluster", () => {
     // No periodic check within the test: only cluster pub/sub can tell b.
     const [a, b] = [await open(prefix, NO_CHECK_MS), await open(prefix, NO_CHECK_MS)];
     const mailboxes = Array.from({ length: 12 }, (_, i) => `room:${i}`);
-    for (const mailbox of mailboxes) await b.read(mailbox, { epoch: "", afterSeq: 0 }, 10);
+    for (const mailbox of mailboxes) await b.read(mailbox, { epoch: "", seq: 0 }, 10);
     const heard = new Map<string, number[]>();
     b.watch((mailbox, messages) => {
       heard.set(mailbox, [...(heard.get(mailbox) ?? []), ...(messages ?? []).map((m) => m.seq)]);

@@ -101,7 +101,7 @@ if ("reason" in redis) {
       expect(heard).toHaveLength(2);
       expect(heard).toContainEqual({ node: "a", mailbox: "m", seqs: [1, 2] });
       expect(heard).toContainEqual({ node: "b", mailbox: "m", seqs: undefined });
-      const read = await b.read("m", { epoch: "", afterSeq: 0 }, 10);
+      const read = await b.read("m", { epoch: "", seq: 0 }, 10);
       expect(read.messages.map((m) => JSON.parse(m.json).n)).toEqual([1, 2]);
     });
 
@@ -112,7 +112,7 @@ if ("reason" in redis) {
       b.watch((mailbox, messages) => heard.push({ mailbox, seqs: messages?.map((m) => m.seq) }));
       const [first] = await b.append([{ mailbox: "watched", draft: draft({ n: 1 }) }]);
       const epoch = (first as AppendResult).message.epoch;
-      await b.read("watched", { epoch, afterSeq: 0 }, 10);
+      await b.read("watched", { epoch, seq: 0 }, 10);
       // Another node's append whose wake-up goes to a channel nobody listens on: a dropped PUBLISH.
       const raw = new Redis(url);
       const d = draft({ n: 2 });
@@ -156,7 +156,7 @@ if ("reason" in redis) {
       const heard: { mailbox: string; seqs: number[] | undefined }[] = [];
       b.watch((mailbox, messages) => heard.push({ mailbox, seqs: messages?.map((m) => m.seq) }));
       // b reads "watched" (a subscriber there replays it); "other" nobody on b reads.
-      await b.read("watched", { epoch: "", afterSeq: 0 }, 10);
+      await b.read("watched", { epoch: "", seq: 0 }, 10);
       for (let n = 1; n <= 5; n++) {
         await a.append([
           { mailbox: "watched", draft: draft({ n }) },
@@ -186,7 +186,7 @@ if ("reason" in redis) {
       expect(fresh?.status).toBe("stored");
       expect(fresh?.message.seq).toBe(1);
       expect(fresh?.message.epoch).not.toBe(old?.message.epoch);
-      const read = await store.read("m", { epoch: "", afterSeq: 0 }, 10);
+      const read = await store.read("m", { epoch: "", seq: 0 }, 10);
       expect(read.messages.map((m) => JSON.parse(m.json).n)).toEqual([3]);
     });
 
@@ -217,18 +217,18 @@ if ("reason" in redis) {
         });
         const [first] = await a.append([{ mailbox: "m", draft: draft({ n: 1 }) }]);
         const epoch = (first as AppendResult).message.epoch;
-        await b.read("m", { epoch, afterSeq: 1 }, 10);
+        await b.read("m", { epoch, seq: 1 }, 10);
         await server.stop();
         await until(() => !a.ready() && !b.ready(), "not ready");
         await expect(a.append([{ mailbox: "m", draft: draft({ n: 2 }) }])).rejects.toThrow();
-        await expect(b.read("m", { epoch, afterSeq: 1 }, 10)).rejects.toThrow();
+        await expect(b.read("m", { epoch, seq: 1 }, 10)).rejects.toThrow();
         await server.start();
         await until(() => a.ready() && b.ready(), "ready again");
         // b hears of it by its resubscribed channel or, if that is not back yet, by its periodic check.
         const [second] = await a.append([{ mailbox: "m", draft: draft({ n: 3 }) }]);
         expect(second?.message).toMatchObject({ epoch, seq: 2 });
         await until(() => woken.includes("m"), "b catching up after the restart");
-        const read = await b.read("m", { epoch, afterSeq: 0 }, 10);
+        const read = await b.read("m", { epoch, seq: 0 }, 10);
         expect(read.messages.map((m) => JSON.parse(m.json).n)).toEqual([1, 3]);
       } finally {
         await server.stop();

@@ -68,7 +68,7 @@ describe("sqlite store specifics", () => {
     const second = open(dir, { maxMessagesPerMailbox: 3 });
     expect(second.stats()).toEqual(before);
     expect(await second.head("a")).toEqual({ epoch, lastSeq: 5, trimmedThrough: 2 });
-    const read = await second.read("a", { epoch, afterSeq: 3 }, 100);
+    const read = await second.read("a", { epoch, seq: 3 }, 100);
     expect(read.messages).toEqual(results.slice(3).map((r) => r.message));
     const [dup] = await second.append([{ mailbox: "a", draft: draft({ n: 5 }, { key: "k5", fingerprint: "f5" }) }]);
     expect(dup).toEqual({ status: "duplicate", message: results[4]?.message });
@@ -85,7 +85,7 @@ describe("sqlite store specifics", () => {
     await first.close();
     const second = open(dir, { maxMessagesPerMailbox: 10 });
     await expect.poll(async () => (await second.head("a"))?.trimmedThrough).toBe(40);
-    const read = await second.read("a", { epoch: "", afterSeq: 0 }, 100);
+    const read = await second.read("a", { epoch: "", seq: 0 }, 100);
     expect(read.messages.map((m) => m.seq)).toEqual(Array.from({ length: 10 }, (_, i) => 41 + i));
     expect(second.stats().messages).toBe(10);
   });
@@ -187,7 +187,7 @@ describe("sqlite store specifics", () => {
     db.pragma("user_version = 1");
     db.close();
     const second = open(dir);
-    expect((await second.read("a", { epoch: "", afterSeq: 0 }, 10)).messages).toEqual([stored?.message]);
+    expect((await second.read("a", { epoch: "", seq: 0 }, 10)).messages).toEqual([stored?.message]);
     await second.rememberDelivery("k", "v", 60_000);
     expect(await second.recallDelivery("k")).toBe("v");
   });

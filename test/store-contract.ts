@@ -148,7 +148,7 @@ export function describeStoreContract(
         const message = stored(result);
         expect(message).toMatchObject({ mailbox: a, seq: 1, id: d.id, timeMs: d.timeMs, expiresAtMs: d.expiresAtMs });
         expect(JSON.parse(message.json)).toMatchObject({ id: d.id, mailbox: a, seq: 1, ...fields });
-        const read = await store.read(a, { epoch: "", afterSeq: 0 }, ALL);
+        const read = await store.read(a, { epoch: "", seq: 0 }, ALL);
         expect(read.messages).toEqual([message]);
       });
 
@@ -180,7 +180,7 @@ export function describeStoreContract(
         const results = await Promise.all(range(1, 100).map((n) => store.append([item(a, { body: `m${n}` })])));
         const all = results.map((r) => stored(r[0]));
         expect(seqs(all).sort((x, y) => x - y)).toEqual(range(1, 100));
-        const read = await store.read(a, { epoch: "", afterSeq: 0 }, ALL);
+        const read = await store.read(a, { epoch: "", seq: 0 }, ALL);
         expect(read.messages.map((m) => m.id)).toEqual([...all].sort((x, y) => x.seq - y.seq).map((m) => m.id));
       });
     });
@@ -191,27 +191,27 @@ export function describeStoreContract(
         const a = box("a");
         const messages = await appendMany(store, a, 5);
         const epoch = (messages[0] as StoredMessage).epoch;
-        const read = await store.read(a, { epoch, afterSeq: 2 }, ALL);
+        const read = await store.read(a, { epoch, seq: 2 }, ALL);
         expect(read.log).toEqual({ epoch, lastSeq: 5, trimmedThrough: 0 });
         expect(read.messages).toEqual(messages.slice(2));
-        expect((await store.read(a, { epoch, afterSeq: 5 }, ALL)).messages).toEqual([]);
-        expect((await store.read(a, { epoch, afterSeq: 0 }, ALL)).messages).toEqual(messages);
+        expect((await store.read(a, { epoch, seq: 5 }, ALL)).messages).toEqual([]);
+        expect((await store.read(a, { epoch, seq: 0 }, ALL)).messages).toEqual(messages);
       });
 
       it("starts at the earliest retained message when the epoch differs", async () => {
         const store = await fresh();
         const a = box("a");
         const messages = await appendMany(store, a, 4);
-        const read = await store.read(a, { epoch: "another-epoch", afterSeq: 3 }, ALL);
+        const read = await store.read(a, { epoch: "another-epoch", seq: 3 }, ALL);
         expect(read.messages).toEqual(messages);
       });
 
-      it("starts at the earliest retained message when afterSeq is beyond lastSeq", async () => {
+      it("starts at the earliest retained message when the position is beyond lastSeq", async () => {
         const store = await fresh();
         const a = box("a");
         const messages = await appendMany(store, a, 3);
         const epoch = (messages[0] as StoredMessage).epoch;
-        const read = await store.read(a, { epoch, afterSeq: 7 }, ALL);
+        const read = await store.read(a, { epoch, seq: 7 }, ALL);
         expect(read.log?.lastSeq).toBe(3);
         expect(read.messages).toEqual(messages);
       });
@@ -221,17 +221,17 @@ export function describeStoreContract(
         const a = box("a");
         const messages = await appendMany(store, a, 10);
         const epoch = (messages[0] as StoredMessage).epoch;
-        expect(seqs((await store.read(a, { epoch, afterSeq: 0 }, 3)).messages)).toEqual([1, 2, 3]);
-        expect(seqs((await store.read(a, { epoch, afterSeq: 4 }, 2)).messages)).toEqual([5, 6]);
-        expect(seqs((await store.read(a, { epoch, afterSeq: 8 }, 5)).messages)).toEqual([9, 10]);
-        expect((await store.read(a, { epoch: "x", afterSeq: 4 }, 1)).messages).toEqual([messages[0]]);
+        expect(seqs((await store.read(a, { epoch, seq: 0 }, 3)).messages)).toEqual([1, 2, 3]);
+        expect(seqs((await store.read(a, { epoch, seq: 4 }, 2)).messages)).toEqual([5, 6]);
+        expect(seqs((await store.read(a, { epoch, seq: 8 }, 5)).messages)).toEqual([9, 10]);
+        expect((await store.read(a, { epoch: "x", seq: 4 }, 1)).messages).toEqual([messages[0]]);
       });
 
       it("answers an unknown mailbox with no log and creates nothing", async () => {
         const store = await fresh();
         const a = box("never");
         const before = store.stats();
-        const read = await store.read(a, { epoch: "e", afterSeq: 3 }, ALL);
+        const read = await store.read(a, { epoch: "e", seq: 3 }, ALL);
         expect(read).toEqual({ log: undefined, messages: [] });
         expect(await store.head(a)).toBeUndefined();
         if (exactStats) expect(store.stats()).toEqual(before);
@@ -250,16 +250,16 @@ export function describeStoreContract(
         ]);
         const [keeps, expiring, keepsToo, expiringToo] = results.map(stored) as StoredMessage[];
         const epoch = (keeps as StoredMessage).epoch;
-        expect((await store.read(a, { epoch, afterSeq: 0 }, ALL)).messages).toHaveLength(4);
+        expect((await store.read(a, { epoch, seq: 0 }, ALL)).messages).toHaveLength(4);
         await sleep(
           Math.max((expiring as StoredMessage).expiresAtMs, (expiringToo as StoredMessage).expiresAtMs) -
             Date.now() +
             50,
         );
-        const read = await store.read(a, { epoch, afterSeq: 0 }, ALL);
+        const read = await store.read(a, { epoch, seq: 0 }, ALL);
         expect(read.messages).toEqual([keeps, keepsToo]);
         expect(read.log).toEqual({ epoch, lastSeq: 4, trimmedThrough: 0 });
-        expect((await store.read(a, { epoch, afterSeq: 1 }, 1)).messages).toEqual([keepsToo]);
+        expect((await store.read(a, { epoch, seq: 1 }, 1)).messages).toEqual([keepsToo]);
         const [next] = await store.append([item(a, { body: "after" })]);
         expect(stored(next).seq).toBe(5);
       });
@@ -273,16 +273,16 @@ export function describeStoreContract(
         const other = await appendMany(store, b, 2);
         const epoch = (messages[0] as StoredMessage).epoch;
         await eventually(async () => {
-          const read = await store.read(a, { epoch, afterSeq: 0 }, ALL);
+          const read = await store.read(a, { epoch, seq: 0 }, ALL);
           expect(read.messages).toEqual(messages.slice(2));
           expect(read.log).toEqual({ epoch, lastSeq: 5, trimmedThrough: 2 });
         });
         // A cursor into the trimmed range resumes at the earliest retained message.
-        expect(seqs((await store.read(a, { epoch, afterSeq: 1 }, ALL)).messages)).toEqual([3, 4, 5]);
-        expect((await store.read(b, { epoch: "", afterSeq: 0 }, ALL)).messages).toEqual(other);
+        expect(seqs((await store.read(a, { epoch, seq: 1 }, ALL)).messages)).toEqual([3, 4, 5]);
+        expect((await store.read(b, { epoch: "", seq: 0 }, ALL)).messages).toEqual(other);
         await appendMany(store, a, 4, 6);
         await eventually(async () => {
-          const read = await store.read(a, { epoch, afterSeq: 0 }, ALL);
+          const read = await store.read(a, { epoch, seq: 0 }, ALL);
           expect(seqs(read.messages)).toEqual([7, 8, 9]);
           expect(read.log?.trimmedThrough).toBe(6);
         });
@@ -302,7 +302,7 @@ export function describeStoreContract(
         const epoch = (last as StoredMessage).epoch;
         await eventually(async () => {
           expect(store.stats().bytes).toBeLessThanOrEqual(maxBytes);
-          const read = await store.read(a, { epoch, afterSeq: 0 }, ALL);
+          const read = await store.read(a, { epoch, seq: 0 }, ALL);
           expect(read.log?.lastSeq).toBe(60);
           expect(read.log?.trimmedThrough).toBeGreaterThan(0);
           expect(read.messages.at(-1)).toEqual(last);
@@ -322,7 +322,7 @@ export function describeStoreContract(
         await appendMany(store, a, 1, 2);
         const [again] = await store.append([item(a, { body: "one" }, { key: "k1", fingerprint: "f1" })]);
         expect(again).toEqual({ status: "duplicate", message: original });
-        const read = await store.read(a, { epoch: "", afterSeq: 0 }, ALL);
+        const read = await store.read(a, { epoch: "", seq: 0 }, ALL);
         expect(seqs(read.messages)).toEqual([1, 2]);
         expect(read.log?.lastSeq).toBe(2);
       });
@@ -355,7 +355,7 @@ export function describeStoreContract(
         expect(conflict).toEqual({ status: "conflict", message: original });
         expect(results.some((result) => result.status === "stored")).toBe(false);
         expect(await store.head(b)).toBeUndefined();
-        const read = await store.read(a, { epoch: "", afterSeq: 0 }, ALL);
+        const read = await store.read(a, { epoch: "", seq: 0 }, ALL);
         expect(read.messages).toEqual([original]);
         expect(read.log?.lastSeq).toBe(1);
         const [next] = await store.append([item(a, { body: "next" })]);
@@ -477,7 +477,7 @@ export function describeStoreContract(
             // A backend that only signals movement: re-read from what was seen.
             const last = list.at(-1);
             checks.push(
-              store.read(mailbox, { epoch: last?.epoch ?? "", afterSeq: last?.seq ?? 0 }, ALL).then((read) => {
+              store.read(mailbox, { epoch: last?.epoch ?? "", seq: last?.seq ?? 0 }, ALL).then((read) => {
                 list.push(...read.messages);
               }),
             );
@@ -487,7 +487,7 @@ export function describeStoreContract(
           // Committed means readable from the moment the listener hears of it.
           const newest = messages.at(-1) as StoredMessage;
           checks.push(
-            store.read(mailbox, { epoch: newest.epoch, afterSeq: newest.seq - 1 }, 1).then((read) => {
+            store.read(mailbox, { epoch: newest.epoch, seq: newest.seq - 1 }, 1).then((read) => {
               expect(read.messages[0]?.id).toBe(newest.id);
             }),
           );
@@ -523,7 +523,7 @@ export function describeStoreContract(
         const messages = await appendMany(store, a, 3);
         const head = await store.head(a);
         expect(head).toEqual({ epoch: (messages[0] as StoredMessage).epoch, lastSeq: 3, trimmedThrough: 0 });
-        expect((await store.read(a, { epoch: "", afterSeq: 0 }, 1)).log).toEqual(head);
+        expect((await store.read(a, { epoch: "", seq: 0 }, 1)).log).toEqual(head);
       });
 
       it("stats count mailboxes, messages and bytes", async () => {

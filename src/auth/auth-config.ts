@@ -1,7 +1,7 @@
 import { readFileSync } from "node:fs";
 import { isAbsolute, resolve } from "node:path";
 import type { JSONWebKeySet } from "jose";
-import { ConfigError } from "../config.js";
+import { ConfigError } from "../errors.js";
 import { type ApiKeyEntry, isKeyHash, isScopePattern, MAX_PATTERNS } from "./keys.js";
 import type { RateSettings } from "./rate-limit.js";
 import { HS256_MIN_SECRET_LENGTH, publicKeyAlgorithm, type TokenKeySettings, type TokenSettings } from "./tokens.js";

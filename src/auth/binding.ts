@@ -1,6 +1,6 @@
 import { readFileSync } from "node:fs";
 import { isIPv4 } from "node:net";
-import { ConfigError } from "../config.js";
+import { ConfigError } from "../errors.js";
 import { type AuthSettings, authEnabled, type LimitSettings } from "./auth-config.js";
 import type { RateSettings } from "./rate-limit.js";
 

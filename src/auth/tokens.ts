@@ -10,7 +10,7 @@ import {
   jwtVerify,
   SignJWT,
 } from "jose";
-import { HeraldError } from "../core/errors.js";
+import { HeraldError } from "../errors.js";
 import { compileScope, isScopePattern, MAX_PATTERNS, type ScopeMatcher } from "./keys.js";
 
 export type AsymmetricAlgorithm = "ES256" | "RS256";

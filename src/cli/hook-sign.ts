@@ -1,5 +1,5 @@
 import { parseArgs } from "node:util";
-import { ConfigError } from "../config.js";
+import { ConfigError } from "../errors.js";
 import { SIGNERS } from "../hooks/signers.js";
 import { HOOK_SCHEMES, type HookScheme, secretProblem } from "../hooks/verifiers.js";
 

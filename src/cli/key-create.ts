@@ -1,6 +1,6 @@
 import { parseArgs } from "node:util";
 import { type ApiKeyEntry, generateKey, hashKey, isScopePattern, MAX_PATTERNS } from "../auth/keys.js";
-import { ConfigError } from "../config.js";
+import { ConfigError } from "../errors.js";
 
 export const KEY_USAGE = `Usage: herald key create --name NAME --publish PATTERN [--publish PATTERN ...]
                          [--tokens | --token-mailboxes PATTERN ...] [--metrics] [--json]

@@ -1,5 +1,5 @@
 import { HeraldClientError, type MessageFields, publish } from "../../client/src/index.js";
-import { ConfigError } from "../config.js";
+import { ConfigError } from "../errors.js";
 import { describeFailure, fail, flagOrEnv, parseCommand, URL_HELP } from "./remote.js";
 
 export const PUBLISH_USAGE = `Usage: herald publish <mailbox> [text] [options]

@@ -1,6 +1,6 @@
 import { parseArgs } from "node:util";
 import { HeraldClientError } from "../../client/src/index.js";
-import { ConfigError } from "../config.js";
+import { ConfigError } from "../errors.js";
 
 /** Where the client commands find Herald when neither --url nor HERALD_URL says. */
 export const DEFAULT_URL = "http://127.0.0.1:8080";

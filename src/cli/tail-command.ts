@@ -8,7 +8,7 @@ import {
   subscribe,
   type WebSocketConstructor,
 } from "../../client/src/index.js";
-import { ConfigError } from "../config.js";
+import { ConfigError } from "../errors.js";
 import { describeFailure, fail, flagOrEnv, parseCommand, URL_HELP } from "./remote.js";
 
 export const TAIL_USAGE = `Usage: herald tail <mailbox...> [options]

@@ -1,5 +1,5 @@
 import { HeraldClientError, networkError, responseError } from "../../client/src/errors.js";
-import { ConfigError } from "../config.js";
+import { ConfigError } from "../errors.js";
 import { describeFailure, fail, flagOrEnv, parseCommand, URL_HELP } from "./remote.js";
 
 export const TOKEN_USAGE = `Usage: herald token --sub NAME --mailbox PATTERN [--mailbox ...] [options]

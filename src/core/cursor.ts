@@ -1,14 +1,9 @@
 import { createHash } from "node:crypto";
-import { HeraldError } from "./errors.js";
-
-/** Where a client is in one mailbox: the epoch it read in and the last seq it has. */
-export interface CursorEntry {
-  readonly epoch: string;
-  readonly seq: number;
-}
+import { HeraldError } from "../errors.js";
+import type { StreamPosition } from "../store/mailbox-store.js";
 
 /** Per mailbox of a subscription; a mailbox missing here starts from its earliest message. */
-export type CursorState = ReadonlyMap<string, CursorEntry>;
+export type CursorState = ReadonlyMap<string, StreamPosition>;
 
 /** The literal a client passes to mean "only what is published after now". */
 export const CURSOR_NOW = "now";
@@ -51,7 +46,7 @@ function badCursor(): HeraldError {
 }
 
 /** Decodes a cursor for the given mailboxes; entries for other mailboxes are ignored. */
-export function parseCursor(raw: string, mailboxes: readonly string[]): Map<string, CursorEntry> {
+export function parseCursor(raw: string, mailboxes: readonly string[]): Map<string, StreamPosition> {
   if (raw.length === 0 || raw.length > MAX_CURSOR_LENGTH || !BASE64URL.test(raw)) throw badCursor();
   let decoded: unknown;
   try {
@@ -60,7 +55,7 @@ export function parseCursor(raw: string, mailboxes: readonly string[]): Map<stri
     throw badCursor();
   }
   if (!Array.isArray(decoded) || decoded.length > MAX_CURSOR_ENTRIES) throw badCursor();
-  const byKey = new Map<string, CursorEntry>();
+  const byKey = new Map<string, StreamPosition>();
   for (const item of decoded) {
     if (!Array.isArray(item) || item.length !== 3) throw badCursor();
     const [key, epoch, seq] = item as unknown[];
@@ -69,7 +64,7 @@ export function parseCursor(raw: string, mailboxes: readonly string[]): Map<stri
     if (typeof seq !== "number" || !Number.isSafeInteger(seq) || seq < 0) throw badCursor();
     byKey.set(key, { epoch, seq });
   }
-  const state = new Map<string, CursorEntry>();
+  const state = new Map<string, StreamPosition>();
   for (const mailbox of mailboxes) {
     const entry = byKey.get(nameKey(mailbox));
     if (entry) state.set(mailbox, entry);

@@ -1,9 +1,9 @@
 import { setImmediate as yieldToLoop } from "node:timers/promises";
+import { HeraldError } from "../errors.js";
 import type { AppendResult, MailboxStore, StoredMessage } from "../store/mailbox-store.js";
 import { getOrCreate } from "../util/get-or-create.js";
 import { CURSOR_NOW, encodeSingleCursor, parseCursor } from "./cursor.js";
 import type { GapNotice, StreamSink } from "./delivery.js";
-import { HeraldError } from "./errors.js";
 import { createDraft, type MessageFields } from "./message-input.js";
 import { cursorOf, EMPTY_EPOCH, type PositionMap, type ReadEvent, readAfter } from "./read-plan.js";
 import { type RoundFrames, Subscription, type SubscriptionContext } from "./subscription.js";

@@ -1,4 +1,4 @@
-import { HeraldError } from "./errors.js";
+import { HeraldError } from "../errors.js";
 
 /**
  * Deepest nesting of arrays and objects accepted in any JSON Herald parses

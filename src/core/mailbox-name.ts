@@ -1,4 +1,4 @@
-import { HeraldError } from "./errors.js";
+import { HeraldError } from "../errors.js";
 
 export const MAX_MAILBOX_NAME_LENGTH = 128;
 const MAILBOX_NAME = /^[A-Za-z0-9_\-.:@]{1,128}$/;

@@ -1,7 +1,7 @@
 import { createHash } from "node:crypto";
 import { nanoid } from "nanoid";
+import { HeraldError } from "../errors.js";
 import type { MessageDraft } from "../store/mailbox-store.js";
-import { HeraldError } from "./errors.js";
 
 /** What a publisher may set on a message. */
 export interface MessageFields {

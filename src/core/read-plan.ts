@@ -1,14 +1,9 @@
-import type { LogInfo, MailboxRead, MailboxStore, StoredMessage } from "../store/mailbox-store.js";
-import { type CursorEntry, encodeCursor, encodeSingleCursor } from "./cursor.js";
+import type { LogInfo, MailboxRead, MailboxStore, StoredMessage, StreamPosition } from "../store/mailbox-store.js";
+import { encodeCursor, encodeSingleCursor } from "./cursor.js";
 import type { GapNotice, GapReason } from "./delivery.js";
 
-/** Mutable per-mailbox position of one subscription or one read. */
-export interface Position {
-  epoch: string;
-  seq: number;
-}
-
-export type PositionMap = Map<string, Position>;
+/** Where one subscription or read is, per mailbox; entries are replaced as it moves. */
+export type PositionMap = Map<string, StreamPosition>;
 
 export type ReadEvent =
   | { readonly type: "gap"; readonly gaps: GapNotice[]; readonly cursor: string }
@@ -22,12 +17,14 @@ export interface ReadOutcome {
 
 interface Step {
   readonly mailbox: string;
-  readonly to: Position;
+  readonly to: StreamPosition;
   readonly gap?: GapReason;
   readonly message?: StoredMessage;
 }
 
 export const EMPTY_EPOCH = "";
+/** Before the first message of any log. */
+export const START: StreamPosition = { epoch: EMPTY_EPOCH, seq: 0 };
 
 /**
  * Rows one read takes from the store over all its mailboxes. A read of 64
@@ -42,7 +39,7 @@ export function cursorOf(mailboxes: readonly string[], positions: PositionMap): 
     const position = positions.get(mailbox);
     if (position) return encodeSingleCursor(mailbox, position.epoch, position.seq);
   }
-  return encodeCursor(mailboxes, positions as ReadonlyMap<string, CursorEntry>);
+  return encodeCursor(mailboxes, positions);
 }
 
 /**
@@ -50,7 +47,7 @@ export function cursorOf(mailboxes: readonly string[], positions: PositionMap): 
  * where messages the client should have had are gone, messages, and silent
  * moves where there was nothing the client could have expected.
  */
-function planMailbox(mailbox: string, from: Position | undefined, read: MailboxRead, limit: number): Step[] {
+function planMailbox(mailbox: string, from: StreamPosition | undefined, read: MailboxRead, limit: number): Step[] {
   const { log, messages } = read;
   const steps: Step[] = [];
   if (!log) {
@@ -114,7 +111,7 @@ export async function readAfter(
   const reads = await Promise.all(
     mailboxes.map((mailbox) => {
       const from = positions.get(mailbox);
-      return store.read(mailbox, { epoch: from?.epoch ?? EMPTY_EPOCH, afterSeq: from?.seq ?? 0 }, perMailbox);
+      return store.read(mailbox, from ?? START, perMailbox);
     }),
   );
   const plans = mailboxes.map((mailbox, i) =>
@@ -151,7 +148,7 @@ export async function readAfter(
       break;
     }
     cursors[best] = (cursors[best] as number) + 1;
-    positions.set(step.mailbox, { epoch: step.to.epoch, seq: step.to.seq });
+    positions.set(step.mailbox, step.to);
     if (step.gap) pendingGaps.push({ mailbox: step.mailbox, reason: step.gap });
     if (step.message) {
       flushGaps();

@@ -1,8 +1,8 @@
-import type { MailboxStore, StoredMessage } from "../store/mailbox-store.js";
+import type { MailboxStore, StoredMessage, StreamPosition } from "../store/mailbox-store.js";
 import { getOrCreate } from "../util/get-or-create.js";
 import { encodeSingleCursor } from "./cursor.js";
 import type { FrameFormat, StreamSink } from "./delivery.js";
-import { cursorOf, type Position, type PositionMap, type ReadEvent, readAfter } from "./read-plan.js";
+import { cursorOf, type PositionMap, type ReadEvent, readAfter } from "./read-plan.js";
 
 /**
  * Frames built during one fan-out round, shared by every subscriber at the same
@@ -24,13 +24,13 @@ export interface SubscriptionContext {
   readonly onClosed: (subscription: Subscription) => void;
 }
 
-function isNext(position: Position, message: StoredMessage): boolean {
+function isNext(position: StreamPosition, message: StoredMessage): boolean {
   if (message.epoch === position.epoch) return message.seq === position.seq + 1;
   // A client that holds nothing of an epoch it cannot name still gets seq 1 of the new one.
   return position.seq === 0 && message.seq === 1;
 }
 
-function isRepeat(position: Position, message: StoredMessage): boolean {
+function isRepeat(position: StreamPosition, message: StoredMessage): boolean {
   return message.epoch === position.epoch && message.seq <= position.seq;
 }
 
@@ -179,7 +179,7 @@ export class Subscription {
     let start = 0;
     while (start < messages.length && isRepeat(position, messages[start] as StoredMessage)) start++;
     if (start === messages.length) return 0;
-    let previous = position;
+    let previous: StreamPosition = position;
     for (let i = start; i < messages.length; i++) {
       const message = messages[i] as StoredMessage;
       if (!isNext(previous, message)) return undefined;
@@ -198,8 +198,7 @@ export class Subscription {
       byStart[start] = text;
     }
     this.sink.write(text);
-    position.epoch = previous.epoch;
-    position.seq = (previous as StoredMessage).seq;
+    this.#positions.set(mailbox, { epoch: previous.epoch, seq: previous.seq });
     return messages.length - start;
   }
 
@@ -219,8 +218,7 @@ export class Subscription {
         fellBehind = true;
         break;
       }
-      position.epoch = message.epoch;
-      position.seq = message.seq;
+      this.#positions.set(message.mailbox, { epoch: message.epoch, seq: message.seq });
       text += format.message(message, cursorOf(this.mailboxes, this.#positions));
       count += 1;
     }

@@ -1,6 +1,6 @@
-import { ConfigError } from "../config.js";
 import { isMailboxName } from "../core/mailbox-name.js";
 import { MAX_TAG_LENGTH, MAX_TAGS } from "../core/message-input.js";
+import { ConfigError } from "../errors.js";
 import { compileTemplate, type Template, TemplateError } from "./template.js";
 import { DEFAULT_HMAC_HEADER, HOOK_SCHEMES, type HookScheme, keyFromSecret, secretProblem } from "./verifiers.js";
 

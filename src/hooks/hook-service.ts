@@ -1,9 +1,9 @@
 import { createHash } from "node:crypto";
-import { HeraldError } from "../core/errors.js";
 import type { Hub } from "../core/hub.js";
 import { parseJsonText } from "../core/json-text.js";
 import { assertMailboxName, MAX_MAILBOX_NAME_LENGTH } from "../core/mailbox-name.js";
 import { MAX_TITLE_LENGTH, type MessageFields } from "../core/message-input.js";
+import { HeraldError } from "../errors.js";
 import type { MailboxStore } from "../store/mailbox-store.js";
 import type { HookDefinition } from "./hook-config.js";
 import { checkSignature, type HeaderLookup, SIGNATURE_READERS, type VerifyOutcome } from "./verifiers.js";

@@ -14,7 +14,7 @@ import {
 } from "../auth/rate-limit.js";
 import { createTokenService, type TokenService, type TokenSettings } from "../auth/tokens.js";
 import { addressVisitor, clientAddress, createTrustedProxies, type VisitorId } from "../auth/visitor.js";
-import { HeraldError } from "../core/errors.js";
+import { HeraldError } from "../errors.js";
 import { createOriginPolicy, type OriginPolicy } from "./origin-policy.js";
 
 /** Cookie a browser app may set so EventSource and fetch carry the token without a header. */

@@ -1,5 +1,5 @@
 import type { Context } from "hono";
-import { HeraldError } from "../core/errors.js";
+import { HeraldError } from "../errors.js";
 import { type Access, type Caller, type HeldKind, TOKEN_COOKIE } from "./access.js";
 import { isSameOrigin } from "./origin-policy.js";
 

@@ -1,7 +1,7 @@
 import type { HttpBindings } from "@hono/node-server";
 import { RESPONSE_ALREADY_SENT } from "@hono/node-server/utils/response";
 import { type Context, Hono } from "hono";
-import { HeraldError } from "../core/errors.js";
+import { HeraldError } from "../errors.js";
 import { admitReader } from "./admission.js";
 import { corsMiddleware } from "./cors.js";
 import type { AppDeps } from "./deps.js";

@@ -1,6 +1,6 @@
 import { fileURLToPath } from "node:url";
 import type { Context } from "hono";
-import { HeraldError } from "../core/errors.js";
+import { HeraldError } from "../errors.js";
 
 const CLIENT_ENTRY = fileURLToPath(new URL("../../client/src/index.ts", import.meta.url));
 

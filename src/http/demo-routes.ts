@@ -1,6 +1,6 @@
 import { readFile } from "node:fs/promises";
 import type { Context } from "hono";
-import { HeraldError } from "../core/errors.js";
+import { HeraldError } from "../errors.js";
 import type { RouteSpec } from "./app.js";
 import { serveClientBundle } from "./client-bundle.js";
 

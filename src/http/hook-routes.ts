@@ -1,5 +1,5 @@
 import type { Context } from "hono";
-import { HeraldError } from "../core/errors.js";
+import { HeraldError } from "../errors.js";
 import { readRawBody } from "./body.js";
 import type { AppDeps } from "./deps.js";
 

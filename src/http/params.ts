@@ -1,6 +1,6 @@
 import type { Context } from "hono";
-import { HeraldError } from "../core/errors.js";
 import { assertMailboxName } from "../core/mailbox-name.js";
+import { HeraldError } from "../errors.js";
 
 export const DEFAULT_READ_LIMIT = 100;
 export const MAX_READ_LIMIT = 1000;

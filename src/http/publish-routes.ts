@@ -1,9 +1,9 @@
 import type { Context } from "hono";
 import { withCursor } from "../core/delivery.js";
-import { HeraldError } from "../core/errors.js";
 import type { Published, PublishItem } from "../core/hub.js";
 import { assertMailboxName } from "../core/mailbox-name.js";
 import { type MessageFields, parseMessageFields } from "../core/message-input.js";
+import { HeraldError } from "../errors.js";
 import { admitPublisher } from "./admission.js";
 import { readBody } from "./body.js";
 import type { AppDeps } from "./deps.js";

@@ -1,7 +1,7 @@
 import type { Context } from "hono";
 import { isScopePattern, MAX_PATTERNS, scopeCovers } from "../auth/keys.js";
 import { MAX_SUBJECT_LENGTH } from "../auth/tokens.js";
-import { HeraldError } from "../core/errors.js";
+import { HeraldError } from "../errors.js";
 import { readBody } from "./body.js";
 import type { AppDeps } from "./deps.js";
 

@@ -2,7 +2,7 @@ import { upgradeWebSocket } from "@hono/node-server";
 import type { Context } from "hono";
 import { type WebSocket, WebSocketServer } from "ws";
 import type { ServeConfig } from "../config.js";
-import { HeraldError } from "../core/errors.js";
+import { HeraldError } from "../errors.js";
 import type { Caller } from "./access.js";
 import { checkCrossSite } from "./admission.js";
 import type { HeraldEnv } from "./app.js";

@@ -15,9 +15,14 @@ export interface LogInfo {
   readonly trimmedThrough: number;
 }
 
-export interface ReadPosition {
+/**
+ * Where a reader is in one mailbox's log: the epoch it read in and the last
+ * seq it holds (0: none yet). The one position shape, from the store's reads
+ * to the cursor a client carries.
+ */
+export interface StreamPosition {
   readonly epoch: string;
-  readonly afterSeq: number;
+  readonly seq: number;
 }
 
 export interface MailboxRead {
@@ -25,8 +30,8 @@ export interface MailboxRead {
   readonly log: LogInfo | undefined;
   /**
    * Unexpired messages in seq order, at most `limit`. They follow
-   * `position.afterSeq` when `position.epoch` is the log's epoch and
-   * `afterSeq <= lastSeq`; otherwise they start at the earliest retained message.
+   * `after.seq` when `after.epoch` is the log's epoch and `after.seq <=
+   * lastSeq`; otherwise they start at the earliest retained message.
    * `log` and `messages` are one consistent snapshot.
    */
   readonly messages: readonly StoredMessage[];
@@ -80,7 +85,7 @@ export interface MailboxStore {
   append(items: readonly AppendItem[]): Promise<AppendResult[]>;
 
   /** Reads retained messages of one mailbox; see MailboxRead for the rules. */
-  read(mailbox: string, position: ReadPosition, limit: number): Promise<MailboxRead>;
+  read(mailbox: string, after: StreamPosition, limit: number): Promise<MailboxRead>;
 
   /** The current log state of a mailbox, or undefined when it does not exist. */
   head(mailbox: string): Promise<LogInfo | undefined>;

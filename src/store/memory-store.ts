@@ -9,9 +9,9 @@ import {
   type LogInfo,
   type MailboxRead,
   type MailboxStore,
-  type ReadPosition,
   type StoredMessage,
   type StoreStats,
+  type StreamPosition,
 } from "./mailbox-store.js";
 import { storedMessage } from "./stored-message.js";
 
@@ -149,10 +149,10 @@ export class MemoryStore implements MailboxStore {
     return results as AppendResult[];
   }
 
-  async read(mailbox: string, position: ReadPosition, limit: number): Promise<MailboxRead> {
+  async read(mailbox: string, after: StreamPosition, limit: number): Promise<MailboxRead> {
     const log = this.#logs.get(mailbox);
     if (!log) return { log: undefined, messages: [] };
-    const afterSeq = position.epoch === log.epoch && position.afterSeq <= log.lastSeq ? position.afterSeq : 0;
+    const afterSeq = after.epoch === log.epoch && after.seq <= log.lastSeq ? after.seq : 0;
     const now = this.#now();
     const messages: StoredMessage[] = [];
     const all = log.messages;

@@ -1,10 +1,10 @@
-import type { MailboxRead, ReadPosition, StoredMessage } from "./mailbox-store.js";
+import type { MailboxRead, StoredMessage, StreamPosition } from "./mailbox-store.js";
 
 /** What catching up needs from the store: reads that do not mark interest, and heads. */
 export interface CatchUpSource {
-  read(mailbox: string, position: ReadPosition, limit: number): Promise<MailboxRead>;
-  /** The (epoch, lastSeq) of each mailbox, null when it does not exist, undefined when it could not be asked. */
-  heads(mailboxes: readonly string[]): Promise<({ epoch: string; seq: number } | null | undefined)[]>;
+  read(mailbox: string, after: StreamPosition, limit: number): Promise<MailboxRead>;
+  /** Each mailbox's last position, null when it does not exist, undefined when it could not be asked. */
+  heads(mailboxes: readonly string[]): Promise<(StreamPosition | null | undefined)[]>;
   /** True while heads() can be asked. */
   connected(): boolean;
   /** Tells the listeners: committed messages in seq order, or undefined for "it moved, re-read". */
@@ -21,9 +21,8 @@ const IDLE_PROBE_MS = 10 * 60_000;
 const PULL_PAGE_SIZE = 500;
 
 interface Interest {
-  /** What the listeners were last told about: the log up to (epoch, seq). */
-  epoch: string;
-  seq: number;
+  /** What the listeners were last told about: the log up to here. */
+  told: StreamPosition;
   touchedAt: number;
   probed: boolean;
 }
@@ -69,7 +68,7 @@ export class CatchUp {
       interest.probed = false;
       return;
     }
-    this.#interest.set(mailbox, { epoch, seq, touchedAt: Date.now(), probed: false });
+    this.#interest.set(mailbox, { told: { epoch, seq }, touchedAt: Date.now(), probed: false });
     if (this.#interest.size > MAX_TRACKED_MAILBOXES) {
       this.#interest.delete(this.#interest.keys().next().value as string);
     }
@@ -78,9 +77,8 @@ export class CatchUp {
   /** Records that the listeners were told about the log up to (epoch, seq). */
   advance(mailbox: string, epoch: string, seq: number): void {
     const interest = this.#interest.get(mailbox);
-    if (!interest || (interest.epoch === epoch && interest.seq >= seq)) return;
-    interest.epoch = epoch;
-    interest.seq = seq;
+    if (!interest || (interest.told.epoch === epoch && interest.told.seq >= seq)) return;
+    interest.told = { epoch, seq };
   }
 
   /** Another node appended up to (epoch, seq). */
@@ -88,7 +86,7 @@ export class CatchUp {
     const interest = this.#interest.get(mailbox);
     // Untracked: nobody here read it lately; whoever cares re-reads (and so starts tracking it).
     if (!interest) this.#source.emit(mailbox, undefined);
-    else if (interest.epoch !== epoch || interest.seq < seq) this.#pull(mailbox);
+    else if (interest.told.epoch !== epoch || interest.told.seq < seq) this.#pull(mailbox);
   }
 
   /** Compares every tracked mailbox, a tick's worth at a time; after a reconnect. */
@@ -130,7 +128,8 @@ export class CatchUp {
         const head = heads[i];
         const interest = this.#interest.get(mailbox);
         if (head === undefined || !interest) return;
-        const moved = head === null ? interest.seq > 0 : head.epoch !== interest.epoch || head.seq > interest.seq;
+        const { told } = interest;
+        const moved = head === null ? told.seq > 0 : head.epoch !== told.epoch || head.seq > told.seq;
         if (moved) this.#pull(mailbox);
       });
       for (const mailbox of probes) this.#source.emit(mailbox, undefined);
@@ -171,10 +170,10 @@ export class CatchUp {
   async #pullOnce(mailbox: string): Promise<boolean> {
     const interest = this.#interest.get(mailbox);
     if (!interest || this.#stopped) return false;
-    const { epoch, seq } = interest;
+    const { epoch, seq } = interest.told;
     let read: MailboxRead;
     try {
-      read = await this.#source.read(mailbox, { epoch, afterSeq: seq }, PULL_PAGE_SIZE);
+      read = await this.#source.read(mailbox, interest.told, PULL_PAGE_SIZE);
     } catch {
       this.#source.emit(mailbox, undefined);
       return false;
@@ -190,8 +189,7 @@ export class CatchUp {
       // Nothing new, or a hole (expiry, trimming, a new epoch): the listeners' own re-read reports it.
       const moved = log ? log.epoch !== epoch || log.lastSeq > seq : seq > 0;
       if (!moved) return false;
-      interest.epoch = log?.epoch ?? "";
-      interest.seq = log?.lastSeq ?? 0;
+      interest.told = { epoch: log?.epoch ?? "", seq: log?.lastSeq ?? 0 };
       this.#source.emit(mailbox, undefined);
       return false;
     }

@@ -159,7 +159,7 @@ return out
 `;
 
 /**
- * KEYS: meta, log. ARGV: epoch, afterSeq, limit, nowMs.
+ * KEYS: meta, log. ARGV: epoch, seq (read after it), limit, nowMs.
  * Returns {} when the mailbox does not exist, else { epoch, lastSeq, trimmed, then per unexpired
  * message: seq, id, timeMs, expiresAtMs, fieldsJson }, at most `limit` messages, from one snapshot.
  */

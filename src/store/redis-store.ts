@@ -7,9 +7,9 @@ import type {
   LogInfo,
   MailboxRead,
   MailboxStore,
-  ReadPosition,
   StoredMessage,
   StoreStats,
+  StreamPosition,
 } from "./mailbox-store.js";
 import { CatchUp } from "./redis-catch-up.js";
 import { openRedisConnections } from "./redis-connection.js";
@@ -92,7 +92,7 @@ export class RedisStore implements MailboxStore {
     this.#subscriber.on("message", (channel: string, payload: string) => this.#onWake(channel, payload));
     this.#catchUp = new CatchUp({
       // Not reads that mark interest: only local readers keep a mailbox tracked.
-      read: (mailbox, position, limit) => this.#read(mailbox, position, limit),
+      read: (mailbox, after, limit) => this.#read(mailbox, after, limit),
       heads: (mailboxes) => this.#heads(mailboxes),
       connected: () => this.ready(),
       emit: (mailbox, messages) => this.#emit(mailbox, messages),
@@ -223,17 +223,15 @@ export class RedisStore implements MailboxStore {
     return results;
   }
 
-  async read(mailbox: string, position: ReadPosition, limit: number): Promise<MailboxRead> {
-    const read = await this.#read(mailbox, position, limit);
+  async read(mailbox: string, after: StreamPosition, limit: number): Promise<MailboxRead> {
+    const read = await this.#read(mailbox, after, limit);
     this.#catchUp.touch(mailbox, read.log?.epoch ?? "", read.log?.lastSeq ?? 0);
     return read;
   }
 
-  async #read(mailbox: string, position: ReadPosition, limit: number): Promise<MailboxRead> {
+  async #read(mailbox: string, after: StreamPosition, limit: number): Promise<MailboxRead> {
     const [meta, log] = this.#keys(mailbox);
-    const reply = (await this.#redis.heraldRead(meta, log, position.epoch, position.afterSeq, limit, Date.now())).map(
-      String,
-    );
+    const reply = (await this.#redis.heraldRead(meta, log, after.epoch, after.seq, limit, Date.now())).map(String);
     if (reply.length === 0) return { log: undefined, messages: [] };
     const [epoch, lastSeq, trimmed] = reply as [string, string, string];
     const messages: StoredMessage[] = [];
@@ -327,7 +325,7 @@ export class RedisStore implements MailboxStore {
     this.#catchUp.onWake(mailbox, epoch as string, Number(seq));
   }
 
-  async #heads(mailboxes: readonly string[]): Promise<({ epoch: string; seq: number } | null | undefined)[]> {
+  async #heads(mailboxes: readonly string[]): Promise<(StreamPosition | null | undefined)[]> {
     // Separate commands, not one pipeline: on a Cluster the mailboxes live on different shards.
     return Promise.all(
       mailboxes.map(async (mailbox) => {

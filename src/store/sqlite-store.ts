@@ -10,9 +10,9 @@ import {
   type LogInfo,
   type MailboxRead,
   type MailboxStore,
-  type ReadPosition,
   type StoredMessage,
   type StoreStats,
+  type StreamPosition,
 } from "./mailbox-store.js";
 import { migrate } from "./sqlite-schema.js";
 import { type MailboxRow, type MessageRow, prepareStatements, type Statements } from "./sqlite-statements.js";
@@ -157,10 +157,10 @@ export class SqliteStore implements MailboxStore {
     });
   }
 
-  async read(mailbox: string, position: ReadPosition, limit: number): Promise<MailboxRead> {
+  async read(mailbox: string, after: StreamPosition, limit: number): Promise<MailboxRead> {
     const log = this.#sql.mailbox.get(mailbox);
     if (!log) return { log: undefined, messages: [] };
-    const afterSeq = position.epoch === log.epoch && position.afterSeq <= log.last_seq ? position.afterSeq : 0;
+    const afterSeq = after.epoch === log.epoch && after.seq <= log.last_seq ? after.seq : 0;
     const rows = this.#sql.after.all(log.id, afterSeq, this.#now(), limit);
     return { log: this.#info(log), messages: rows.map((row) => toMessage(mailbox, log.epoch, row)) };
   }

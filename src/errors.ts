@@ -43,3 +43,8 @@ export class HeraldError extends Error {
     return { error: { code: this.code, message: this.message } };
   }
 }
+
+/** A wrong flag, environment variable or config file: `herald` prints the message and exits 2. */
+export class ConfigError extends Error {
+  override name = "ConfigError";
+}
