@@ -1,4 +1,4 @@
-import { Redis } from "ioredis";
+import { deleteKeys } from "../test/helpers/redis.js";
 import { type HeraldProcess, startHerald } from "./lib/herald-process.js";
 import { INGEST_CONNECTIONS, postLoad } from "./lib/post-load.js";
 import { Publisher, sleep } from "./lib/publisher.js";
@@ -30,7 +30,6 @@ const SUBSCRIBERS = Number(process.env.BENCH_SUBSCRIBERS ?? 3000);
 const MESSAGES = 50;
 const NODES = 3;
 const SETTLE_TIMEOUT_MS = 60_000;
-const CLEANUP_BATCH = 500;
 
 async function ingest(node: HeraldProcess): Promise<{ perSecond: number; p99Ms: number; failed: number }> {
   const result = await postLoad(node.url, "bench:ingest", SECONDS);
@@ -83,17 +82,6 @@ async function fanout(nodes: readonly HeraldProcess[]): Promise<FanoutRun> {
   }
 }
 
-async function deleteKeys(prefix: string): Promise<void> {
-  const client = new Redis(REDIS_URL);
-  let cursor = "0";
-  do {
-    const [next, keys] = await client.scan(cursor, "MATCH", `${prefix}*`, "COUNT", CLEANUP_BATCH);
-    cursor = next;
-    if (keys.length > 0) await client.del(...keys);
-  } while (cursor !== "0");
-  client.disconnect();
-}
-
 const loadavgAtStart = startLoadavg();
 const meter = cpuMeter();
 const prefix = `herald-bench:${Date.now()}:`;
@@ -111,7 +99,7 @@ try {
   results.redisFanout = await fanout(nodes);
   for (const node of nodes) await node.stop();
 } finally {
-  await deleteKeys(prefix);
+  await deleteKeys(REDIS_URL, prefix);
 }
 
 const mi = results.memoryIngest as Awaited<ReturnType<typeof ingest>>;

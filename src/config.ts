@@ -1,5 +1,7 @@
 import { parseArgs } from "node:util";
 import { ConfigError } from "./errors.js";
+import { checkRedisKeyPrefix, DEFAULT_REDIS_KEY_PREFIX } from "./store/redis-keys.js";
+import { parseRedisUrl } from "./store/redis-url.js";
 
 /** Everything `herald serve` can be told, from flags or the environment. */
 export type StoreKind = "memory" | "sqlite" | "redis";
@@ -48,7 +50,7 @@ export const DEFAULT_CONFIG: ServeConfig = {
   dataDir: "./data",
   sqliteSync: "full",
   redisUrl: "redis://127.0.0.1:6379",
-  redisPrefix: "herald:",
+  redisPrefix: DEFAULT_REDIS_KEY_PREFIX,
   insecure: false,
   configFile: undefined,
   port: 8080,
@@ -150,11 +152,11 @@ export function parseServeConfig(argv: readonly string[], env: NodeJS.ProcessEnv
   }
   config.dataDir = text("data-dir", "HERALD_DATA_DIR") ?? config.dataDir;
   config.redisUrl = text("redis-url", "REDIS_URL") ?? config.redisUrl;
+  // Checked only for the Redis store: another store may run beside a REDIS_URL meant for something else.
+  if (config.store === "redis") parseRedisUrl(config.redisUrl as string, "--redis-url");
   const redisPrefix = text("redis-prefix", "HERALD_REDIS_PREFIX");
   if (redisPrefix !== undefined) {
-    // "{" would end up inside the per-mailbox hash tag and split a mailbox over Cluster slots.
-    if (redisPrefix.includes("{") || redisPrefix.includes("}"))
-      throw new ConfigError("--redis-prefix must not contain { or }");
+    checkRedisKeyPrefix(redisPrefix, "--redis-prefix");
     config.redisPrefix = redisPrefix;
   }
   config.configFile = text("config", "HERALD_CONFIG");

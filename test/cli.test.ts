@@ -9,8 +9,11 @@ import type { RunningHerald } from "../src/server.js";
 import { bearer, makeKey, SECRET, startAuthServer } from "./helpers/auth.js";
 import { publish, publishMany } from "./helpers/clients.js";
 import { startTestServer } from "./helpers/server.js";
+import { until } from "./helpers/until.js";
 
 const BIN = join(import.meta.dirname, "..", "bin", "herald.js");
+/** How long a child process may take to print what a test waits for. */
+const WAIT_MS = 15_000;
 
 interface Run {
   readonly child: ChildProcess;
@@ -43,14 +46,6 @@ async function herald(args: string[], env: Record<string, string> = {}): Promise
   const run = start(args, env);
   const code = await run.exited;
   return Object.assign(run, { code });
-}
-
-async function until(predicate: () => boolean, what: () => string, timeoutMs = 15_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!predicate()) {
-    if (Date.now() > deadline) throw new Error(`timed out: ${what()}`);
-    await new Promise((resolve) => setTimeout(resolve, 25));
-  }
 }
 
 let server: RunningHerald;
@@ -222,11 +217,13 @@ describe("herald tail", () => {
     await until(
       () => run.stderr.includes("via websocket"),
       () => run.stderr,
+      WAIT_MS,
     );
     await publish(server.url, "room:live", { title: "ann", body: "hi" });
     await until(
       () => run.stdout.includes("room:live #1 ann: hi"),
       () => run.stdout + run.stderr,
+      WAIT_MS,
     );
     run.child.kill("SIGINT");
     expect(await run.exited).toBe(0);

@@ -10,6 +10,10 @@ import {
 } from "../client/src/index.js";
 import type { RunningHerald } from "../src/server.js";
 import { hsToken, makeKey, SECRET, startAuthServer } from "./helpers/auth.js";
+import { until } from "./helpers/until.js";
+
+/** How long a connection, a message or a token renewal may take to arrive. */
+const WAIT_MS = 15_000;
 
 let herald: RunningHerald;
 const publisher = makeKey("ci", ["*"]);
@@ -21,14 +25,6 @@ beforeAll(async () => {
   });
 });
 afterAll(() => herald.shutdown());
-
-async function until(predicate: () => boolean, what: () => string, timeoutMs = 15_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!predicate()) {
-    if (Date.now() > deadline) throw new Error(`timed out: ${what()}`);
-    await new Promise((resolve) => setTimeout(resolve, 20));
-  }
-}
 
 describe.each<TransportName>(["sse", "websocket", "long-poll"])("client token callback over %s", (transport) => {
   it("retries a refused connection, then renews an expiring token and resumes without loss", async () => {
@@ -54,6 +50,7 @@ describe.each<TransportName>(["sse", "websocket", "long-poll"])("client token ca
       await until(
         () => subscription.status.state === "open",
         () => JSON.stringify(errors),
+        WAIT_MS,
       );
       expect(errors[0]?.status === 401 || errors[0]?.code === "network").toBe(true);
       const publishOne = (body: string) => publish(mailbox, { body }, { url: herald.url, token: () => publisher.key });
@@ -61,17 +58,20 @@ describe.each<TransportName>(["sse", "websocket", "long-poll"])("client token ca
       await until(
         () => messages.length === 1,
         () => JSON.stringify(messages),
+        WAIT_MS,
       );
       const callsBefore = calls;
       // Outlive the token: the server ends the connection and the callback is asked again.
       await until(
         () => calls > callsBefore,
         () => `token calls ${calls}`,
+        WAIT_MS,
       );
       await publishOne("second");
       await until(
         () => messages.length === 2,
         () => JSON.stringify(messages.map((m) => m.body)),
+        WAIT_MS,
       );
       expect(messages.map((m) => m.body)).toEqual(["first", "second"]);
     } finally {

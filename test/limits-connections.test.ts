@@ -3,6 +3,7 @@ import { addressVisitor, clientAddress, createTrustedProxies } from "../src/auth
 import type { RunningHerald } from "../src/server.js";
 import { bearer, hsToken, SECRET, startAuthServer } from "./helpers/auth.js";
 import { StreamClient } from "./helpers/clients.js";
+import { until } from "./helpers/until.js";
 
 let herald: RunningHerald | undefined;
 const streams: StreamClient[] = [];
@@ -18,11 +19,6 @@ async function openStream(path: string, headers: Record<string, string> = {}): P
   streams.push(stream);
   await stream.opened;
   return stream;
-}
-
-async function until(predicate: () => boolean): Promise<void> {
-  for (let i = 0; i < 250 && !predicate(); i++) await new Promise((resolve) => setTimeout(resolve, 20));
-  expect(predicate()).toBe(true);
 }
 
 describe("streams per visitor", () => {

@@ -2,6 +2,7 @@ import { afterEach, describe, expect, it } from "vitest";
 import WebSocket from "ws";
 import type { RunningHerald } from "../src/server.js";
 import { bearer, hsToken, SECRET, startAuthServer } from "./helpers/auth.js";
+import { until } from "./helpers/until.js";
 
 let herald: RunningHerald | undefined;
 const sockets: WebSocket[] = [];
@@ -33,11 +34,6 @@ function upgrade(headers: Record<string, string> = {}): Promise<WebSocket | Refu
     socket.once("error", reject);
     socket.once("open", () => resolve(socket));
   });
-}
-
-async function until(predicate: () => boolean): Promise<void> {
-  for (let i = 0; i < 250 && !predicate(); i++) await new Promise((resolve) => setTimeout(resolve, 20));
-  expect(predicate()).toBe(true);
 }
 
 describe("WebSocket connection caps", () => {

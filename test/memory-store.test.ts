@@ -1,4 +1,4 @@
-import { describe, expect, it } from "vitest";
+import { describe, expect, it, vi } from "vitest";
 import type { StoredMessage } from "../src/store/mailbox-store.js";
 import { createMemoryStore } from "../src/store/memory-store.js";
 import { describeStoreContract, draft } from "./store-contract.js";
@@ -106,6 +106,30 @@ describe("memory store specifics", () => {
     now += 1000;
     expect(await store.recallDelivery("b")).toBeUndefined();
     expect(await store.recallDelivery("c")).toBe("C");
+    await store.close();
+  });
+
+  it("by default throws a listener's error again on a later microtask, after the append and the other listeners", async () => {
+    const store = createMemoryStore({ maxMailboxes: 10, maxMessagesPerMailbox: 10, maxBytes: 1 << 20 });
+    const bug = new Error("a listener's bug");
+    const heard: string[] = [];
+    store.watch(() => {
+      throw bug;
+    });
+    store.watch((mailbox) => heard.push(mailbox));
+    const later: (() => void)[] = [];
+    // The memory store tells its listeners before its first await: the stub is in place only while it does.
+    vi.stubGlobal("queueMicrotask", (callback: () => void) => later.push(callback));
+    let appended: ReturnType<typeof store.append>;
+    try {
+      appended = store.append([{ mailbox: "a", draft: draft({ body: "a1" }) }]);
+    } finally {
+      vi.unstubAllGlobals();
+    }
+    expect((await appended)[0]).toMatchObject({ status: "stored", message: { mailbox: "a", seq: 1 } });
+    expect(heard).toEqual(["a"]);
+    expect(later).toHaveLength(1);
+    expect(() => later[0]?.()).toThrow(bug);
     await store.close();
   });
 });

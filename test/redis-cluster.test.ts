@@ -43,6 +43,7 @@ describe.runIf(canRun)("Redis store on a Redis Cluster", () => {
         keyPrefix: uniquePrefix("cluster"),
         maxMessagesPerMailbox: options.maxMessagesPerMailbox,
         checkIntervalMs: CHECK_INTERVAL_MS,
+        onListenerError: options.onListenerError,
       });
       await store.whenReady(10_000);
       // The cluster is thrown away after the run, keys and all.

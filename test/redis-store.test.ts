@@ -15,19 +15,14 @@ import {
   testRedis,
   uniquePrefix,
 } from "./helpers/redis.js";
+import { until } from "./helpers/until.js";
 import { describeStoreContract, draft } from "./store-contract.js";
 
 const redis = await testRedis();
 const CHECK_INTERVAL_MS = 100;
+/** How long a wake-up, a check or a reconnect may take to arrive. */
+const WAIT_MS = 10_000;
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
-
-async function until(predicate: () => boolean | Promise<boolean>, what: string, timeoutMs = 10_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!(await predicate())) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await sleep(20);
-  }
-}
 
 // Skips only on a machine with neither REDIS_URL, a Redis on 127.0.0.1:6379, nor redis-server;
 // .ci/run sets HERALD_REQUIRE_REDIS=1, which makes testRedis() throw instead, so CI never skips.
@@ -70,6 +65,7 @@ if ("reason" in redis) {
         keyPrefix: prefix,
         maxMessagesPerMailbox: options.maxMessagesPerMailbox,
         checkIntervalMs: CHECK_INTERVAL_MS,
+        onListenerError: options.onListenerError,
       });
       await store.whenReady(5000);
       return {
@@ -95,7 +91,7 @@ if ("reason" in redis) {
         { mailbox: "m", draft: draft({ n: 1 }) },
         { mailbox: "m", draft: draft({ n: 2 }) },
       ]);
-      await until(() => heard.some((h) => h.node === "b"), "b's wake-up");
+      await until(() => heard.some((h) => h.node === "b"), "b's wake-up", WAIT_MS);
       await sleep(200);
       // The two nodes hear on different connections, so their order is not defined.
       expect(heard).toHaveLength(2);
@@ -141,7 +137,7 @@ if ("reason" in redis) {
       );
       raw.disconnect();
       // The periodic check notices and hands the listeners the message, read once for the node.
-      await until(() => heard.length >= 2, "the periodic check");
+      await until(() => heard.length >= 2, "the periodic check", WAIT_MS);
       expect(heard).toEqual([
         { mailbox: "watched", seqs: [1] },
         { mailbox: "watched", seqs: [2] },
@@ -163,11 +159,19 @@ if ("reason" in redis) {
           { mailbox: "other", draft: draft({ n }) },
         ]);
       }
-      await until(() => heard.filter((h) => h.mailbox === "watched").flatMap((h) => h.seqs ?? []).length >= 5, "pulls");
+      await until(
+        () => heard.filter((h) => h.mailbox === "watched").flatMap((h) => h.seqs ?? []).length >= 5,
+        "pulls",
+        WAIT_MS,
+      );
       const watched = heard.filter((h) => h.mailbox === "watched");
       // Every message exactly once, in order, however the wake-ups were batched into pulls.
       expect(watched.flatMap((h) => h.seqs)).toEqual([1, 2, 3, 4, 5]);
-      await until(() => heard.filter((h) => h.mailbox === "other").length >= 5, "wake-ups of the untracked mailbox");
+      await until(
+        () => heard.filter((h) => h.mailbox === "other").length >= 5,
+        "wake-ups of the untracked mailbox",
+        WAIT_MS,
+      );
       expect(heard.filter((h) => h.mailbox === "other").every((h) => h.seqs === undefined)).toBe(true);
     });
 
@@ -219,15 +223,17 @@ if ("reason" in redis) {
         const epoch = (first as AppendResult).message.epoch;
         await b.read("m", { epoch, seq: 1 }, 10);
         await server.stop();
-        await until(() => !a.ready() && !b.ready(), "not ready");
-        await expect(a.append([{ mailbox: "m", draft: draft({ n: 2 }) }])).rejects.toThrow();
-        await expect(b.read("m", { epoch, seq: 1 }, 10)).rejects.toThrow();
+        await until(() => !a.ready() && !b.ready(), "not ready", WAIT_MS);
+        const unavailable = { code: "store_unavailable", headers: { "Retry-After": "1" } };
+        await expect(a.append([{ mailbox: "m", draft: draft({ n: 2 }) }])).rejects.toMatchObject(unavailable);
+        await expect(b.read("m", { epoch, seq: 1 }, 10)).rejects.toMatchObject(unavailable);
+        await expect(b.head("m")).rejects.toMatchObject(unavailable);
         await server.start();
-        await until(() => a.ready() && b.ready(), "ready again");
+        await until(() => a.ready() && b.ready(), "ready again", WAIT_MS);
         // b hears of it by its resubscribed channel or, if that is not back yet, by its periodic check.
         const [second] = await a.append([{ mailbox: "m", draft: draft({ n: 3 }) }]);
         expect(second?.message).toMatchObject({ epoch, seq: 2 });
-        await until(() => woken.includes("m"), "b catching up after the restart");
+        await until(() => woken.includes("m"), "b catching up after the restart", WAIT_MS);
         const read = await b.read("m", { epoch, seq: 0 }, 10);
         expect(read.messages.map((m) => JSON.parse(m.json).n)).toEqual([1, 3]);
       } finally {

@@ -1,5 +1,7 @@
 import { nanoid } from "nanoid";
 import { afterEach, describe, expect, it } from "vitest";
+import { HeraldError } from "../src/errors.js";
+import type { ListenerErrorHandler } from "../src/store/append-listeners.js";
 import type {
   AppendItem,
   AppendResult,
@@ -14,6 +16,8 @@ export interface ContractStoreOptions {
   readonly maxMessagesPerMailbox: number;
   /** Byte budget over the whole store. */
   readonly maxBytes: number;
+  /** Where the store reports an error an append listener threw (each backend's option of that name). */
+  readonly onListenerError?: ListenerErrorHandler;
 }
 
 export interface ContractStore {
@@ -79,6 +83,16 @@ function range(from: number, to: number): number[] {
 }
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+
+/** What every backend rejects with once it cannot answer. */
+async function expectUnavailable(pending: Promise<unknown>): Promise<void> {
+  const error = await pending.then(
+    () => undefined,
+    (reason: unknown) => reason,
+  );
+  expect(error).toBeInstanceOf(HeraldError);
+  expect(error).toMatchObject({ code: "store_unavailable", status: 503, headers: { "Retry-After": "1" } });
+}
 
 /** Polls until `check` stops throwing; rethrows its last failure after the deadline. */
 async function eventually(check: () => Promise<void>, timeoutMs = RETENTION_WAIT_MS): Promise<void> {
@@ -457,10 +471,11 @@ export function describeStoreContract(
         expect(await store.recallDelivery(brief)).toBe("again");
       });
 
-      it("rejects after close", async () => {
+      it("rejects after close as store_unavailable", async () => {
         const store = await fresh();
         await store.close();
-        await expect(store.rememberDelivery(`d ${box("closed")}`, "x", LONG_TTL_MS)).rejects.toThrow();
+        await expectUnavailable(store.rememberDelivery(`d ${box("closed")}`, "x", LONG_TTL_MS));
+        await expectUnavailable(store.recallDelivery(`d ${box("closed")}`));
       });
     });
 
@@ -513,6 +528,29 @@ export function describeStoreContract(
         await Promise.all(checks);
         expect((seen.get(a) ?? []).length).toBe(countBefore);
       });
+
+      it("goes on appending and telling the other listeners when one throws, and reports what it threw", async () => {
+        const reported: unknown[] = [];
+        const store = await fresh({ onListenerError: (error) => reported.push(error) });
+        const [a, b] = [box("a"), box("b")];
+        const bug = new Error("a listener's bug");
+        const heard: string[] = [];
+        store.watch(() => {
+          throw bug;
+        });
+        store.watch((mailbox, messages) => {
+          for (const message of messages ?? []) heard.push(`${mailbox === a ? "a" : "b"}${message.seq}`);
+        });
+        const [first] = await store.append([item(a, { n: 1 })]);
+        expect(stored(first).seq).toBe(1);
+        const [second, other] = await store.append([item(a, { n: 2 }), item(b, { n: 1 })]);
+        expect([stored(second).seq, stored(other).seq]).toEqual([2, 1]);
+        await eventually(async () => expect(heard.sort()).toEqual(["a1", "a2", "b1"]));
+        // One report per time the listener was called: each append told it of each mailbox.
+        expect(reported.length).toBeGreaterThanOrEqual(3);
+        expect(reported.every((error) => error === bug)).toBe(true);
+        expect(seqs((await store.read(a, { epoch: "", seq: 0 }, ALL)).messages)).toEqual([1, 2]);
+      });
     });
 
     describe("head, stats, close", () => {
@@ -544,7 +582,7 @@ export function describeStoreContract(
         for (const value of Object.values(stats)) expect(Number.isFinite(value) && value >= 0).toBe(true);
       });
 
-      it("is ready until closed; appends after close reject", async () => {
+      it("is ready until closed; appends after close reject as store_unavailable", async () => {
         const store = await fresh();
         const a = box("a");
         expect(store.ready()).toBe(true);
@@ -552,7 +590,7 @@ export function describeStoreContract(
         stored(result);
         await store.close();
         expect(store.ready()).toBe(false);
-        await expect(store.append([item(a, { body: "after" })])).rejects.toThrow();
+        await expectUnavailable(store.append([item(a, { body: "after" })]));
       });
     });
   });

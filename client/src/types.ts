@@ -14,15 +14,9 @@ export interface HeraldMessage {
   readonly ttl?: number;
 }
 
-/** What a publisher may set. */
-export interface MessageFields {
-  title?: string;
-  body?: string;
-  data?: unknown;
-  tags?: string[];
-  priority?: number;
-  ttl?: number;
-}
+// The server's own definition of what a publisher may set. A type-only export: esbuild drops it, so the
+// bundle carries no server code, and the client cannot drift from what the server accepts.
+export type { MessageFields } from "../../src/core/message-input.js";
 
 export type GapReason = "epoch" | "expired" | "trimmed";
 

@@ -72,6 +72,11 @@ export interface StoreStats {
  * MailboxStore keeps every mailbox's ordered, retained log. Backends implement
  * it; the core never knows which one it talks to. The shared contract suite
  * (test/store-contract.ts) runs against every backend.
+ *
+ * A backend that cannot answer (closed, unreachable, failing underneath)
+ * rejects with the catalogue's HeraldError `store_unavailable` and
+ * `Retry-After: 1` (see store-unavailable.ts), its own error as the `cause`;
+ * it rejects with nothing else.
  */
 export interface MailboxStore {
   /**
@@ -90,7 +95,12 @@ export interface MailboxStore {
   /** The current log state of a mailbox, or undefined when it does not exist. */
   head(mailbox: string): Promise<LogInfo | undefined>;
 
-  /** Registers a listener for committed appends (including other nodes' ones). Returns an unsubscribe function. */
+  /**
+   * Registers a listener for committed appends (including other nodes' ones).
+   * Returns an unsubscribe function. A listener that throws does not fail the
+   * append nor keep the other listeners from hearing of it; its error goes to
+   * the backend's `onListenerError` (see append-listeners.ts).
+   */
   watch(listener: AppendListener): () => void;
 
   /**

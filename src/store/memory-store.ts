@@ -1,6 +1,7 @@
 import { LRUCache } from "lru-cache";
 import { nanoid } from "nanoid";
 import { getOrCreate } from "../util/get-or-create.js";
+import { type AppendListeners, createAppendListeners, type ListenerErrorOption } from "./append-listeners.js";
 import {
   type AppendItem,
   type AppendListener,
@@ -13,9 +14,11 @@ import {
   type StoreStats,
   type StreamPosition,
 } from "./mailbox-store.js";
+import { MemoryDeliveries } from "./memory-deliveries.js";
+import { storeClosed } from "./store-unavailable.js";
 import { storedMessage } from "./stored-message.js";
 
-export interface MemoryStoreOptions {
+export interface MemoryStoreOptions extends ListenerErrorOption {
   /** Mailboxes kept at once; the least recently used is evicted beyond it. */
   readonly maxMailboxes: number;
   /** Messages kept per mailbox; the oldest are trimmed beyond it. */
@@ -37,11 +40,6 @@ const MAX_SWEEP_MESSAGES_PER_TICK = 50_000;
 interface IdempotencyEntry {
   readonly seq: number;
   readonly fingerprint: string | undefined;
-}
-
-interface RememberedAnswer {
-  readonly answer: string;
-  readonly expiresAtMs: number;
 }
 
 interface MailboxLog {
@@ -76,8 +74,8 @@ export class MemoryStore implements MailboxStore {
   readonly #options: MemoryStoreOptions;
   readonly #now: () => number;
   readonly #logs: LRUCache<string, MailboxLog>;
-  readonly #deliveries: LRUCache<string, RememberedAnswer>;
-  readonly #listeners = new Set<AppendListener>();
+  readonly #deliveries: MemoryDeliveries;
+  readonly #listeners: AppendListeners;
   readonly #sweepTimer: NodeJS.Timeout;
   #bytes = 0;
   #messageCount = 0;
@@ -87,17 +85,18 @@ export class MemoryStore implements MailboxStore {
   constructor(options: MemoryStoreOptions) {
     this.#options = options;
     this.#now = options.now ?? Date.now;
+    this.#listeners = createAppendListeners(options.onListenerError);
     this.#logs = new LRUCache<string, MailboxLog>({
       max: options.maxMailboxes,
       dispose: (log) => this.#forget(log),
     });
-    this.#deliveries = new LRUCache({ max: options.maxDeliveries ?? DEFAULT_MAX_REMEMBERED_DELIVERIES });
+    this.#deliveries = new MemoryDeliveries(options.maxDeliveries ?? DEFAULT_MAX_REMEMBERED_DELIVERIES, this.#now);
     this.#sweepTimer = setInterval(() => this.sweepExpired(), options.sweepIntervalMs ?? 10_000);
     this.#sweepTimer.unref();
   }
 
   async append(items: readonly AppendItem[]): Promise<AppendResult[]> {
-    if (this.#closed) throw new Error("store is closed");
+    if (this.#closed) throw storeClosed();
     const now = this.#now();
     const results: (AppendResult | undefined)[] = new Array(items.length);
     // First pass: idempotency, so a conflict stores nothing of the call.
@@ -143,9 +142,7 @@ export class MemoryStore implements MailboxStore {
       this.#trimToCap(log);
     }
     for (const mailbox of appended.keys()) this.#enforceByteBudget(mailbox, appended);
-    for (const [mailbox, messages] of appended) {
-      for (const listener of this.#listeners) listener(mailbox, messages);
-    }
+    for (const [mailbox, messages] of appended) this.#listeners.emit(mailbox, messages);
     return results as AppendResult[];
   }
 
@@ -169,22 +166,17 @@ export class MemoryStore implements MailboxStore {
   }
 
   async rememberDelivery(key: string, answer: string, ttlMs: number): Promise<void> {
-    if (this.#closed) throw new Error("store is closed");
-    this.#deliveries.set(key, { answer, expiresAtMs: this.#now() + ttlMs });
+    if (this.#closed) throw storeClosed();
+    this.#deliveries.remember(key, answer, ttlMs);
   }
 
   async recallDelivery(key: string): Promise<string | undefined> {
-    if (this.#closed) throw new Error("store is closed");
-    // peek, not get: recalling does not make an entry younger, as in the durable backends.
-    const remembered = this.#deliveries.peek(key);
-    if (remembered === undefined || remembered.expiresAtMs > this.#now()) return remembered?.answer;
-    this.#deliveries.delete(key);
-    return undefined;
+    if (this.#closed) throw storeClosed();
+    return this.#deliveries.recall(key);
   }
 
   watch(listener: AppendListener): () => void {
-    this.#listeners.add(listener);
-    return () => this.#listeners.delete(listener);
+    return this.#listeners.add(listener);
   }
 
   ready(): boolean {

@@ -1,10 +1,10 @@
 import { Cluster, Redis, type RedisOptions } from "ioredis";
-
-/** `redis-cluster://[user:pass@]host:port,host:port,...`: seed nodes of a Redis Cluster. */
-export const CLUSTER_SCHEME = "redis-cluster:";
+import { parseRedisUrl } from "./redis-url.js";
 
 /** A command without an answer for this long fails (the publish becomes a 503) instead of hanging. */
 const COMMAND_TIMEOUT_MS = 10_000;
+/** Longest a close waits for QUIT before dropping a connection. */
+const QUIT_TIMEOUT_MS = 2000;
 
 export interface RedisConnections {
   /** Commands and scripts. Fails at once while disconnected, never re-sends a command. */
@@ -24,36 +24,14 @@ const COMMAND_OPTIONS = {
   enableAutoPipelining: true,
 } satisfies RedisOptions;
 
-function clusterSeeds(url: string): { seeds: { host: string; port: number }[]; auth: RedisOptions } {
-  const rest = url.slice(`${CLUSTER_SCHEME}//`.length);
-  const at = rest.lastIndexOf("@");
-  const auth: RedisOptions = {};
-  if (at !== -1) {
-    const [user, password] = rest.slice(0, at).split(":");
-    if (password === undefined) auth.password = decodeURIComponent(user as string);
-    else {
-      if (user) auth.username = decodeURIComponent(user);
-      auth.password = decodeURIComponent(password);
-    }
-  }
-  const seeds = rest
-    .slice(at + 1)
-    .replace(/\/.*$/, "")
-    .split(",")
-    .map((hostPort) => {
-      const colon = hostPort.lastIndexOf(":");
-      return { host: hostPort.slice(0, colon), port: Number(hostPort.slice(colon + 1)) };
-    });
-  if (seeds.some((seed) => !seed.host || !Number.isInteger(seed.port))) {
-    throw new Error(`${CLUSTER_SCHEME} URLs list host:port seeds separated by commas, got "${url}"`);
-  }
-  return { seeds, auth };
-}
-
-/** Opens the two connections the Redis store uses; `redis-cluster://` selects a Cluster. */
+/**
+ * Opens the two connections the Redis store uses; `redis-cluster://` selects a
+ * Cluster. A malformed URL is a ConfigError (see parseRedisUrl).
+ */
 export function openRedisConnections(url: string): RedisConnections {
-  if (url.startsWith(CLUSTER_SCHEME)) {
-    const { seeds, auth } = clusterSeeds(url);
+  const target = parseRedisUrl(url);
+  if (target.cluster) {
+    const { seeds, auth } = target;
     return {
       commands: new Cluster(seeds, { enableOfflineQueue: false, redisOptions: { ...auth, ...COMMAND_OPTIONS } }),
       subscriber: new Cluster(seeds, { redisOptions: { ...auth, autoResubscribe: true } }),
@@ -65,4 +43,17 @@ export function openRedisConnections(url: string): RedisConnections {
     subscriber: new Redis(url, { autoResubscribe: true }),
     cluster: false,
   };
+}
+
+/** QUIT, so that replies in flight arrive, then disconnect; a Redis that stops answering does not hold it up. */
+export async function closeRedisConnection(connection: Redis | Cluster): Promise<void> {
+  if (connection.status === "ready") {
+    let timer: NodeJS.Timeout | undefined;
+    const late = new Promise((resolve) => {
+      timer = setTimeout(resolve, QUIT_TIMEOUT_MS);
+    });
+    await Promise.race([connection.quit().catch(() => {}), late]);
+    clearTimeout(timer);
+  }
+  connection.disconnect();
 }

@@ -1,3 +1,6 @@
+import type { Cluster, Redis } from "ioredis";
+import type { MessageDraft } from "./stored-message.js";
+
 /**
  * Lua run inside Redis by the Redis store. Every key a script touches belongs
  * to the mailboxes passed in KEYS, and each mailbox's keys share one hash tag,
@@ -190,3 +193,20 @@ while count < limit do
 end
 return out
 `;
+
+/** The append script's per-item status for a message it stored. */
+export const STORED = 1;
+
+type ScriptReply = (string | number)[];
+
+/** A connection with the scripts defined as commands (see redis-connection.ts). */
+export type ScriptedRedis = (Redis | Cluster) & {
+  heraldAppend(numKeys: number, ...args: (string | number)[]): Promise<ScriptReply>;
+  heraldRead(...args: (string | number)[]): Promise<ScriptReply>;
+};
+
+/** The draft in a script's reply from `at` on: id, timeMs, expiresAtMs, fieldsJson. */
+export function draftAt(reply: readonly string[], at: number): MessageDraft {
+  const [id, timeMs, expiresAtMs, fieldsJson] = reply.slice(at, at + 4) as [string, string, string, string];
+  return { id, timeMs: Number(timeMs), expiresAtMs: Number(expiresAtMs), fieldsJson };
+}

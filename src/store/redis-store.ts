@@ -1,5 +1,7 @@
 import type { Cluster, Redis } from "ioredis";
 import { nanoid } from "nanoid";
+import { getOrCreate } from "../util/get-or-create.js";
+import { type AppendListeners, createAppendListeners, type ListenerErrorOption } from "./append-listeners.js";
 import type {
   AppendItem,
   AppendListener,
@@ -12,13 +14,19 @@ import type {
   StreamPosition,
 } from "./mailbox-store.js";
 import { CatchUp } from "./redis-catch-up.js";
-import { openRedisConnections } from "./redis-connection.js";
-import { APPEND_SCRIPT, READ_SCRIPT } from "./redis-scripts.js";
-import { type MessageDraft, storedMessage } from "./stored-message.js";
+import { closeRedisConnection, openRedisConnections } from "./redis-connection.js";
+import { DEFAULT_REDIS_KEY_PREFIX, RedisKeys } from "./redis-keys.js";
+import { APPEND_SCRIPT, draftAt, READ_SCRIPT, type ScriptedRedis, STORED } from "./redis-scripts.js";
+import { orUnavailable, storeClosed } from "./store-unavailable.js";
+import { storedMessage } from "./stored-message.js";
 
-export interface RedisStoreOptions {
+export interface RedisStoreOptions extends ListenerErrorOption {
+  /** `redis://`, `rediss://` or `redis-cluster://` (see redis-url.ts); a malformed one is a ConfigError. */
   readonly url: string;
-  /** Prepended to every key and to the wake-up channel; lets several deployments (or test runs) share one Redis. */
+  /**
+   * Prepended to every key and to the wake-up channel; lets several deployments (or test runs) share one Redis.
+   * Must not contain `{` or `}` (a ConfigError; see checkRedisKeyPrefix).
+   */
   readonly keyPrefix?: string;
   /** Messages kept per mailbox; the oldest are trimmed beyond it. */
   readonly maxMessagesPerMailbox: number;
@@ -26,45 +34,29 @@ export interface RedisStoreOptions {
   readonly checkIntervalMs?: number;
 }
 
-export const DEFAULT_REDIS_KEY_PREFIX = "herald:";
 const DEFAULT_CHECK_INTERVAL_MS = 2000;
 /** How long a mailbox's seq and epoch outlive its last message, so late cursors see "expired", not "epoch". */
 const META_GRACE_MS = 7 * 24 * 60 * 60_000;
-/** Longest close() waits for QUIT before dropping a connection. */
-const QUIT_TIMEOUT_MS = 2000;
-
-const STORED = 1;
-
-type ScriptReply = (string | number)[];
-
-type ScriptedRedis = (Redis | Cluster) & {
-  heraldAppend(numKeys: number, ...args: (string | number)[]): Promise<ScriptReply>;
-  heraldRead(...args: (string | number)[]): Promise<ScriptReply>;
-};
-
-function draftOf(id: string, timeMs: string, expiresAtMs: string, fieldsJson: string): MessageDraft {
-  return { id, timeMs: Number(timeMs), expiresAtMs: Number(expiresAtMs), fieldsJson };
-}
 
 /**
- * A MailboxStore on Redis for several Herald nodes: see redis-scripts.ts for
- * the key layout and docs/redis.md for the whole picture. Cross-node fan-out
- * is a pub/sub wake-up published by the append script itself. For a mailbox
- * this node reads, a wake-up makes the store read the new messages once and
- * hand them to the listeners; for any other, listeners hear only that it
- * moved. Because pub/sub is at-most-once, the mailboxes this node reads are
- * also compared with Redis on a timer (and at once after a reconnect), so a
- * dropped wake-up delays a message by one tick instead of losing it.
+ * A MailboxStore on Redis for several Herald nodes: see redis-keys.ts and
+ * redis-scripts.ts for the layout and docs/redis.md for the whole picture.
+ * Cross-node fan-out is a pub/sub wake-up published by the append script
+ * itself. For a mailbox this node reads, a wake-up makes the store read the
+ * new messages once and hand them to the listeners; for any other, listeners
+ * hear only that it moved. Because pub/sub is at-most-once, the mailboxes
+ * this node reads are also compared with Redis on a timer (and at once after
+ * a reconnect), so a dropped wake-up delays a message by one tick instead of
+ * losing it.
  */
 export class RedisStore implements MailboxStore {
   readonly #options: RedisStoreOptions;
-  readonly #prefix: string;
-  readonly #channel: string;
+  readonly #keys: RedisKeys;
   readonly #nodeId = nanoid(10);
   readonly #redis: ScriptedRedis;
   readonly #subscriber: Redis | Cluster;
   readonly #cluster: boolean;
-  readonly #listeners = new Set<AppendListener>();
+  readonly #listeners: AppendListeners;
   readonly #catchUp: CatchUp;
   #appended = 0;
   #appendedBytes = 0;
@@ -75,9 +67,8 @@ export class RedisStore implements MailboxStore {
 
   constructor(options: RedisStoreOptions) {
     this.#options = options;
-    this.#prefix = options.keyPrefix ?? DEFAULT_REDIS_KEY_PREFIX;
-    if (this.#prefix.includes("{")) throw new Error("the Redis key prefix must not contain '{' (it is the hash tag)");
-    this.#channel = `${this.#prefix}wake`;
+    this.#keys = new RedisKeys(options.keyPrefix ?? DEFAULT_REDIS_KEY_PREFIX);
+    this.#listeners = createAppendListeners(options.onListenerError);
     const connections = openRedisConnections(options.url);
     this.#redis = connections.commands as ScriptedRedis;
     this.#subscriber = connections.subscriber;
@@ -95,13 +86,13 @@ export class RedisStore implements MailboxStore {
       read: (mailbox, after, limit) => this.#read(mailbox, after, limit),
       heads: (mailboxes) => this.#heads(mailboxes),
       connected: () => this.ready(),
-      emit: (mailbox, messages) => this.#emit(mailbox, messages),
+      emit: (mailbox, messages) => this.#listeners.emit(mailbox, messages),
     });
     this.#catchUp.start(options.checkIntervalMs ?? DEFAULT_CHECK_INTERVAL_MS);
     // A reconnected subscriber may have missed wake-ups: compare everything tracked right away.
     this.#subscriber.on("ready", () => setImmediate(() => void this.#catchUp.checkAll()));
     this.#redis.on("ready", () => setImmediate(() => void this.#catchUp.checkAll()));
-    this.#subscribed = this.#subscriber.subscribe(this.#channel).catch(onError);
+    this.#subscribed = this.#subscriber.subscribe(this.#keys.channel).catch(onError);
   }
 
   /** Resolves once connected and subscribed, or after `timeoutMs` (the store then keeps trying). */
@@ -120,43 +111,37 @@ export class RedisStore implements MailboxStore {
   }
 
   async append(items: readonly AppendItem[]): Promise<AppendResult[]> {
-    if (this.#closed) throw new Error("store is closed");
-    const byMailbox = new Map<string, AppendItem[]>();
-    for (const item of items) {
-      const list = byMailbox.get(item.mailbox);
-      if (list) list.push(item);
-      else byMailbox.set(item.mailbox, [item]);
-    }
-    let results: AppendResult[];
-    if (!this.#cluster || byMailbox.size === 1) {
-      results = await this.#appendCall(items, false);
-    } else {
-      // On a Cluster one script reaches one slot: check every mailbox for a conflict first, then
-      // append per mailbox. A concurrent reuse of the same key between the two can slip through.
-      const groups = [...byMailbox.values()];
-      const checks = await Promise.all(groups.map((group) => this.#appendCall(group, true)));
-      const conflict = checks.find((check) => check.length > 0);
-      if (conflict) return conflict;
-      const answers = await Promise.all(groups.map((group) => this.#appendCall(group, false)));
-      const queues = new Map(groups.map((group, i) => [group[0]?.mailbox as string, answers[i] as AppendResult[]]));
-      results = items.map((item) => (queues.get(item.mailbox) as AppendResult[]).shift() as AppendResult);
-    }
+    if (this.#closed) throw storeClosed();
+    const results = await orUnavailable(() => this.#appendAll(items));
     const committed = new Map<string, StoredMessage[]>();
     for (const result of results) {
       if (result.status !== "stored") continue;
       const { message } = result;
       this.#appended += 1;
       this.#appendedBytes += message.json.length;
-      const list = committed.get(message.mailbox);
-      if (list) list.push(message);
-      else committed.set(message.mailbox, [message]);
+      getOrCreate(committed, message.mailbox, () => []).push(message);
     }
     for (const [mailbox, messages] of committed) {
       const last = messages[messages.length - 1] as StoredMessage;
       this.#catchUp.advance(mailbox, last.epoch, last.seq);
-      this.#emit(mailbox, messages);
+      this.#listeners.emit(mailbox, messages);
     }
     return results;
+  }
+
+  async #appendAll(items: readonly AppendItem[]): Promise<AppendResult[]> {
+    const byMailbox = new Map<string, AppendItem[]>();
+    for (const item of items) getOrCreate(byMailbox, item.mailbox, () => []).push(item);
+    if (!this.#cluster || byMailbox.size === 1) return this.#appendCall(items, false);
+    // On a Cluster one script reaches one slot: check every mailbox for a conflict first, then
+    // append per mailbox. A concurrent reuse of the same key between the two can slip through.
+    const groups = [...byMailbox.values()];
+    const checks = await Promise.all(groups.map((group) => this.#appendCall(group, true)));
+    const conflict = checks.find((check) => check.length > 0);
+    if (conflict) return conflict;
+    const answers = await Promise.all(groups.map((group) => this.#appendCall(group, false)));
+    const queues = new Map(groups.map((group, i) => [group[0]?.mailbox as string, answers[i] as AppendResult[]]));
+    return items.map((item) => (queues.get(item.mailbox) as AppendResult[]).shift() as AppendResult);
   }
 
   /** One run of the append script; a dry run answers [] or the conflict, storing nothing. */
@@ -171,13 +156,13 @@ export class RedisStore implements MailboxStore {
       this.#nodeId,
       Date.now(),
       this.#options.maxMessagesPerMailbox,
-      this.#channel,
+      this.#keys.channel,
       META_GRACE_MS,
       dryRun ? "1" : "0",
       mailboxes.length,
     ];
     for (const mailbox of mailboxes) {
-      keys.push(...this.#keys(mailbox));
+      keys.push(...this.#keys.mailbox(mailbox));
       args.push(mailbox, nanoid(10));
     }
     args.push(items.length);
@@ -194,10 +179,9 @@ export class RedisStore implements MailboxStore {
     }
     const reply = (await this.#redis.heraldAppend(keys.length, ...keys, ...args)).map(String);
     if (reply[0] === "conflict") {
-      const [, index, epoch, seq, id, timeMs, expiresAtMs, fieldsJson] = reply as string[];
+      const [, index, epoch, seq] = reply as [string, string, string, string];
       const mailbox = mailboxes[Number(index) - 1] as string;
-      const draft = draftOf(id as string, timeMs as string, expiresAtMs as string, fieldsJson as string);
-      return [{ status: "conflict", message: storedMessage(mailbox, epoch as string, Number(seq), draft) }];
+      return [{ status: "conflict", message: storedMessage(mailbox, epoch, Number(seq), draftAt(reply, 4)) }];
     }
     if (dryRun) return [];
     const results: AppendResult[] = [];
@@ -210,12 +194,7 @@ export class RedisStore implements MailboxStore {
         at += 2;
         results.push({ status: "stored", message: storedMessage(mailbox, epoch, seq, draft) });
       } else {
-        const original = draftOf(
-          reply[at + 2] as string,
-          reply[at + 3] as string,
-          reply[at + 4] as string,
-          reply[at + 5] as string,
-        );
+        const original = draftAt(reply, at + 2);
         at += 6;
         results.push({ status: "duplicate", message: storedMessage(mailbox, epoch, seq, original) });
       }
@@ -224,48 +203,43 @@ export class RedisStore implements MailboxStore {
   }
 
   async read(mailbox: string, after: StreamPosition, limit: number): Promise<MailboxRead> {
-    const read = await this.#read(mailbox, after, limit);
+    const read = await orUnavailable(() => this.#read(mailbox, after, limit));
     this.#catchUp.touch(mailbox, read.log?.epoch ?? "", read.log?.lastSeq ?? 0);
     return read;
   }
 
   async #read(mailbox: string, after: StreamPosition, limit: number): Promise<MailboxRead> {
-    const [meta, log] = this.#keys(mailbox);
+    const [meta, log] = this.#keys.mailbox(mailbox);
     const reply = (await this.#redis.heraldRead(meta, log, after.epoch, after.seq, limit, Date.now())).map(String);
     if (reply.length === 0) return { log: undefined, messages: [] };
     const [epoch, lastSeq, trimmed] = reply as [string, string, string];
     const messages: StoredMessage[] = [];
     for (let i = 3; i < reply.length; i += 5) {
-      const draft = draftOf(
-        reply[i + 1] as string,
-        reply[i + 2] as string,
-        reply[i + 3] as string,
-        reply[i + 4] as string,
-      );
-      messages.push(storedMessage(mailbox, epoch, Number(reply[i]), draft));
+      messages.push(storedMessage(mailbox, epoch, Number(reply[i]), draftAt(reply, i + 1)));
     }
     return { log: { epoch, lastSeq: Number(lastSeq), trimmedThrough: Number(trimmed) }, messages };
   }
 
   async head(mailbox: string): Promise<LogInfo | undefined> {
-    const [epoch, seq, trimmed] = await this.#redis.hmget(this.#keys(mailbox)[0], "epoch", "seq", "trimmed");
+    const meta = this.#keys.mailbox(mailbox)[0];
+    const [epoch, seq, trimmed] = await orUnavailable(() => this.#redis.hmget(meta, "epoch", "seq", "trimmed"));
     if (epoch === null || epoch === undefined) return undefined;
     return { epoch, lastSeq: Number(seq), trimmedThrough: Number(trimmed) };
   }
 
   async rememberDelivery(key: string, answer: string, ttlMs: number): Promise<void> {
-    if (this.#closed) throw new Error("store is closed");
-    await this.#redis.set(this.#deliveryKey(key), answer, "PX", Math.max(1, Math.ceil(ttlMs)));
+    if (this.#closed) throw storeClosed();
+    const px = Math.max(1, Math.ceil(ttlMs));
+    await orUnavailable(() => this.#redis.set(this.#keys.delivery(key), answer, "PX", px));
   }
 
   async recallDelivery(key: string): Promise<string | undefined> {
-    if (this.#closed) throw new Error("store is closed");
-    return (await this.#redis.get(this.#deliveryKey(key))) ?? undefined;
+    if (this.#closed) throw storeClosed();
+    return (await orUnavailable(() => this.#redis.get(this.#keys.delivery(key)))) ?? undefined;
   }
 
   watch(listener: AppendListener): () => void {
-    this.#listeners.add(listener);
-    return () => this.#listeners.delete(listener);
+    return this.#listeners.add(listener);
   }
 
   ready(): boolean {
@@ -284,42 +258,11 @@ export class RedisStore implements MailboxStore {
     if (this.#closed) return;
     this.#closed = true;
     this.#catchUp.stop();
-    await Promise.all(
-      [this.#redis, this.#subscriber].map(async (connection) => {
-        if (connection.status === "ready") {
-          // QUIT lets replies in flight arrive; a Redis that stops answering must not hold up shutdown.
-          let timer: NodeJS.Timeout | undefined;
-          const late = new Promise((resolve) => {
-            timer = setTimeout(resolve, QUIT_TIMEOUT_MS);
-          });
-          await Promise.race([connection.quit().catch(() => {}), late]);
-          clearTimeout(timer);
-        }
-        connection.disconnect();
-      }),
-    );
-  }
-
-  #keys(mailbox: string): [meta: string, log: string, idem: string] {
-    const tag = `${this.#prefix}{${mailbox}}`;
-    return [`${tag}:meta`, `${tag}:log`, `${tag}:idem`];
-  }
-
-  /**
-   * Outside every mailbox's `{name}` tag: mailbox keys continue the prefix with
-   * `{`, these with `delivery:`. Each is read and written alone, so any slot
-   * its text hashes to on a Cluster will do.
-   */
-  #deliveryKey(key: string): string {
-    return `${this.#prefix}delivery:${key}`;
-  }
-
-  #emit(mailbox: string, messages: readonly StoredMessage[] | undefined): void {
-    for (const listener of this.#listeners) listener(mailbox, messages);
+    await Promise.all([this.#redis, this.#subscriber].map(closeRedisConnection));
   }
 
   #onWake(channel: string, payload: string): void {
-    if (channel !== this.#channel || this.#closed) return;
+    if (channel !== this.#keys.channel || this.#closed) return;
     const [node, epoch, seq, mailbox] = payload.split(" ");
     if (node === this.#nodeId || mailbox === undefined) return;
     this.#catchUp.onWake(mailbox, epoch as string, Number(seq));
@@ -330,7 +273,7 @@ export class RedisStore implements MailboxStore {
     return Promise.all(
       mailboxes.map(async (mailbox) => {
         try {
-          const [epoch, seq] = await this.#redis.hmget(this.#keys(mailbox)[0], "epoch", "seq");
+          const [epoch, seq] = await this.#redis.hmget(this.#keys.mailbox(mailbox)[0], "epoch", "seq");
           return epoch === null || epoch === undefined ? null : { epoch, seq: Number(seq) };
         } catch {
           return undefined;

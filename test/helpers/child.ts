@@ -35,3 +35,27 @@ export async function spawnHerald(args: string[], env: NodeJS.ProcessEnv = {}): 
   });
   return { process: child, url, output: () => output, exited };
 }
+
+export interface HeraldRun {
+  /** Exit code, or null when a signal ended it. */
+  readonly code: number | null;
+  readonly stdout: string;
+  readonly stderr: string;
+}
+
+/** Runs `herald <args>` to completion. */
+export function runHerald(args: string[], env: NodeJS.ProcessEnv = {}): Promise<HeraldRun> {
+  const child = spawn(process.execPath, [HERALD_BIN, ...args], {
+    env: { ...process.env, ...env },
+    stdio: ["ignore", "pipe", "pipe"],
+  });
+  let stdout = "";
+  let stderr = "";
+  child.stdout?.on("data", (chunk: Buffer) => {
+    stdout += chunk.toString();
+  });
+  child.stderr?.on("data", (chunk: Buffer) => {
+    stderr += chunk.toString();
+  });
+  return new Promise((resolve) => child.on("close", (code) => resolve({ code, stdout, stderr })));
+}

@@ -1,18 +1,14 @@
 import { request } from "node:http";
+import type { MessageFields } from "../../src/core/message-input.js";
 
-export interface WireMessage {
+/** A message as the server sends it: the publisher's fields and what the server added. */
+export interface WireMessage extends MessageFields {
   id: string;
   mailbox: string;
   seq: number;
   time: string;
   expires: string;
   cursor: string;
-  title?: string;
-  body?: string;
-  data?: unknown;
-  tags?: string[];
-  priority?: number;
-  ttl?: number;
 }
 
 export interface SseEvent {

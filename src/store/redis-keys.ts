@@ -1,0 +1,49 @@
+import { ConfigError } from "../errors.js";
+
+/** The prefix of every key and channel when none is given. */
+export const DEFAULT_REDIS_KEY_PREFIX = "herald:";
+
+/**
+ * Refuses a prefix with `{` or `}`. Redis hashes a key by the text between its
+ * first `{` and the next `}`, so a `{` in the prefix would open the tag before
+ * the mailbox's own: `a{b}` would put every mailbox in one slot, `a{}` would
+ * leave each key hashed whole and split a mailbox over shards. A `}` is
+ * harmless today only because nothing before it opens a tag; refusing both
+ * keeps the rule one a reader can check by eye: the prefix takes no part in
+ * hash tags. `what` names the setting in the message.
+ */
+export function checkRedisKeyPrefix(prefix: string, what = "the Redis key prefix"): void {
+  if (prefix.includes("{") || prefix.includes("}")) {
+    throw new ConfigError(`${what} must not contain { or } (Redis reads them as a hash tag), got "${prefix}"`);
+  }
+}
+
+/**
+ * The names of everything the Redis store keeps, under one prefix. A
+ * mailbox's keys share the hash tag `{<mailbox>}`, so that a Cluster keeps
+ * them on one shard and one script may touch them all; docs/redis.md shows
+ * the layout.
+ */
+export class RedisKeys {
+  /** The pub/sub channel of wake-ups. */
+  readonly channel: string;
+
+  constructor(readonly prefix: string) {
+    checkRedisKeyPrefix(prefix);
+    this.channel = `${prefix}wake`;
+  }
+
+  mailbox(mailbox: string): [meta: string, log: string, idem: string] {
+    const tag = `${this.prefix}{${mailbox}}`;
+    return [`${tag}:meta`, `${tag}:log`, `${tag}:idem`];
+  }
+
+  /**
+   * Outside every mailbox's `{name}` tag: mailbox keys continue the prefix with
+   * `{`, these with `delivery:`. Each is read and written alone, so any slot
+   * its text hashes to on a Cluster will do.
+   */
+  delivery(key: string): string {
+    return `${this.prefix}delivery:${key}`;
+  }
+}
