@@ -1,5 +1,6 @@
 import { readFileSync } from "node:fs";
-import { type AuthSettings, type LimitSettings, parseAuthSection, parseLimitsSection } from "./auth/auth-config.js";
+import { type AuthSettings, parseAuthSection } from "./auth/auth-config.js";
+import { type LimitSettings, parseLimitsSection } from "./auth/limits-config.js";
 import { ConfigError } from "./errors.js";
 import { type HookDefinition, parseHooksSection } from "./hooks/hook-config.js";
 import { type LogSettings, parseLogSection } from "./log-config.js";

@@ -1,5 +1,6 @@
-import { authEnabled, NO_LIMITS, securityFromEnv } from "./auth/auth-config.js";
+import { authEnabled, securityFromEnv } from "./auth/auth-config.js";
 import { checkBinding, isLoopbackHost, resolveLimits, startupNotices } from "./auth/binding.js";
+import { NO_LIMITS } from "./auth/limits-config.js";
 import { hookCommand } from "./cli/hook-sign.js";
 import { keyCommand } from "./cli/key-create.js";
 import { publishCommand } from "./cli/publish-command.js";
@@ -8,7 +9,7 @@ import { tokenCommand } from "./cli/token-command.js";
 import { parseServeConfig, SERVE_USAGE, type ServeConfig } from "./config.js";
 import { EMPTY_FILE_CONFIG, loadConfigFile } from "./config-file.js";
 import { ConfigError } from "./errors.js";
-import { createLogger } from "./http/request-log.js";
+import { createLogger, type Logger } from "./log.js";
 import { resolveLogLevel } from "./log-config.js";
 import { startHerald } from "./server.js";
 import type { MailboxStore } from "./store/mailbox-store.js";
@@ -33,9 +34,12 @@ Client commands take --url or HERALD_URL (default http://127.0.0.1:8080).
 const REDIS_STARTUP_WAIT_MS = 5000;
 
 /** The one place a backend is chosen and built; everything else receives it. */
-async function buildStore(config: ServeConfig): Promise<MailboxStore> {
+async function buildStore(config: ServeConfig, logger: Logger): Promise<MailboxStore> {
+  // A listener is the hub: a bug there is logged, and neither the append nor the other listeners suffer.
+  const onListenerError = (error: unknown) => logger.error({ err: error }, "append listener failed");
   if (config.store === "redis") {
     const store = createRedisStore({
+      onListenerError,
       url: config.redisUrl,
       keyPrefix: config.redisPrefix,
       maxMessagesPerMailbox: config.maxMessagesPerMailbox,
@@ -46,6 +50,7 @@ async function buildStore(config: ServeConfig): Promise<MailboxStore> {
   }
   if (config.store === "sqlite") {
     return createSqliteStore({
+      onListenerError,
       dataDir: config.dataDir,
       sync: config.sqliteSync,
       maxMessagesPerMailbox: config.maxMessagesPerMailbox,
@@ -56,6 +61,7 @@ async function buildStore(config: ServeConfig): Promise<MailboxStore> {
     throw new ConfigError(`--store ${config.store} is not available in this build`);
   }
   return createMemoryStore({
+    onListenerError,
     maxMailboxes: config.maxMailboxes,
     maxMessagesPerMailbox: config.maxMessagesPerMailbox,
     maxBytes: config.maxStoreBytes,
@@ -73,7 +79,7 @@ async function serveCommand(argv: string[]): Promise<void> {
   // Refuse an unsafe binding before a store is opened or Redis waited for.
   checkBinding(config.host, authEnabled(auth), config.insecure);
   const logger = createLogger(resolveLogLevel(file.log, process.env));
-  const herald = await startHerald(config, await buildStore(config), {
+  const herald = await startHerald(config, await buildStore(config, logger), {
     hooks: file.hooks,
     auth,
     limits: limitSettings,

@@ -1,20 +1,22 @@
 import type { Server } from "node:http";
 import type { AddressInfo, Socket } from "node:net";
 import { serve } from "@hono/node-server";
-import { type AuthSettings, authEnabled, type LimitSettings, NO_LIMITS } from "./auth/auth-config.js";
+import { type AuthSettings, authEnabled } from "./auth/auth-config.js";
 import { checkBinding, isLoopbackHost, resolveLimits, SOCKET_HEADROOM } from "./auth/binding.js";
+import { type LimitSettings, NO_LIMITS } from "./auth/limits-config.js";
 import type { ServeConfig } from "./config.js";
 import { createHub, type Hub } from "./core/hub.js";
+import { startDemoFeed } from "./demo/demo-feed.js";
 import type { HookDefinition } from "./hooks/hook-config.js";
 import { createHookService } from "./hooks/hook-service.js";
-import { type Access, createAccess } from "./http/access.js";
-import { createApp, ROUTES, type RouteSpec } from "./http/app.js";
-import { startDemoFeed } from "./http/demo-feed.js";
-import { DEMO_ROUTES } from "./http/demo-routes.js";
+import { createApp, ROUTES } from "./http/app.js";
+import type { RouteSpec } from "./http/deps.js";
 import { createMetrics } from "./http/metrics.js";
-import { createLogger, type Logger } from "./http/request-log.js";
-import { StreamRegistry } from "./http/streams.js";
-import { createWebSocketServer, WsRegistry } from "./http/ws-route.js";
+import { type Access, createAccess } from "./http/middleware/access.js";
+import { DEMO_ROUTES } from "./http/routes/demo-routes.js";
+import { createWebSocketServer } from "./http/routes/ws-route.js";
+import { ConnectionRegistry } from "./http/transports/connection.js";
+import { createLogger, type Logger } from "./log.js";
 import type { MailboxStore } from "./store/mailbox-store.js";
 
 export interface RunningHerald {
@@ -22,9 +24,8 @@ export interface RunningHerald {
   readonly port: number;
   readonly hub: Hub;
   readonly store: MailboxStore;
-  readonly streams: StreamRegistry;
-  /** Open WebSockets of `GET /v1/ws`. */
-  readonly sockets: WsRegistry;
+  /** Every open SSE and ndjson stream and WebSocket. */
+  readonly connections: ConnectionRegistry;
   /** Auth and abuse limits in force. */
   readonly access: Access;
   readonly server: Server;
@@ -75,18 +76,16 @@ export async function startHerald(
     defaultTtlSeconds: config.messageTtlSeconds,
     maxQueueBytes: config.maxQueueBytes,
   });
-  const streams = new StreamRegistry(hub, config.heartbeatSeconds, config.sseRetryMs);
-  const sockets = new WsRegistry(config.heartbeatSeconds);
+  const connections = new ConnectionRegistry(config.heartbeatSeconds);
   const hooks = options.hooks?.length
     ? createHookService({
         hooks: options.hooks,
-        hub,
         store,
         onRefused: (hook, reason) => logger.warn({ hook, reason }, "webhook refused"),
       })
     : undefined;
-  const metrics = createMetrics({ hub, store, streams, sockets, access });
-  const app = createApp({ config, hub, store, streams, sockets, hooks, access, metrics, logger }, SERVED_ROUTES);
+  const metrics = createMetrics({ hub, store, connections, access });
+  const app = createApp({ config, hub, store, connections, hooks, access, metrics, logger }, SERVED_ROUTES);
   const demoFeed = startDemoFeed(hub);
   const websocket = { server: createWebSocketServer(config) };
   const server = await new Promise<Server>((resolve, reject) => {
@@ -115,9 +114,10 @@ export async function startHerald(
       // One deadline for all of it: a publisher that stalls mid-body must not hold the shutdown.
       const deadline = new Promise<void>((resolve) => setTimeout(resolve, config.drainTimeoutSeconds * 1000).unref());
       demoFeed.stop();
-      await Promise.race([hub.drain(), deadline]);
-      streams.close();
-      sockets.close();
+      const drained = hub.drain();
+      // Streams and WebSockets end now (clients reconnect elsewhere with their cursor); publishes finish.
+      connections.close();
+      await Promise.race([drained, deadline]);
       server.closeIdleConnections();
       await Promise.race([closed, deadline]);
       server.closeAllConnections();
@@ -131,8 +131,7 @@ export async function startHerald(
     port,
     hub,
     store,
-    streams,
-    sockets,
+    connections,
     access,
     server,
     shutdown,

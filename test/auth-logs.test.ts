@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { redactUrl } from "../src/http/request-log.js";
+import { redactUrl } from "../src/http/middleware/request-log.js";
 import type { RunningHerald } from "../src/server.js";
 import { bearer, hsToken, makeKey, publishStatus, SECRET, startAuthServer } from "./helpers/auth.js";
 import { StreamClient } from "./helpers/clients.js";

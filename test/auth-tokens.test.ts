@@ -3,8 +3,9 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { exportJWK, exportPKCS8, exportSPKI, generateKeyPair, SignJWT } from "jose";
 import { afterEach, describe, expect, it } from "vitest";
-import { parseAuthSection, parseLimitsSection } from "../src/auth/auth-config.js";
+import { parseAuthSection } from "../src/auth/auth-config.js";
 import { compileScope } from "../src/auth/keys.js";
+import { parseLimitsSection } from "../src/auth/limits-config.js";
 import type { RunningHerald } from "../src/server.js";
 import { bearer, hsToken, makeKey, SECRET, startAuthServer } from "./helpers/auth.js";
 

@@ -84,7 +84,7 @@ describe.skipIf(!HAVE_CHROMIUM && !IN_CI)("demo apps in Chromium", () => {
     const bob = await open("/demo/chat?room=r1&nick=bob&share=0");
     await untilStatus(ann, "open");
     await untilStatus(bob, "open");
-    await expect.poll(() => herald.streams.size).toBe(2);
+    await expect.poll(() => herald.connections.count("sse", "ndjson")).toBe(2);
     await ann.fill("#text", "hello from ann");
     await ann.press("#text", "Enter");
     await untilBodies(bob, (seen) => seen.includes("hello from ann"));
@@ -129,14 +129,14 @@ describe.skipIf(!HAVE_CHROMIUM && !IN_CI)("demo apps in Chromium", () => {
     await untilStatus(a, "open", { role: "leader" });
     const b = await open("/demo/inbox?user=shared");
     await untilStatus(b, "open", { role: "follower" });
-    await expect.poll(() => herald.streams.size).toBe(1);
+    await expect.poll(() => herald.connections.count("sse", "ndjson")).toBe(1);
     await expect.poll(() => herald.hub.subscriberCount).toBe(1);
     await publish(herald.url, "user:shared", { body: "to both tabs" });
     for (const page of [a, b]) expect(await untilBodies(page, (seen) => seen.length === 1)).toEqual(["to both tabs"]);
-    expect(herald.streams.size).toBe(1);
+    expect(herald.connections.count("sse", "ndjson")).toBe(1);
     await a.close();
     await untilStatus(b, "open", { role: "leader" });
-    await expect.poll(() => herald.streams.size).toBe(1);
+    await expect.poll(() => herald.connections.count("sse", "ndjson")).toBe(1);
     await publish(herald.url, "user:shared", { body: "after takeover" });
     expect(await untilBodies(b, (seen) => seen.length === 2)).toEqual(["after takeover", "to both tabs"]);
     await screenshot(b, "inbox-shared");
@@ -157,7 +157,7 @@ describe.skipIf(!HAVE_CHROMIUM && !IN_CI)("demo apps in Chromium", () => {
     await page.locator('.chart[data-field="deploys"]').waitFor();
     const api = requests.filter((path) => path.startsWith("/v1/"));
     expect(api).toEqual(["/v1/events"]);
-    await expect.poll(() => herald.streams.size).toBe(1);
+    await expect.poll(() => herald.connections.count("sse", "ndjson")).toBe(1);
     await screenshot(page, "dashboard");
     await page.close();
     await expect.poll(() => herald.hub.watcherCount("feed:demo")).toBe(0);
@@ -169,8 +169,8 @@ describe.skipIf(!HAVE_CHROMIUM && !IN_CI)("demo apps in Chromium", () => {
     page.on("websocket", (socket) => sockets.push(new URL(socket.url()).pathname));
     await page.goto(`${herald.url}/demo/ticker?feed=prices`);
     await untilStatus(page, "open", { transport: "websocket" });
-    await expect.poll(() => herald.sockets.size).toBe(1);
-    await expect.poll(() => herald.streams.size).toBe(0);
+    await expect.poll(() => herald.connections.count("ws")).toBe(1);
+    await expect.poll(() => herald.connections.count("sse", "ndjson")).toBe(0);
     for (const price of [101, 102, 103]) {
       await publish(herald.url, "feed:prices", { body: `ACME ${price}`, data: { price } });
     }
@@ -194,7 +194,7 @@ describe.skipIf(!HAVE_CHROMIUM && !IN_CI)("demo apps in Chromium", () => {
     await publish(herald.url, "feed:lp", { body: "via long-poll", data: { n: 1 } });
     await publish(herald.url, "feed:lp", { body: "and again", data: { n: 2 } });
     expect(await untilBodies(page, (seen) => seen.length === 2)).toEqual(["and again", "via long-poll"]);
-    await expect.poll(() => herald.streams.size).toBe(0);
+    await expect.poll(() => herald.connections.count("sse", "ndjson")).toBe(0);
     await screenshot(page, "dashboard-long-poll");
     await page.close();
   });

@@ -141,7 +141,7 @@ describe("client subscribe", () => {
     await publishMany(server.url, "user:sse", 3);
     await client.until(() => client.messages.length === 3);
     expect(client.bodies()).toEqual(["m1", "m2", "m3"]);
-    expect(server.streams.size).toBe(1);
+    expect(server.connections.count("sse", "ndjson")).toBe(1);
   });
 
   it("resumes from its saved cursor after a restart of the client, without repeats", async () => {
@@ -205,7 +205,7 @@ describe("client subscribe", () => {
     await publishMany(server.url, "room:cut", 3);
     await client.until(() => client.messages.length === 3);
     firstCursor = client.messages[0]?.cursor;
-    server.streams.endAll();
+    server.connections.endAll("draining");
     await client.until(() => connects === 2 && client.open);
     await publishMany(server.url, "room:cut", 2, 4);
     await client.until(() => client.messages.length === 5);
@@ -260,7 +260,7 @@ describe("client subscribe", () => {
     await publishMany(server.url, "feed:proxied", 1, 3);
     await client.until(() => client.messages.length === 3);
     expect(client.bodies()).toEqual(["m1", "m2", "m3"]);
-    expect(server.streams.size).toBe(0);
+    expect(server.connections.count("sse", "ndjson")).toBe(0);
   });
 
   it("falls back to long-poll at once when a proxy answers the event stream with something else", async () => {
@@ -285,7 +285,7 @@ describe("client subscribe", () => {
     expect(client.subscription?.status.transport).toBe("websocket");
     await publishMany(server.url, "feed:ws", 2);
     await client.until(() => client.messages.length === 2);
-    server.sockets.closeAll();
+    server.connections.endAll("draining");
     await publishMany(server.url, "feed:ws", 2, 3);
     await client.until(() => client.messages.length === 4);
     expect(client.bodies()).toEqual(["m1", "m2", "m3", "m4"]);

@@ -4,7 +4,7 @@ import { join } from "node:path";
 import { pathToFileURL } from "node:url";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type * as Client from "../client/src/index.js";
-import { DEMO_FEED_MAILBOX, startDemoFeed } from "../src/http/demo-feed.js";
+import { DEMO_FEED_MAILBOX, startDemoFeed } from "../src/demo/demo-feed.js";
 import type { RunningHerald } from "../src/server.js";
 import { publish, StreamClient } from "./helpers/clients.js";
 import { startTestServer } from "./helpers/server.js";

@@ -2,6 +2,7 @@ import { setImmediate as nextTurn } from "node:timers/promises";
 import { afterEach, describe, expect, it } from "vitest";
 import type { CloseReason, FrameFormat, StreamSink } from "../src/core/delivery.js";
 import { createHub, type Hub } from "../src/core/hub.js";
+import type { Publisher } from "../src/core/publish-command.js";
 import { createMemoryStore } from "../src/store/memory-store.js";
 
 /**
@@ -35,6 +36,9 @@ class RecordingSink implements StreamSink {
     return [...this.text.matchAll(/([^;#]+)#(\d+);/g)].filter((m) => m[1] === mailbox).map((m) => Number(m[2]));
   }
 }
+
+/** Publishes as the server itself: any mailbox, no rate. */
+const SERVER: Publisher = { name: "test", authorize: () => {}, charge: () => {} };
 
 const hubs: Hub[] = [];
 afterEach(() => {
@@ -79,7 +83,7 @@ describe("fan-out rounds", () => {
     const sinks = await subscribeAll(hub, 40, ["feed"]);
     const total = 60;
     for (let m = 0; m < total; m++) {
-      await hub.publish([{ mailbox: "feed", fields: { body: `m${m}` } }]);
+      await hub.publishing.publish(SERVER, [{ mailbox: "feed", fields: { body: `m${m}` } }]);
       // Publish during the fan-out's yields, not only between rounds.
       if (m % 2 === 0) await nextTurn();
     }
@@ -96,7 +100,7 @@ describe("fan-out rounds", () => {
     const both = await subscribeAll(hub, 10, ["a", "b"]);
     const perMailbox = 30;
     for (let m = 0; m < perMailbox; m++) {
-      await hub.publish([
+      await hub.publishing.publish(SERVER, [
         { mailbox: "a", fields: { body: `a${m}` } },
         { mailbox: "b", fields: { body: `b${m}` } },
       ]);
@@ -119,7 +123,9 @@ describe("fan-out rounds", () => {
     const sinks = await subscribeAll(hub, 20, ["burst"]);
     const total = 80;
     // Many publishes in one turn: far more than the queue holds before the round runs.
-    await Promise.all(range(1, total).map((m) => hub.publish([{ mailbox: "burst", fields: { body: `m${m}` } }])));
+    await Promise.all(
+      range(1, total).map((m) => hub.publishing.publish(SERVER, [{ mailbox: "burst", fields: { body: `m${m}` } }])),
+    );
     await settle(() => sinks.every((sink) => sink.seqs("burst").length >= total));
     for (const sink of sinks) expect(sink.seqs("burst")).toEqual(range(1, total));
   });

@@ -1,7 +1,7 @@
 import { connect, type Socket } from "node:net";
 import { Writable } from "node:stream";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { createLogger } from "../src/http/request-log.js";
+import { createLogger } from "../src/log.js";
 import type { RunningHerald } from "../src/server.js";
 import { deliver, githubHeaders, hmacHex, readMailbox, startHookServer } from "./helpers/hooks.js";
 

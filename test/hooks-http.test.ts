@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { MAX_JSON_DEPTH } from "../src/core/json-text.js";
-import { createLogger } from "../src/http/request-log.js";
+import { createLogger } from "../src/log.js";
 import type { RunningHerald } from "../src/server.js";
 import {
   deliver,

@@ -1,7 +1,7 @@
 import { connect } from "node:net";
 import { afterEach, describe, expect, it } from "vitest";
 import WebSocket from "ws";
-import { WS_SUBSCRIBE_RATE } from "../src/http/ws-connection.js";
+import { WS_SUBSCRIBE_RATE } from "../src/http/transports/ws-protocol.js";
 import type { RunningHerald } from "../src/server.js";
 import { bearer, hsToken, makeKey, SECRET, startAuthServer } from "./helpers/auth.js";
 import { StreamClient } from "./helpers/clients.js";
@@ -78,8 +78,8 @@ describe("WebSocket hardening", () => {
     const publisher = makeKey("ci", ["*"]);
     herald = await startAuthServer({ auth: { keys: [publisher.entry], tokens: { hs256Secret: SECRET } } });
     const frame = (ref: number) => JSON.stringify({ type: "publish", mailbox: "user:exp", message: "hi", ref });
-    // Tokens are accepted 5 s past exp (clock skew), so this one runs out about a second from now.
-    const expiring = await hsToken({ mailboxes: ["user:exp"], publish: ["user:exp"], expiresIn: -4 });
+    // Tokens are accepted 5 s past exp (clock skew), so this one runs out one to two seconds from now.
+    const expiring = await hsToken({ mailboxes: ["user:exp"], publish: ["user:exp"], expiresIn: -3 });
     const raw = await RawWebSocket.open(running().port, `/v1/ws?token=${expiring}`);
     expect(raw.status).toBe(101);
     await until(() => raw.frames.some((f) => f.opcode === OPCODE_CLOSE), "the close frame", 10_000);

@@ -96,7 +96,7 @@ describe("GET /v1/ws", () => {
     expect(published?.ref).toBe("p1");
     expect(published?.duplicate).toBe(false);
     expect((published?.message as Frame | undefined)?.body).toBe("over ws");
-    expect(herald.sockets.size).toBe(1);
+    expect(herald.connections.count("ws")).toBe(1);
   });
 
   it("resumes exactly after the cursor of the last message it got", async () => {
@@ -200,7 +200,7 @@ describe("GET /v1/ws", () => {
       await publish(herald.url, "feed:big", { body: big, title: String(++sent) });
     }
     expect(herald.hub.counters.slowConsumersCut).toBe(1);
-    expect(herald.sockets.size).toBe(0);
+    expect(herald.connections.count("ws")).toBe(0);
     expect(herald.hub.subscriberCount).toBe(0);
     slow.socket.resume();
     await slow.closed;
@@ -222,7 +222,7 @@ describe("GET /v1/ws", () => {
     expect(mute.closeCode).toBe(1006);
     expect(pings).toBeGreaterThan(0);
     expect(lively.socket.readyState).toBe(WebSocket.OPEN);
-    expect(herald.sockets.size).toBe(1);
+    expect(herald.connections.count("ws")).toBe(1);
   });
 
   it("closes with 1001 when the server drains", async () => {

@@ -1,11 +1,9 @@
-import { readFileSync } from "node:fs";
-import { isAbsolute, resolve } from "node:path";
 import type { JSONWebKeySet } from "jose";
 import { ConfigError } from "../errors.js";
-import { type ApiKeyEntry, isKeyHash, isScopePattern, MAX_PATTERNS } from "./keys.js";
-import type { RateSettings } from "./rate-limit.js";
+import { numberAt, objectAt, onlyFields, patternsAt, readFileAt, secretAt } from "./config-fields.js";
+import { type ApiKeyEntry, isKeyHash } from "./keys.js";
+import { type LimitSettings, parseLimitsSection } from "./limits-config.js";
 import { HS256_MIN_SECRET_LENGTH, publicKeyAlgorithm, type TokenKeySettings, type TokenSettings } from "./tokens.js";
-import { createTrustedProxies } from "./visitor.js";
 
 /** The `auth` section of the config file, checked and with its files and env vars read. */
 export interface AuthSettings {
@@ -27,95 +25,12 @@ export function authEnabled(auth: AuthSettings | undefined): boolean {
   return auth !== undefined && (auth.keys.length > 0 || auth.tokens !== undefined);
 }
 
-/** The `limits` section. Undefined fields take the defaults of the mode Herald runs in (see resolveLimits). */
-export interface LimitSettings {
-  readonly publish: RateSettings | undefined;
-  readonly streamsPerVisitor: number | undefined;
-  readonly longPollsPerVisitor: number | undefined;
-  readonly maxConnections: number | undefined;
-  readonly connectionsPerAddress: number | undefined;
-  readonly hooksPerVisitor: number | undefined;
-  readonly maxHooksInFlight: number | undefined;
-  readonly trustedProxies: readonly string[];
-}
-
-export const NO_LIMITS: LimitSettings = {
-  publish: undefined,
-  streamsPerVisitor: undefined,
-  longPollsPerVisitor: undefined,
-  maxConnections: undefined,
-  connectionsPerAddress: undefined,
-  hooksPerVisitor: undefined,
-  maxHooksInFlight: undefined,
-  trustedProxies: [],
-};
-
 export const DEFAULT_TOKEN_TTL_SECONDS = 3600;
 export const DEFAULT_MAX_TOKEN_TTL_SECONDS = 24 * 3600;
 /** Keys one config may hold; each is compiled into matchers at start. */
 export const MAX_KEYS = 10_000;
 /** Longest `issuer` or `audience` a config may name. */
 const MAX_CLAIM_LENGTH = 256;
-
-type Json = Record<string, unknown>;
-
-function objectAt(value: unknown, where: string): Json {
-  if (typeof value !== "object" || value === null || Array.isArray(value)) {
-    throw new ConfigError(`${where} must be a JSON object`);
-  }
-  return value as Json;
-}
-
-function onlyFields(object: Json, allowed: readonly string[], where: string): void {
-  for (const key of Object.keys(object)) {
-    if (!allowed.includes(key))
-      throw new ConfigError(`${where}: unknown field "${key}" (allowed: ${allowed.join(", ")})`);
-  }
-}
-
-function numberAt(value: unknown, where: string, min: number, max: number): number | undefined {
-  if (value === undefined) return undefined;
-  if (typeof value !== "number" || !Number.isFinite(value) || value < min || value > max) {
-    throw new ConfigError(`${where} must be a number from ${min} to ${max}`);
-  }
-  return value;
-}
-
-function patternsAt(value: unknown, where: string): string[] {
-  if (value === undefined) return [];
-  if (!Array.isArray(value) || value.length > MAX_PATTERNS || !value.every(isScopePattern)) {
-    throw new ConfigError(`${where} must be a list of at most ${MAX_PATTERNS} mailbox patterns (names, * wildcard)`);
-  }
-  return value;
-}
-
-/** A secret given inline as `field` or through the env var named by `fieldEnv`. */
-function secretAt(object: Json, field: string, where: string, env: NodeJS.ProcessEnv): string | undefined {
-  const inline = object[field];
-  const envName = object[`${field}Env`];
-  if (inline !== undefined && envName !== undefined)
-    throw new ConfigError(`${where}: give ${field} or ${field}Env, not both`);
-  if (envName !== undefined) {
-    if (typeof envName !== "string") throw new ConfigError(`${where}.${field}Env must name an environment variable`);
-    const value = env[envName];
-    if (value === undefined || value === "") throw new ConfigError(`${where}.${field}Env: $${envName} is not set`);
-    return value;
-  }
-  if (inline !== undefined && (typeof inline !== "string" || inline === "")) {
-    throw new ConfigError(`${where}.${field} must be a non-empty string`);
-  }
-  return inline as string | undefined;
-}
-
-function readFileAt(path: unknown, where: string, baseDir: string): string {
-  if (typeof path !== "string" || path === "") throw new ConfigError(`${where} must be a file path`);
-  const full = isAbsolute(path) ? path : resolve(baseDir, path);
-  try {
-    return readFileSync(full, "utf8");
-  } catch (error) {
-    throw new ConfigError(`${where}: cannot read ${full}: ${(error as Error).message}`);
-  }
-}
 
 function parseKey(value: unknown, index: number, env: NodeJS.ProcessEnv): ApiKeyEntry {
   const where = `auth.keys[${index}]`;
@@ -229,56 +144,6 @@ function parseTokens(value: unknown, baseDir: string, env: NodeJS.ProcessEnv): T
     defaultTtlSeconds,
     issuer: object.issuer as string | undefined,
     audience: object.audience as string | undefined,
-  };
-}
-
-/** Parses the config file's `limits` section. */
-export function parseLimitsSection(value: unknown): LimitSettings {
-  if (value === undefined) return NO_LIMITS;
-  const object = objectAt(value, "limits");
-  onlyFields(
-    object,
-    [
-      "publish",
-      "streamsPerVisitor",
-      "longPollsPerVisitor",
-      "maxConnections",
-      "connectionsPerAddress",
-      "hooksPerVisitor",
-      "maxHooksInFlight",
-      "trustedProxies",
-    ],
-    "limits",
-  );
-  let publish: RateSettings | undefined;
-  if (object.publish !== undefined) {
-    const rate = objectAt(object.publish, "limits.publish");
-    onlyFields(rate, ["rate", "burst"], "limits.publish");
-    const perSecond = numberAt(rate.rate, "limits.publish.rate", 0.001, 1_000_000);
-    if (perSecond === undefined) throw new ConfigError("limits.publish.rate is required");
-    publish = {
-      rate: perSecond,
-      burst: numberAt(rate.burst, "limits.publish.burst", 1, 1_000_000) ?? Math.ceil(perSecond),
-    };
-  }
-  const proxies = object.trustedProxies ?? [];
-  if (!Array.isArray(proxies) || !proxies.every((entry) => typeof entry === "string")) {
-    throw new ConfigError("limits.trustedProxies must be a list of IP addresses or CIDR ranges");
-  }
-  try {
-    createTrustedProxies(proxies);
-  } catch (error) {
-    throw new ConfigError(`limits.trustedProxies: ${(error as Error).message}`);
-  }
-  return {
-    publish,
-    streamsPerVisitor: numberAt(object.streamsPerVisitor, "limits.streamsPerVisitor", 1, 1_000_000),
-    longPollsPerVisitor: numberAt(object.longPollsPerVisitor, "limits.longPollsPerVisitor", 1, 1_000_000),
-    maxConnections: numberAt(object.maxConnections, "limits.maxConnections", 1, 1_000_000),
-    connectionsPerAddress: numberAt(object.connectionsPerAddress, "limits.connectionsPerAddress", 1, 1_000_000),
-    hooksPerVisitor: numberAt(object.hooksPerVisitor, "limits.hooksPerVisitor", 1, 1_000_000),
-    maxHooksInFlight: numberAt(object.maxHooksInFlight, "limits.maxHooksInFlight", 1, 1_000_000),
-    trustedProxies: proxies,
   };
 }
 

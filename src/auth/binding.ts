@@ -1,7 +1,8 @@
 import { readFileSync } from "node:fs";
 import { isIPv4 } from "node:net";
 import { ConfigError } from "../errors.js";
-import { type AuthSettings, authEnabled, type LimitSettings } from "./auth-config.js";
+import { type AuthSettings, authEnabled } from "./auth-config.js";
+import type { LimitSettings } from "./limits-config.js";
 import type { RateSettings } from "./rate-limit.js";
 
 /**

@@ -19,8 +19,8 @@ export interface FrameFormat {
   gap(gaps: readonly GapNotice[], cursor: string): string;
 }
 
-/** Why the hub ended a subscription. */
-export type CloseReason = "slow-consumer" | "draining";
+/** Why the server ends a live connection: the hub cuts slow consumers; drain and token expiry end the rest. */
+export type CloseReason = "slow-consumer" | "draining" | "auth-expired";
 
 /** A live connection the hub writes to. Implemented by each streaming transport. */
 export interface StreamSink {
@@ -31,7 +31,7 @@ export interface StreamSink {
   bufferedBytes(): number;
   /** Resolves when the queue has drained or the connection is gone. */
   whenDrained(): Promise<void>;
-  /** Ends the connection on the hub's initiative. */
+  /** Ends the connection on the server's initiative, telling the client why where its wire format can. */
   end(reason: CloseReason): void;
 }
 

@@ -1,5 +1,6 @@
+import { HeraldError } from "../errors.js";
 import type { LogInfo, MailboxRead, MailboxStore, StoredMessage, StreamPosition } from "../store/mailbox-store.js";
-import { encodeCursor, encodeSingleCursor } from "./cursor.js";
+import { CURSOR_NOW, encodeCursor, encodeSingleCursor, parseCursor } from "./cursor.js";
 import type { GapNotice, GapReason } from "./delivery.js";
 
 /** Where one subscription or read is, per mailbox; entries are replaced as it moves. */
@@ -32,6 +33,38 @@ export const START: StreamPosition = { epoch: EMPTY_EPOCH, seq: 0 };
  * (which was 64,000 rows, synchronously on SQLite, for one request).
  */
 export const MAX_ROWS_PER_READ = 1000;
+/** Mailboxes one subscription or read may name. */
+export const MAX_SUBSCRIPTION_MAILBOXES = 64;
+
+/** A store that cannot answer (Redis down) is a 503 the client retries, not a 500. */
+export async function storeCall<T>(pending: Promise<T>): Promise<T> {
+  try {
+    return await pending;
+  } catch {
+    throw new HeraldError("store_unavailable", undefined, { "Retry-After": "1" });
+  }
+}
+
+/**
+ * Where a client's cursor puts it in each mailbox: no cursor is before the
+ * earliest message (no entries), "now" is each mailbox's head, anything else is
+ * decoded (400 `bad_cursor` when it cannot be).
+ */
+export async function resolvePositions(
+  store: MailboxStore,
+  mailboxes: readonly string[],
+  cursor: string | undefined,
+): Promise<PositionMap> {
+  const positions: PositionMap = new Map();
+  if (cursor === undefined) return positions;
+  if (cursor !== CURSOR_NOW) return new Map(parseCursor(cursor, mailboxes));
+  const heads = await storeCall(Promise.all(mailboxes.map((mailbox) => store.head(mailbox))));
+  mailboxes.forEach((mailbox, i) => {
+    const head = heads[i];
+    positions.set(mailbox, head ? { epoch: head.epoch, seq: head.lastSeq } : START);
+  });
+  return positions;
+}
 
 export function cursorOf(mailboxes: readonly string[], positions: PositionMap): string {
   if (mailboxes.length === 1) {

@@ -1,8 +1,9 @@
 import { createHash } from "node:crypto";
-import type { Hub } from "../core/hub.js";
 import { parseJsonText } from "../core/json-text.js";
 import { assertMailboxName, MAX_MAILBOX_NAME_LENGTH } from "../core/mailbox-name.js";
 import { MAX_TITLE_LENGTH, type MessageFields } from "../core/message-input.js";
+import type { Published, StoreItems } from "../core/publish-command.js";
+import { storeCall } from "../core/read-plan.js";
 import { HeraldError } from "../errors.js";
 import type { MailboxStore } from "../store/mailbox-store.js";
 import type { HookDefinition } from "./hook-config.js";
@@ -33,9 +34,10 @@ export interface PendingDelivery {
    * HeraldError: `unauthorized` for a signature or timestamp that does not
    * check out (deliberately without detail), `bad_json` / `bad_mailbox` for a
    * payload that cannot be mapped. A delivery seen before is answered as a
-   * duplicate and not published again.
+   * duplicate and not published again; anything else goes to `publish`, the
+   * publish command's store step for this admitted delivery.
    */
-  finish(body: Buffer, contentType: string | undefined): Promise<HookAnswer>;
+  finish(body: Buffer, contentType: string | undefined, publish: StoreItems): Promise<HookAnswer>;
 }
 
 /**
@@ -56,7 +58,6 @@ export interface HookService {
 
 export interface HookServiceOptions {
   readonly hooks: readonly HookDefinition[];
-  readonly hub: Hub;
   /** Where answered deliveries are remembered: durable and shared with other nodes when the store is. */
   readonly store: Pick<MailboxStore, "recallDelivery" | "rememberDelivery">;
   readonly nowSeconds?: () => number;
@@ -114,15 +115,6 @@ function bodyKey(hookId: string, body: Buffer): string {
   return `hook ${hookId} body ${sha256(body)}`;
 }
 
-/** A store that cannot answer is a 503 the sender retries, as for a publish. */
-async function storeCall<T>(pending: Promise<T>): Promise<T> {
-  try {
-    return await pending;
-  } catch {
-    throw new HeraldError("store_unavailable", undefined, { "Retry-After": "1" });
-  }
-}
-
 function messageFields(hook: HookDefinition, payload: unknown, bodyBytes: number): MessageFields {
   const fields: MessageFields = {};
   const title = hook.title?.render(payload, MAX_TITLE_LENGTH);
@@ -137,7 +129,7 @@ function messageFields(hook: HookDefinition, payload: unknown, bodyBytes: number
 
 export function createHookService(options: HookServiceOptions): HookService {
   const byId = new Map(options.hooks.map((hook) => [hook.id, hook]));
-  const { hub, store } = options;
+  const { store } = options;
   const nowSeconds = options.nowSeconds ?? (() => Math.floor(Date.now() / 1000));
   const refuse = (hook: HookDefinition, reason: Exclude<VerifyOutcome, "ok">): HeraldError => {
     options.onRefused?.(hook.id, reason);
@@ -148,11 +140,12 @@ export function createHookService(options: HookServiceOptions): HookService {
     return text === undefined ? undefined : (JSON.parse(text) as RememberedDelivery);
   };
 
-  async function publish(
+  async function deliver(
     hook: HookDefinition,
     header: HeaderLookup,
     body: Buffer,
     contentType: string | undefined,
+    publish: StoreItems,
   ): Promise<HookAnswer> {
     const payload = parsePayload(body, contentType);
     const deliveryId = deliveryIdOf(hook, header, payload);
@@ -168,10 +161,10 @@ export function createHookService(options: HookServiceOptions): HookService {
     if (seen) return answer(seen, true);
     const mailbox = assertMailboxName(hook.mailbox.render(payload, MAX_MAILBOX_NAME_LENGTH + 1));
     const fields = messageFields(hook, payload, body.length);
-    let published: Awaited<ReturnType<Hub["publish"]>>[number] | undefined;
+    let published: Published | undefined;
     try {
       // The store's idempotency is atomic per mailbox: parallel repeats of one key store one message.
-      [published] = await hub.publish([{ mailbox, fields }], contentKey ?? idKey);
+      [published] = await publish([{ mailbox, fields }], contentKey ?? idKey);
     } catch (error) {
       // Same id, other payload: an id is delivered once; a 4xx would only make the sender retry.
       if (error instanceof HeraldError && error.code === "idempotency_conflict") return answer(undefined, true);
@@ -203,7 +196,7 @@ export function createHookService(options: HookServiceOptions): HookService {
       const claim = SIGNATURE_READERS[hook.scheme](header, hook);
       if (typeof claim === "string") throw refuse(hook, claim);
       return {
-        async finish(body, contentType) {
+        async finish(body, contentType, publish) {
           const outcome = checkSignature(claim, body, {
             keys: hook.keys,
             toleranceSeconds: hook.toleranceSeconds,
@@ -211,7 +204,7 @@ export function createHookService(options: HookServiceOptions): HookService {
             nowSeconds: nowSeconds(),
           });
           if (outcome !== "ok") throw refuse(hook, outcome);
-          return publish(hook, header, body, contentType);
+          return deliver(hook, header, body, contentType, publish);
         },
       };
     },

@@ -1,74 +1,29 @@
-import type { HttpBindings } from "@hono/node-server";
-import { RESPONSE_ALREADY_SENT } from "@hono/node-server/utils/response";
-import { type Context, Hono } from "hono";
+import { Hono } from "hono";
 import { HeraldError } from "../errors.js";
-import { admitReader } from "./admission.js";
-import { corsMiddleware } from "./cors.js";
-import type { AppDeps } from "./deps.js";
-import { receiveHook } from "./hook-routes.js";
-import { metricsRoute } from "./metrics.js";
-import { isLoopbackHostHeader } from "./origin-policy.js";
-import { pathMailbox, queryMailboxes, streamCursor } from "./params.js";
-import { publishBatch, publishOne } from "./publish-routes.js";
-import { readMany, readOne } from "./read-routes.js";
-import { requestLog } from "./request-log.js";
-import type { StreamKind } from "./streams.js";
-import { mintToken } from "./token-routes.js";
-import { websocketRoute } from "./ws-route.js";
+import type { AppDeps, HeraldEnv, Method, RouteSpec } from "./deps.js";
+import { corsMiddleware } from "./middleware/cors.js";
+import { isLoopbackHostHeader } from "./middleware/origin-policy.js";
+import { requestLog } from "./middleware/request-log.js";
+import { receiveHook } from "./routes/hook-routes.js";
+import { health, metricsRoute, readiness } from "./routes/operations-routes.js";
+import { publishBatch, publishOne } from "./routes/publish-routes.js";
+import { readMany, readOne } from "./routes/read-routes.js";
+import { jsonLinesMany, jsonLinesOne, sseMany, sseOne } from "./routes/stream-routes.js";
+import { mintToken } from "./routes/token-routes.js";
+import { websocketRoute } from "./routes/ws-route.js";
 
 const ALREADY_SENT_HEADER = "x-hono-already-sent";
-
-export type HeraldEnv = { Bindings: HttpBindings };
-type Method = "GET" | "POST";
-type Handler = (c: Context<HeraldEnv>, deps: AppDeps) => Response | Promise<Response>;
-
-export interface RouteSpec {
-  readonly method: Method;
-  readonly path: string;
-  readonly handler: Handler;
-}
-
-function stream(kind: StreamKind, mailboxesOf: (c: Context<HeraldEnv>) => string[]): Handler {
-  return async (c, deps) => {
-    const mailboxes = mailboxesOf(c);
-    const grant = await admitReader(c, deps.access, mailboxes, "stream");
-    c.env.outgoing.once("close", grant.release);
-    try {
-      await deps.streams.open({
-        kind,
-        mailboxes,
-        cursor: streamCursor(c),
-        request: c.env.incoming,
-        response: c.env.outgoing,
-        expiresAt: grant.caller.expiresAt,
-      });
-    } finally {
-      if (!c.env.outgoing.headersSent || c.env.outgoing.destroyed) grant.release();
-    }
-    return RESPONSE_ALREADY_SENT;
-  };
-}
-
-function health(c: Context<HeraldEnv>): Response {
-  return c.json({ status: "ok" });
-}
-
-function readiness(c: Context<HeraldEnv>, deps: AppDeps): Response {
-  if (deps.hub.draining) return c.json({ status: "draining" }, 503);
-  if (!deps.store.ready()) return c.json({ status: "store-unavailable" }, 503);
-  return c.json({ status: "ready" });
-}
 
 /** Every route Herald serves; openapi.yaml must list exactly these. */
 export const ROUTES: readonly RouteSpec[] = [
   { method: "POST", path: "/v1/mailboxes/:mailbox/messages", handler: publishOne },
   { method: "GET", path: "/v1/mailboxes/:mailbox/messages", handler: readOne },
-  { method: "GET", path: "/v1/mailboxes/:mailbox/events", handler: stream("sse", (c) => [pathMailbox(c)]) },
-  { method: "GET", path: "/v1/mailboxes/:mailbox/stream", handler: stream("ndjson", (c) => [pathMailbox(c)]) },
+  { method: "GET", path: "/v1/mailboxes/:mailbox/events", handler: sseOne },
+  { method: "GET", path: "/v1/mailboxes/:mailbox/stream", handler: jsonLinesOne },
   { method: "POST", path: "/v1/messages", handler: publishBatch },
   { method: "GET", path: "/v1/messages", handler: readMany },
-  { method: "GET", path: "/v1/events", handler: stream("sse", queryMailboxes) },
-  { method: "GET", path: "/v1/stream", handler: stream("ndjson", queryMailboxes) },
+  { method: "GET", path: "/v1/events", handler: sseMany },
+  { method: "GET", path: "/v1/stream", handler: jsonLinesMany },
   { method: "GET", path: "/v1/ws", handler: websocketRoute },
   { method: "POST", path: "/v1/hooks/:hook", handler: receiveHook },
   { method: "POST", path: "/v1/tokens", handler: mintToken },

@@ -1,17 +1,14 @@
-import type { Context } from "hono";
 import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from "prom-client";
 import type { Hub } from "../core/hub.js";
 import type { MailboxStore } from "../store/mailbox-store.js";
-import type { Access } from "./access.js";
-import type { AppDeps } from "./deps.js";
-import type { StreamRegistry } from "./streams.js";
+import type { Access } from "./middleware/access.js";
+import type { ConnectionRegistry } from "./transports/connection.js";
 
 /** What /metrics reads at scrape time; nothing is counted twice on the hot path. */
 export interface MetricsSources {
   readonly hub: Hub;
   readonly store: MailboxStore;
-  readonly streams: StreamRegistry;
-  readonly sockets: { readonly size: number };
+  readonly connections: ConnectionRegistry;
   readonly access: Access;
 }
 
@@ -38,7 +35,7 @@ function mirroredCounter(registry: Registry, name: string, help: string, read: (
 }
 
 export function createMetrics(sources: MetricsSources): Metrics {
-  const { hub, store, streams, sockets, access } = sources;
+  const { hub, store, connections, access } = sources;
   const registry = new Registry();
   collectDefaultMetrics({ register: registry, prefix: "herald_" });
   new Gauge({
@@ -47,10 +44,7 @@ export function createMetrics(sources: MetricsSources): Metrics {
     labelNames: ["transport"],
     registers: [registry],
     collect() {
-      const byKind = streams.countByKind();
-      this.set({ transport: "sse" }, byKind.sse);
-      this.set({ transport: "ndjson" }, byKind.ndjson);
-      this.set({ transport: "ws" }, sockets.size);
+      for (const kind of ["sse", "ndjson", "ws"] as const) this.set({ transport: kind }, connections.count(kind));
       this.set({ transport: "long-poll" }, access.connections.longPolls.total);
     },
   });
@@ -128,11 +122,4 @@ export function createMetrics(sources: MetricsSources): Metrics {
     registers: [registry],
   });
   return { registry, observePublish: (seconds) => publishSeconds.observe(seconds) };
-}
-
-/** GET /metrics: Prometheus text. Protected when some API key holds the "metrics" right. */
-export async function metricsRoute(c: Context, deps: AppDeps): Promise<Response> {
-  if (deps.access.metricsProtected) deps.access.keyWithRight(c, "metrics");
-  const { registry } = deps.metrics;
-  return c.body(await registry.metrics(), 200, { "Content-Type": registry.contentType, "Cache-Control": "no-store" });
 }

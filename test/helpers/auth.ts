@@ -1,9 +1,10 @@
 import { Writable } from "node:stream";
 import { SignJWT } from "jose";
-import { parseAuthSection, parseLimitsSection } from "../../src/auth/auth-config.js";
+import { parseAuthSection } from "../../src/auth/auth-config.js";
 import { generateKey, hashKey } from "../../src/auth/keys.js";
+import { parseLimitsSection } from "../../src/auth/limits-config.js";
 import { DEFAULT_CONFIG, type ServeConfig } from "../../src/config.js";
-import { createLogger } from "../../src/http/request-log.js";
+import { createLogger } from "../../src/log.js";
 import { type RunningHerald, startHerald } from "../../src/server.js";
 import { createMemoryStore } from "../../src/store/memory-store.js";
 

@@ -1,7 +1,7 @@
 import { createHmac } from "node:crypto";
 import { DEFAULT_CONFIG, type ServeConfig } from "../../src/config.js";
 import { parseFileConfig } from "../../src/config-file.js";
-import type { Logger } from "../../src/http/request-log.js";
+import type { Logger } from "../../src/log.js";
 import { type RunningHerald, startHerald } from "../../src/server.js";
 import type { MailboxStore } from "../../src/store/mailbox-store.js";
 import { createMemoryStore } from "../../src/store/memory-store.js";

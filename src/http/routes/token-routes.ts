@@ -1,9 +1,9 @@
 import type { Context } from "hono";
-import { isScopePattern, MAX_PATTERNS, scopeCovers } from "../auth/keys.js";
-import { MAX_SUBJECT_LENGTH } from "../auth/tokens.js";
-import { HeraldError } from "../errors.js";
+import { isScopePattern, MAX_PATTERNS, scopeCovers } from "../../auth/keys.js";
+import { MAX_SUBJECT_LENGTH } from "../../auth/tokens.js";
+import { HeraldError } from "../../errors.js";
+import type { AppDeps } from "../deps.js";
 import { readBody } from "./body.js";
-import type { AppDeps } from "./deps.js";
 
 /** Token requests are a few names; anything larger is a mistake. */
 const MAX_TOKEN_REQUEST_BYTES = 16 * 1024;

@@ -1,29 +1,16 @@
 import type { Context } from "hono";
-import { withCursor } from "../core/delivery.js";
-import type { Published, PublishItem } from "../core/hub.js";
-import { assertMailboxName } from "../core/mailbox-name.js";
-import { type MessageFields, parseMessageFields } from "../core/message-input.js";
-import { HeraldError } from "../errors.js";
-import { admitPublisher } from "./admission.js";
+import { withCursor } from "../../core/delivery.js";
+import { assertMailboxName } from "../../core/mailbox-name.js";
+import { type MessageFields, parseMessageFields } from "../../core/message-input.js";
+import { clientIdempotencyKey, MAX_BATCH_ITEMS, type Published, type PublishItem } from "../../core/publish-command.js";
+import { HeraldError } from "../../errors.js";
+import type { AppDeps } from "../deps.js";
+import { admitPublisher } from "../middleware/admission.js";
 import { readBody } from "./body.js";
-import type { AppDeps } from "./deps.js";
 import { pathMailbox } from "./params.js";
 
-/** Items one batch or fan-in publish may carry. */
-export const MAX_BATCH_ITEMS = 100;
-export const MAX_IDEMPOTENCY_KEY_LENGTH = 256;
-const IDEMPOTENCY_KEY = /^[\x21-\x7e]{1,256}$/;
-
 function idempotencyKey(c: Context): string | undefined {
-  const key = c.req.header("idempotency-key");
-  if (key === undefined) return undefined;
-  if (!IDEMPOTENCY_KEY.test(key)) {
-    throw new HeraldError(
-      "bad_parameter",
-      `Idempotency-Key must be 1-${MAX_IDEMPOTENCY_KEY_LENGTH} visible ASCII characters`,
-    );
-  }
-  return key;
+  return clientIdempotencyKey(c.req.header("idempotency-key"), "Idempotency-Key");
 }
 
 function publishedJson(published: Published): string {
@@ -37,10 +24,9 @@ function jsonResponse(c: Context, status: 200 | 201, body: string): Response {
 /** POST /v1/mailboxes/{mailbox}/messages */
 export async function publishOne(c: Context, deps: AppDeps): Promise<Response> {
   const mailbox = pathMailbox(c);
-  const caller = await admitPublisher(c, deps.access);
-  deps.access.checkPublish(caller, [mailbox]);
+  const publisher = await admitPublisher(c, deps.access);
   const key = idempotencyKey(c);
-  return deps.hub.admitPublish(async (publish) => {
+  return deps.hub.publishing.admit(publisher, [mailbox], async (store) => {
     const body = await readBody(c, deps.config.maxBodyBytes);
     const fields: MessageFields =
       body.kind === "json"
@@ -48,7 +34,7 @@ export async function publishOne(c: Context, deps: AppDeps): Promise<Response> {
         : body.text.length > 0
           ? { body: body.text }
           : {};
-    const [published] = await publish([{ mailbox, fields }], key);
+    const [published] = await store([{ mailbox, fields }], key);
     const result = published as Published;
     return jsonResponse(c, result.duplicate ? 200 : 201, publishedJson(result));
   });
@@ -92,19 +78,14 @@ function batchItems(value: unknown, maxTtlSeconds: number): PublishItem[] {
 
 /** POST /v1/messages: batch (`messages`) or fan-in (`mailboxes` + `message`). Every item is checked before any is stored. */
 export async function publishBatch(c: Context, deps: AppDeps): Promise<Response> {
-  const caller = await admitPublisher(c, deps.access);
+  const publisher = await admitPublisher(c, deps.access);
   const key = idempotencyKey(c);
-  return deps.hub.admitPublish(async (publish) => {
+  return deps.hub.publishing.admit(publisher, [], async (store) => {
     const body = await readBody(c, deps.config.maxBodyBytes);
     if (body.kind !== "json") {
       throw new HeraldError("bad_json", "Batch publishes must be JSON (Content-Type: application/json)");
     }
-    const items = batchItems(body.value, deps.config.messageTtlSeconds);
-    deps.access.checkPublish(
-      caller,
-      items.map((item) => item.mailbox),
-    );
-    const published = await publish(items, key);
+    const published = await store(batchItems(body.value, deps.config.messageTtlSeconds), key);
     const status = published.every((item) => item.duplicate) ? 200 : 201;
     return jsonResponse(c, status, `{"messages":[${published.map(publishedJson).join(",")}]}`);
   });

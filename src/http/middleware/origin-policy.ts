@@ -1,4 +1,4 @@
-import { isLoopbackHost } from "../auth/binding.js";
+import { isLoopbackHost } from "../../auth/binding.js";
 
 /**
  * Which web pages may use Herald from a browser. Two questions:

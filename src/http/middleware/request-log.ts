@@ -1,33 +1,13 @@
 import { randomUUID } from "node:crypto";
 import type { IncomingMessage, ServerResponse } from "node:http";
 import type { Context, MiddlewareHandler } from "hono";
-import { type DestinationStream, type Logger, pino } from "pino";
-import type { Caller } from "./access.js";
-
-export type { Logger } from "pino";
+import { type Logger, REDACTED } from "../../log.js";
+import type { Caller } from "./caller.js";
 
 /** A client's X-Request-Id is reused when it looks like an id; anything else is replaced. */
 const REQUEST_ID = /^[\w.:-]{1,64}$/;
 /** Query parameters whose values never reach a log line, however their names are percent-encoded. */
 const SECRET_PARAMS = new Set(["token", "access_token", "key"]);
-
-export const REDACTED = "[REDACTED]";
-
-/** JSON logs; credentials are censored wherever a logged object might carry them. */
-export function createLogger(level: string, destination?: DestinationStream): Logger {
-  return pino(
-    {
-      level,
-      base: { service: "herald" },
-      timestamp: pino.stdTimeFunctions.isoTime,
-      redact: {
-        paths: ["token", "key", "authorization", "cookie", "*.token", "*.authorization", "*.cookie", "headers.*"],
-        censor: REDACTED,
-      },
-    },
-    destination,
-  );
-}
 
 function decodedName(name: string): string {
   try {

@@ -1,8 +1,8 @@
 import { IncomingMessage } from "node:http";
 import type { HttpBindings } from "@hono/node-server";
 import type { Context } from "hono";
-import { parseJsonText } from "../core/json-text.js";
-import { HeraldError } from "../errors.js";
+import { parseJsonText } from "../../core/json-text.js";
+import { HeraldError } from "../../errors.js";
 
 export type RequestBody =
   | { readonly kind: "json"; readonly value: unknown }

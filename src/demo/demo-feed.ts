@@ -1,10 +1,14 @@
 import type { Hub } from "../core/hub.js";
+import type { Publisher } from "../core/publish-command.js";
 
 /** The mailbox `/demo/dashboard?feed=demo` and `/demo/ticker?feed=demo` watch. */
 export const DEMO_FEED_MAILBOX = "feed:demo";
 export const DEMO_FEED_INTERVAL_MS = 1000;
 /** Demo samples expire quickly: they matter only while someone watches. */
 const DEMO_SAMPLE_TTL_SECONDS = 300;
+
+/** The server itself: any mailbox, no rate. */
+const FEED_PUBLISHER: Publisher = { name: "demo-feed", authorize: () => {}, charge: () => {} };
 
 export interface DemoFeed {
   stop(): void;
@@ -30,8 +34,8 @@ export function startDemoFeed(hub: Hub, intervalMs = DEMO_FEED_INTERVAL_MS): Dem
     requests = step(requests, 80, 50, 1200);
     const data = { cpu: Math.round(cpu), memory: Math.round(memory), requests: Math.round(requests) };
     publishing = true;
-    hub
-      .publish([
+    hub.publishing
+      .publish(FEED_PUBLISHER, [
         {
           mailbox: DEMO_FEED_MAILBOX,
           fields: {

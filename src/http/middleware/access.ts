@@ -1,9 +1,8 @@
 import type { IncomingMessage } from "node:http";
 import type { Context } from "hono";
-import { getCookie } from "hono/cookie";
-import { type AuthSettings, authEnabled } from "../auth/auth-config.js";
-import type { ResolvedLimits } from "../auth/binding.js";
-import { type ApiKey, createKeyring, type ScopeMatcher } from "../auth/keys.js";
+import { type AuthSettings, authEnabled } from "../../auth/auth-config.js";
+import type { ResolvedLimits } from "../../auth/binding.js";
+import { type ApiKey, createKeyring } from "../../auth/keys.js";
 import {
   type ConnectionLimits,
   createConnectionLimits,
@@ -11,36 +10,16 @@ import {
   createSlotLimiter,
   type RateLimiter,
   type SlotLimiter,
-} from "../auth/rate-limit.js";
-import { createTokenService, type TokenService, type TokenSettings } from "../auth/tokens.js";
-import { addressVisitor, clientAddress, createTrustedProxies, type VisitorId } from "../auth/visitor.js";
-import { HeraldError } from "../errors.js";
+} from "../../auth/rate-limit.js";
+import { createTokenService, type TokenService, type TokenSettings } from "../../auth/tokens.js";
+import { addressVisitor, clientAddress, createTrustedProxies, type VisitorId } from "../../auth/visitor.js";
+import type { Publisher } from "../../core/publish-command.js";
+import { HeraldError } from "../../errors.js";
+import { type Caller, createIdentify, credentialOf, unauthorized } from "./caller.js";
 import { createOriginPolicy, type OriginPolicy } from "./origin-policy.js";
 
-/** Cookie a browser app may set so EventSource and fetch carry the token without a header. */
-export const TOKEN_COOKIE = "herald_token";
-/** Longest credential read from a header, cookie or query; real keys and tokens are far shorter. */
-export const MAX_CREDENTIAL_LENGTH = 8192;
 /** Seconds a client is told to wait when the whole server is full. */
 const SERVER_FULL_RETRY_SECONDS = 5;
-
-/** Where a request's credential came from; the cookie is the one a browser attaches on its own. */
-export type CredentialSource = "header" | "cookie" | "query";
-
-/** Whoever made a request, once authenticated. */
-export interface Caller {
-  readonly kind: "anonymous" | "key" | "token";
-  /** Undefined for an anonymous caller. */
-  readonly via: CredentialSource | undefined;
-  /** Key name or token subject; "anonymous" otherwise. For logs. */
-  readonly name: string;
-  readonly visitor: VisitorId;
-  /** Epoch ms after which a token holder's streams end; undefined for keys and anonymous callers. */
-  readonly expiresAt: number | undefined;
-  readonly canRead: ScopeMatcher;
-  readonly canPublish: ScopeMatcher;
-  readonly key: ApiKey | undefined;
-}
 
 export type HeldKind = "stream" | "long-poll";
 
@@ -78,8 +57,13 @@ export interface Access {
   checkRead(caller: Caller, mailboxes: readonly string[]): void;
   /** 403 unless the caller may publish to every mailbox. */
   checkPublish(caller: Caller, mailboxes: readonly string[]): void;
-  /** Charges one publish to the caller's bucket; 429 with Retry-After when empty. */
-  chargePublish(caller: Caller): void;
+  /** The caller as the publish command sees it: its patterns and its rate bucket. */
+  publisherFor(caller: Caller): Publisher;
+  /**
+   * A webhook's deliveries as a publisher: the signature stands in for a key
+   * (so any mailbox), and the hook has its own publish-rate bucket.
+   */
+  hookPublisher(hookId: string): Publisher;
   /** Takes a connection slot, returning its release; 429 when the visitor holds too many, 503 when the server is full. */
   hold(caller: Caller, kind: HeldKind): () => void;
   /**
@@ -96,29 +80,6 @@ export interface Access {
   keyWithRight(c: Context, right: "tokens" | "metrics"): ApiKey;
   /** The caller a request was authenticated as, for the request log. */
   callerOf(request: IncomingMessage): Caller | undefined;
-}
-
-const EVERYTHING: ScopeMatcher = () => true;
-const NOTHING: ScopeMatcher = () => false;
-
-function unauthorized(message: string, error = ""): HeraldError {
-  return new HeraldError("unauthorized", message, {
-    "WWW-Authenticate": `Bearer realm="herald"${error ? `, error="${error}"` : ""}`,
-  });
-}
-
-/** A credential from `Authorization: Bearer`, else (tokens only) the cookie, else `?token=`. */
-function credentialOf(c: Context): { value: string; source: CredentialSource } | undefined {
-  const header = c.req.header("authorization");
-  if (header !== undefined) {
-    const match = /^Bearer[ ]+(\S+)\s*$/i.exec(header);
-    if (!match?.[1]) throw unauthorized("Send Authorization: Bearer <key or token>", "invalid_request");
-    return { value: match[1], source: "header" };
-  }
-  const cookie = getCookie(c, TOKEN_COOKIE);
-  if (cookie) return { value: cookie, source: "cookie" };
-  const query = c.req.query("token");
-  return query ? { value: query, source: "query" } : undefined;
 }
 
 export interface AccessOptions {
@@ -160,6 +121,7 @@ export async function createAccess(
     const incoming = (c.env as { incoming?: IncomingMessage } | undefined)?.incoming;
     return addressVisitor(clientAddress(incoming?.socket.remoteAddress, c.req.header("x-forwarded-for"), trusted));
   };
+  const identify = createIdentify({ authOn, readsOpen, keyring, tokens, addressOf });
   const fail = (error: HeraldError): HeraldError => {
     if (error.code === "unauthorized" || error.code === "forbidden") counters.authFailures[error.code] += 1;
     return error;
@@ -170,57 +132,19 @@ export async function createAccess(
     return caller;
   };
 
-  async function identify(c: Context, forPublish: boolean): Promise<Caller> {
-    const anonymous = (canPublish: ScopeMatcher): Caller => ({
-      kind: "anonymous",
-      via: undefined,
-      name: "anonymous",
-      visitor: addressOf(c),
-      expiresAt: undefined,
-      canRead: EVERYTHING,
-      canPublish,
-      key: undefined,
+  const checkPublish = (caller: Caller, mailboxes: readonly string[]): void => {
+    const denied = mailboxes.find((mailbox) => !caller.canPublish(mailbox));
+    if (denied !== undefined) throw forbidden(caller, "publish to", denied);
+  };
+
+  const charge = (visitor: VisitorId): void => {
+    const taken = publishRate?.take(visitor);
+    if (taken === undefined || taken.ok) return;
+    counters.rateLimited.publish += 1;
+    throw new HeraldError("too_many_requests", `Publish rate limit reached; retry in ${taken.retryAfterSeconds} s`, {
+      "Retry-After": String(taken.retryAfterSeconds),
     });
-    if (!authOn) return anonymous(EVERYTHING);
-    const credential = credentialOf(c);
-    if (credential === undefined) {
-      if (!forPublish && readsOpen) return anonymous(NOTHING);
-      throw unauthorized(
-        forPublish
-          ? "Publishing needs Authorization: Bearer <API key or token>"
-          : `Reading needs a token: Authorization: Bearer, the ${TOKEN_COOKIE} cookie, or ?token=`,
-      );
-    }
-    if (credential.value.length > MAX_CREDENTIAL_LENGTH)
-      throw unauthorized("The credential is too long", "invalid_token");
-    const key = credential.source === "header" ? keyring.find(credential.value) : undefined;
-    if (key !== undefined) {
-      return {
-        kind: "key",
-        via: "header",
-        name: key.name,
-        visitor: `key:${key.name}`,
-        expiresAt: undefined,
-        canRead: NOTHING,
-        canPublish: key.canPublish,
-        key,
-      };
-    }
-    if (tokens === undefined) throw unauthorized("Unknown API key", "invalid_token");
-    const holder = await tokens.verify(credential.value).catch((error: HeraldError) => {
-      throw unauthorized(error.message, "invalid_token");
-    });
-    return {
-      kind: "token",
-      via: credential.source,
-      name: holder.sub,
-      visitor: `sub:${holder.sub}`,
-      expiresAt: holder.expiresAt,
-      canRead: holder.canRead,
-      canPublish: holder.canPublish,
-      key: undefined,
-    };
-  }
+  };
 
   const forbidden = (caller: Caller, verb: string, mailbox: string): HeraldError => {
     const hint = caller.kind === "key" && verb === "read" ? "; API keys publish, subscribers read with tokens" : "";
@@ -255,17 +179,16 @@ export async function createAccess(
       if (caller.kind === "anonymous") throw fail(unauthorized("Reading this mailbox needs a token"));
       throw forbidden(caller, "read", denied);
     },
-    checkPublish(caller, mailboxes) {
-      const denied = mailboxes.find((mailbox) => !caller.canPublish(mailbox));
-      if (denied !== undefined) throw forbidden(caller, "publish to", denied);
+    checkPublish,
+    publisherFor(caller) {
+      return {
+        name: caller.name,
+        authorize: (mailboxes) => checkPublish(caller, mailboxes),
+        charge: () => charge(caller.visitor),
+      };
     },
-    chargePublish(caller) {
-      const taken = publishRate?.take(caller.visitor);
-      if (taken === undefined || taken.ok) return;
-      counters.rateLimited.publish += 1;
-      throw new HeraldError("too_many_requests", `Publish rate limit reached; retry in ${taken.retryAfterSeconds} s`, {
-        "Retry-After": String(taken.retryAfterSeconds),
-      });
+    hookPublisher(hookId) {
+      return { name: `hook:${hookId}`, authorize: () => {}, charge: () => charge(`hook:${hookId}`) };
     },
     hold(caller, kind) {
       const slots = kind === "stream" ? connections.streams : connections.longPolls;

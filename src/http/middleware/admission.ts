@@ -1,6 +1,8 @@
 import type { Context } from "hono";
-import { HeraldError } from "../errors.js";
-import { type Access, type Caller, type HeldKind, TOKEN_COOKIE } from "./access.js";
+import type { Publisher } from "../../core/publish-command.js";
+import { HeraldError } from "../../errors.js";
+import type { Access, HeldKind } from "./access.js";
+import { type Caller, TOKEN_COOKIE } from "./caller.js";
 import { isSameOrigin } from "./origin-policy.js";
 
 /** A reader let in, holding a connection slot until `release` (idempotent). */
@@ -59,10 +61,9 @@ export async function admitReader(
   return { caller, release: hold === undefined ? () => {} : access.hold(caller, hold) };
 }
 
-/** Every publish route calls this before reading the body, then `checkPublish` with the mailboxes. */
-export async function admitPublisher(c: Context, access: Access): Promise<Caller> {
+/** Every publish route calls this before reading the body; the publish command then authorizes and charges it. */
+export async function admitPublisher(c: Context, access: Access): Promise<Publisher> {
   const caller = await access.authenticate(c, true);
   checkCrossSite(c, access, caller, "write");
-  access.chargePublish(caller);
-  return caller;
+  return access.publisherFor(caller);
 }

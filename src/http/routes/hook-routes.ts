@@ -1,7 +1,7 @@
 import type { Context } from "hono";
-import { HeraldError } from "../errors.js";
+import { HeraldError } from "../../errors.js";
+import type { AppDeps } from "../deps.js";
 import { readRawBody } from "./body.js";
-import type { AppDeps } from "./deps.js";
 
 /**
  * POST /v1/hooks/{hook}: a signed webhook delivery becomes a message. Only a
@@ -17,8 +17,10 @@ export async function receiveHook(c: Context, deps: AppDeps): Promise<Response> 
   const delivery = deps.hooks.begin(hook, (name) => c.req.header(name));
   const release = deps.access.holdHook(c);
   try {
-    const body = await readRawBody(c, hook.maxBodyBytes);
-    const answer = await delivery.finish(body, c.req.header("content-type"));
+    const publisher = deps.access.hookPublisher(hook.id);
+    const answer = await deps.hub.publishing.admit(publisher, [], async (store) =>
+      delivery.finish(await readRawBody(c, hook.maxBodyBytes), c.req.header("content-type"), store),
+    );
     const json = {
       ...(answer.message ?? {}),
       hook: answer.hook,

@@ -1,12 +1,11 @@
 import type { Context } from "hono";
-import { assertMailboxName } from "../core/mailbox-name.js";
-import { HeraldError } from "../errors.js";
+import { assertMailboxName } from "../../core/mailbox-name.js";
+import { MAX_SUBSCRIPTION_MAILBOXES } from "../../core/read-plan.js";
+import { HeraldError } from "../../errors.js";
 
 export const DEFAULT_READ_LIMIT = 100;
 export const MAX_READ_LIMIT = 1000;
 export const MAX_WAIT_SECONDS = 60;
-/** Mailboxes one subscription or read may name. */
-export const MAX_SUBSCRIPTION_MAILBOXES = 64;
 
 function badParameter(message: string): HeraldError {
   return new HeraldError("bad_parameter", message);

@@ -1,8 +1,9 @@
 import { fileURLToPath } from "node:url";
 import type { Context } from "hono";
-import { HeraldError } from "../errors.js";
+import { HeraldError } from "../../errors.js";
+import type { AppDeps } from "../deps.js";
 
-const CLIENT_ENTRY = fileURLToPath(new URL("../../client/src/index.ts", import.meta.url));
+const CLIENT_ENTRY = fileURLToPath(new URL("../../../client/src/index.ts", import.meta.url));
 
 let bundle: Promise<string> | undefined;
 
@@ -34,12 +35,12 @@ export function clientBundle(): Promise<string> {
 }
 
 /** GET /client.js */
-export async function serveClientBundle(c: Context): Promise<Response> {
+export async function serveClientBundle(c: Context, deps: AppDeps): Promise<Response> {
   let text: string;
   try {
     text = await clientBundle();
   } catch (error) {
-    console.error("client bundle failed", error);
+    deps.logger.error({ err: error }, "client bundle failed");
     throw new HeraldError("internal", "The client bundle could not be built");
   }
   return c.body(text, 200, { "Content-Type": "text/javascript; charset=utf-8", "Cache-Control": "no-cache" });

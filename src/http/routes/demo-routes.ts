@@ -1,10 +1,10 @@
 import { readFile } from "node:fs/promises";
 import type { Context } from "hono";
-import { HeraldError } from "../errors.js";
-import type { RouteSpec } from "./app.js";
+import { HeraldError } from "../../errors.js";
+import type { RouteSpec } from "../deps.js";
 import { serveClientBundle } from "./client-bundle.js";
 
-const DEMO_DIR = new URL("../../demo/", import.meta.url);
+const DEMO_DIR = new URL("../../../demo/", import.meta.url);
 const PAGES = new Set(["chat", "dashboard", "inbox", "ticker"]);
 const ASSET = /^[a-z][a-z0-9-]*\.(js|css)$/;
 const CONTENT_TYPES: Record<string, string> = {

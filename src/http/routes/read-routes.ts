@@ -1,8 +1,8 @@
 import type { Context } from "hono";
-import { withCursor } from "../core/delivery.js";
-import type { ReadAnswer } from "../core/hub.js";
-import { admitReader } from "./admission.js";
-import type { AppDeps } from "./deps.js";
+import { withCursor } from "../../core/delivery.js";
+import type { ReadAnswer } from "../../core/hub.js";
+import type { AppDeps } from "../deps.js";
+import { admitReader } from "../middleware/admission.js";
 import { pathMailbox, queryCursor, queryLimit, queryMailboxes, queryWaitMs } from "./params.js";
 
 function answerJson(answer: ReadAnswer): string {

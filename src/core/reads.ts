@@ -1,0 +1,113 @@
+import type { MailboxStore, StoredMessage } from "../store/mailbox-store.js";
+import { getOrCreate } from "../util/get-or-create.js";
+import { CURSOR_NOW } from "./cursor.js";
+import type { GapNotice } from "./delivery.js";
+import type { DrainGate } from "./drain-gate.js";
+import { cursorOf, type PositionMap, type ReadEvent, readAfter, resolvePositions, storeCall } from "./read-plan.js";
+import { createWaiter, type Waiter } from "./waiter.js";
+
+export interface ReadRequest {
+  readonly mailboxes: readonly string[];
+  /** As the client sent it: undefined (from the earliest), "now", or a cursor. */
+  readonly cursor: string | undefined;
+  readonly limit: number;
+  /** 0 answers at once; otherwise hold until something arrives or this passes. */
+  readonly waitMs: number;
+  readonly signal?: AbortSignal;
+}
+
+export interface ReadAnswer {
+  readonly messages: { readonly message: StoredMessage; readonly cursor: string }[];
+  readonly cursor: string;
+  readonly gaps: GapNotice[];
+}
+
+export interface ReadsOptions {
+  readonly store: MailboxStore;
+  readonly gate: DrainGate;
+  readonly onAnswered: (delivered: number, gaps: number) => void;
+}
+
+/**
+ * One-shot reads and long-polls. A long-poll registers a waiter on each of its
+ * mailboxes before its first read, so an append between that read and the
+ * wait still wakes it; drain wakes them all, and they answer with what they have.
+ */
+export class Reads {
+  readonly #options: ReadsOptions;
+  readonly #waiters = new Map<string, Set<Waiter>>();
+
+  constructor(options: ReadsOptions) {
+    this.#options = options;
+  }
+
+  /** Long-polls waiting on the mailbox right now. */
+  count(mailbox: string): number {
+    return this.#waiters.get(mailbox)?.size ?? 0;
+  }
+
+  wake(mailbox: string): void {
+    const waiters = this.#waiters.get(mailbox);
+    if (waiters) for (const waiter of waiters) waiter.wake();
+  }
+
+  wakeAll(): void {
+    for (const set of this.#waiters.values()) for (const waiter of set) waiter.wake();
+  }
+
+  async read(request: ReadRequest): Promise<ReadAnswer> {
+    const { mailboxes } = request;
+    const { store, gate } = this.#options;
+    const positions = await resolvePositions(store, mailboxes, request.cursor);
+    const waiter = request.waitMs > 0 && !gate.draining ? this.#addWaiter(mailboxes) : undefined;
+    try {
+      let outcome = await storeCall(readAfter(store, mailboxes, positions, request.limit));
+      const deadline = Date.now() + request.waitMs;
+      while (waiter && outcome.events.length === 0 && !gate.draining && !request.signal?.aborted) {
+        const remaining = deadline - Date.now();
+        if (remaining <= 0) break;
+        await waiter.next(remaining, request.signal);
+        outcome = await storeCall(readAfter(store, mailboxes, positions, request.limit));
+      }
+      // Nothing to deliver: a client's own cursor comes back as sent ("now" resolves to a real one).
+      const echoed =
+        outcome.events.length === 0 && request.cursor !== undefined && request.cursor !== CURSOR_NOW
+          ? request.cursor
+          : undefined;
+      return this.#answer(mailboxes, positions, outcome.events, echoed);
+    } finally {
+      if (waiter) this.#removeWaiter(mailboxes, waiter);
+    }
+  }
+
+  #answer(
+    mailboxes: readonly string[],
+    positions: PositionMap,
+    events: readonly ReadEvent[],
+    unchangedCursor: string | undefined,
+  ): ReadAnswer {
+    const messages: ReadAnswer["messages"] = [];
+    const gaps: GapNotice[] = [];
+    for (const event of events) {
+      if (event.type === "gap") gaps.push(...event.gaps);
+      else messages.push({ message: event.message, cursor: event.cursor });
+    }
+    this.#options.onAnswered(messages.length, gaps.length);
+    return { messages, gaps, cursor: unchangedCursor ?? cursorOf(mailboxes, positions) };
+  }
+
+  #addWaiter(mailboxes: readonly string[]): Waiter {
+    const waiter = createWaiter();
+    for (const mailbox of mailboxes) getOrCreate(this.#waiters, mailbox, () => new Set()).add(waiter);
+    return waiter;
+  }
+
+  #removeWaiter(mailboxes: readonly string[], waiter: Waiter): void {
+    for (const mailbox of mailboxes) {
+      const set = this.#waiters.get(mailbox);
+      if (!set) continue;
+      set.delete(waiter);
+      if (set.size === 0) this.#waiters.delete(mailbox);
+    }
+  }
+}

@@ -1,0 +1,41 @@
+import { RESPONSE_ALREADY_SENT } from "@hono/node-server/utils/response";
+import type { Context } from "hono";
+import type { AppDeps, Handler, HeraldEnv } from "../deps.js";
+import { admitReader } from "../middleware/admission.js";
+import { type StreamKind, StreamSink } from "../transports/stream-sink.js";
+import { pathMailbox, queryMailboxes, streamCursor } from "./params.js";
+
+/**
+ * GET …/events (SSE) and …/stream (JSON lines): subscribes (which checks the
+ * cursor and may answer 400), then writes the head, registers the connection
+ * and starts the replay.
+ */
+function streamRoute(kind: StreamKind, mailboxesOf: (c: Context<HeraldEnv>) => string[]): Handler {
+  return async (c, deps: AppDeps) => {
+    const mailboxes = mailboxesOf(c);
+    const grant = await admitReader(c, deps.access, mailboxes, "stream");
+    const { incoming, outgoing } = c.env;
+    try {
+      const sink = new StreamSink(kind, outgoing, grant.caller);
+      const subscription = await deps.hub.subscribe(mailboxes, streamCursor(c), sink);
+      if (incoming.destroyed || outgoing.destroyed) {
+        subscription.close();
+        grant.release();
+        return RESPONSE_ALREADY_SENT;
+      }
+      sink.open(subscription.cursor, deps.config.sseRetryMs);
+      sink.onClose(() => subscription.close());
+      deps.connections.add(sink, grant.release);
+      subscription.start();
+    } catch (error) {
+      grant.release();
+      throw error;
+    }
+    return RESPONSE_ALREADY_SENT;
+  };
+}
+
+export const sseOne = streamRoute("sse", (c) => [pathMailbox(c)]);
+export const jsonLinesOne = streamRoute("ndjson", (c) => [pathMailbox(c)]);
+export const sseMany = streamRoute("sse", queryMailboxes);
+export const jsonLinesMany = streamRoute("ndjson", queryMailboxes);

@@ -1,0 +1,44 @@
+import { type FrameFormat, type GapNotice, withCursor } from "../../core/delivery.js";
+import type { StoredMessage } from "../../store/mailbox-store.js";
+
+/**
+ * Every wire format of a long-lived response, in one place. The hub caches
+ * frames per FrameFormat object, so transports that share one (ndjson and
+ * WebSocket) share the framing work of a fan-out round too.
+ */
+export interface WireFormat extends FrameFormat {
+  /** The first frame of a stream: where it starts. A client that drops before any message resumes from here. */
+  opening(cursor: string, retryMs: number): string;
+  /** Written on idle streams so proxies keep them and clients know the server is there. */
+  readonly heartbeat: string;
+  /** The last frame when the caller's token expires; the client renews it and resumes by cursor. */
+  readonly authExpired: string;
+}
+
+function gapJson(gaps: readonly GapNotice[], cursor: string): string {
+  return `{"type":"gap","gaps":${JSON.stringify(gaps)},"cursor":"${cursor}"}`;
+}
+
+/** Server-Sent Events: `id:` carries the cursor, so EventSource resumes by itself. */
+export const SSE_FORMAT: WireFormat = {
+  message: (message: StoredMessage, cursor: string) =>
+    `id: ${cursor}\nevent: message\ndata: ${withCursor(message.json, cursor)}\n\n`,
+  gap: (gaps, cursor) => `id: ${cursor}\nevent: gap\ndata: ${gapJson(gaps, cursor)}\n\n`,
+  opening: (cursor, retryMs) =>
+    `retry: ${retryMs}\nid: ${cursor}\nevent: cursor\ndata: {"type":"cursor","cursor":"${cursor}"}\n\n`,
+  heartbeat: ": heartbeat\n\n",
+  authExpired: 'event: auth-expired\ndata: {"type":"auth-expired"}\n\n',
+};
+
+/**
+ * JSON lines: one object a line, each naming its type. WebSocket messages are
+ * the same objects, one per message (the socket splits a write at newlines).
+ */
+export const JSON_LINES_FORMAT: WireFormat = {
+  message: (message: StoredMessage, cursor: string) =>
+    `{"type":"message",${withCursor(message.json, cursor).slice(1)}\n`,
+  gap: (gaps, cursor) => `${gapJson(gaps, cursor)}\n`,
+  opening: (cursor) => `{"type":"cursor","cursor":"${cursor}"}\n`,
+  heartbeat: '{"type":"heartbeat"}\n',
+  authExpired: '{"type":"auth-expired"}\n',
+};
