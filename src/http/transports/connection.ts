@@ -29,7 +29,7 @@ export interface Connection extends StreamSink {
 /** Heartbeats written before the loop yields to the event loop. */
 const HEARTBEAT_CHUNK_SIZE = 1000;
 /** setTimeout's ceiling (~24.8 days); a later token expiry ends the connection early and the client renews. */
-export const MAX_TIMER_MS = 2 ** 31 - 1;
+const MAX_TIMER_MS = 2 ** 31 - 1;
 
 /**
  * Every open connection of every transport. One timer beats all their hearts;
