@@ -1,5 +1,6 @@
-import type { Server } from "node:http";
+import type { IncomingMessage, Server } from "node:http";
 import type { AddressInfo, Socket } from "node:net";
+import type { Duplex } from "node:stream";
 import { serve } from "@hono/node-server";
 import { type AuthSettings, authEnabled } from "./auth/auth-config.js";
 import { checkBinding, isLoopbackHost, resolveLimits, SOCKET_HEADROOM } from "./auth/binding.js";
@@ -38,10 +39,31 @@ export const SERVED_ROUTES: readonly RouteSpec[] = [...ROUTES, ...DEMO_ROUTES];
 
 /** Slow clients must send their headers within this; it never touches long-lived responses. */
 const HEADERS_TIMEOUT_MS = 20_000;
+/** Refused connections are logged at most this often; herald_rate_limited_total{limit="connection"} counts them all. */
+const REFUSAL_LOG_INTERVAL_MS = 60_000;
 /** Whole request, body included; a response that streams for hours is not a request. */
 const REQUEST_TIMEOUT_MS = 60_000;
 /** How often Node checks the two timeouts above (its default, 30 s, lets a slow client linger far past them). */
 const TIMEOUT_CHECK_INTERVAL_MS = 2_000;
+
+/**
+ * @hono/node-server's upgrade listener takes WebSocket upgrades and ignores
+ * every other `Upgrade:`; Node then leaves such a socket open, outside every
+ * request timeout, forever. Answer those with 400 and close. The listener is
+ * wrapped, not joined by a second one: it rejects refused upgrades itself only
+ * while it is the sole listener.
+ */
+function refuseOtherUpgrades(server: Server): void {
+  const listeners = server.listeners("upgrade") as ((request: IncomingMessage, socket: Duplex, head: Buffer) => void)[];
+  server.removeAllListeners("upgrade");
+  server.on("upgrade", (request: IncomingMessage, socket: Duplex, head: Buffer) => {
+    if (request.headers.upgrade?.toLowerCase() === "websocket") {
+      for (const listener of listeners) listener.call(server, request, socket, head);
+      return;
+    }
+    socket.end("HTTP/1.1 400 Bad Request\r\nConnection: close\r\nContent-Length: 0\r\n\r\n", () => socket.destroy());
+  });
+}
 
 function hostForUrl(host: string): string {
   return host.includes(":") ? `[${host}]` : host;
@@ -96,11 +118,22 @@ export async function startHerald(
     ) as Server;
     created.once("error", reject);
   });
+  refuseOtherUpgrades(server);
+  let lastRefusalLogged = 0;
   server.on("connection", (socket: Socket) => {
     const release = access.holdSocket(socket.remoteAddress);
+    if (release !== undefined) {
+      socket.once("close", release);
+      return;
+    }
     // Refused before a byte is read: one host cannot take every socket by reconnecting faster than timeouts cut it.
-    if (release === undefined) socket.destroy();
-    else socket.once("close", release);
+    socket.destroy();
+    if (Date.now() - lastRefusalLogged < REFUSAL_LOG_INTERVAL_MS) return;
+    lastRefusalLogged = Date.now();
+    logger.warn(
+      { address: socket.remoteAddress, limit: limits.connectionsPerAddress },
+      "connection refused: too many sockets from one address (limits.connectionsPerAddress; proxies belong in limits.trustedProxies)",
+    );
   });
   server.headersTimeout = HEADERS_TIMEOUT_MS;
   server.requestTimeout = REQUEST_TIMEOUT_MS;
@@ -115,9 +148,11 @@ export async function startHerald(
       const deadline = new Promise<void>((resolve) => setTimeout(resolve, config.drainTimeoutSeconds * 1000).unref());
       demoFeed.stop();
       const drained = hub.drain();
-      // Streams and WebSockets end now (clients reconnect elsewhere with their cursor); publishes finish.
-      connections.close();
+      // Streams end now (clients reconnect elsewhere with their cursor); a WebSocket may still owe the
+      // answer to a publish it sent, so it ends once admitted publishes have finished.
+      connections.endAll("draining", "sse", "ndjson");
       await Promise.race([drained, deadline]);
+      connections.close();
       server.closeIdleConnections();
       await Promise.race([closed, deadline]);
       server.closeAllConnections();

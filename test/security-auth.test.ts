@@ -178,6 +178,8 @@ describe("keys without tokens", () => {
     await until(() => child.output().includes("Limits:") && child.output().includes("WARNING"), "the notices");
     expect(child.output()).toContain('WARNING: auth.reads is "open"');
     expect(child.output()).toContain("auth on for publishing only");
+    expect(child.output()).toContain("Sockets per client address: 512");
+    expect(child.output()).toContain("limits.trustedProxies");
     expect((await publishStatus(child.url, "feed:x", {})).status).toBe(401);
     expect((await fetch(`${child.url}/v1/mailboxes/feed:x/messages`)).status).toBe(200);
   });

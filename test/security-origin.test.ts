@@ -86,8 +86,9 @@ describe("cross-site use of the token cookie", () => {
     expect((await formPost("user:alice", { cookie, origin: APP })).status).toBe(201);
     expect((await formPost("user:alice", { cookie, origin: own })).status).toBe(201);
 
-    // Credentials a page must hold itself are not ambient: any origin may use them.
+    // Credentials a page must hold itself are not ambient: any origin may use them, and they win over the cookie.
     expect(await upgradeStatus({ origin: EVIL }, `?token=${token}`)).toBe(101);
+    expect(await upgradeStatus({ cookie, origin: EVIL }, `?token=${token}`)).toBe(101);
     expect((await formPost("user:alice", { ...bearer(token), origin: EVIL })).status).toBe(201);
     // A cross-site read with the cookie is refused too; a same-origin one (no Origin on GET) is not.
     const read = (headers: Record<string, string>) =>

@@ -56,6 +56,34 @@ describe("WebSocket hardening", () => {
     client.close();
   });
 
+  it("answers an upgrade anywhere but GET /v1/ws, or to anything but a WebSocket, with 400 and holds nothing", async () => {
+    herald = await startAuthServer();
+    const { port } = running();
+    const ask = (method: string, path: string, upgrade: string) =>
+      new Promise<string>((resolve) => {
+        const socket = connect(port, "127.0.0.1");
+        let text = "";
+        socket.setEncoding("utf8");
+        socket.on("data", (chunk: string) => {
+          text += chunk;
+        });
+        socket.on("error", () => {});
+        socket.on("close", () => resolve(text));
+        socket.write(
+          `${method} ${path} HTTP/1.1\r\nHost: 127.0.0.1:${port}\r\nConnection: Upgrade\r\nUpgrade: ${upgrade}\r\n` +
+            "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n",
+        );
+      });
+    for (const path of ["/v1/mailboxes/x/events", "/v1/mailboxes/x/stream", "/v1/events?mailbox=x"]) {
+      expect(await ask("GET", path, "websocket"), path).toMatch(/^HTTP\/1\.1 400/);
+    }
+    expect(await ask("POST", "/v1/ws", "websocket")).toMatch(/^HTTP\/1\.1 400/);
+    // Closed by the server (the promise resolves on close), not left open outside every timeout.
+    expect(await ask("GET", "/v1/ws", "h2c")).toMatch(/^HTTP\/1\.1 400/);
+    expect(running().hub.subscriberCount).toBe(0);
+    expect(running().access.connections.streams.total).toBe(0);
+  });
+
   it("answers subscribe frames beyond the per-connection rate with too_many_requests", async () => {
     herald = await startAuthServer();
     const ws = new WebSocket(`${running().url.replace(/^http/, "ws")}/v1/ws`);

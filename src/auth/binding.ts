@@ -127,6 +127,12 @@ export function startupNotices(
       (files === undefined ? "" : `, open-file limit ${files}`) +
       (authOn ? `; auth on${auth?.reads === "open" ? " for publishing only" : ""}` : "; no auth"),
   );
+  if (limits.connectionsPerAddress !== undefined && limits.trustedProxies.length === 0) {
+    notices.push(
+      `Sockets per client address: ${limits.connectionsPerAddress} (limits.connectionsPerAddress). Behind a reverse ` +
+        "proxy or load balancer, list it in limits.trustedProxies: otherwise all its clients share its address",
+    );
+  }
   if (files !== undefined && sockets >= files) {
     notices.push(
       `WARNING: ${sockets} sockets would exceed the open-file limit of ${files}; lower limits.maxConnections`,

@@ -13,6 +13,7 @@ import { mintToken } from "./routes/token-routes.js";
 import { websocketRoute } from "./routes/ws-route.js";
 
 const ALREADY_SENT_HEADER = "x-hono-already-sent";
+const WEBSOCKET_PATH = "/v1/ws";
 
 /** Every route Herald serves; openapi.yaml must list exactly these. */
 export const ROUTES: readonly RouteSpec[] = [
@@ -24,7 +25,7 @@ export const ROUTES: readonly RouteSpec[] = [
   { method: "GET", path: "/v1/messages", handler: readMany },
   { method: "GET", path: "/v1/events", handler: sseMany },
   { method: "GET", path: "/v1/stream", handler: jsonLinesMany },
-  { method: "GET", path: "/v1/ws", handler: websocketRoute },
+  { method: "GET", path: WEBSOCKET_PATH, handler: websocketRoute },
   { method: "POST", path: "/v1/hooks/:hook", handler: receiveHook },
   { method: "POST", path: "/v1/tokens", handler: mintToken },
   { method: "GET", path: "/metrics", handler: metricsRoute },
@@ -49,6 +50,12 @@ export function createApp(deps: AppDeps, routes: readonly RouteSpec[] = ROUTES):
     ),
   );
   app.use(async (c, next) => {
+    // Node hands every request asking to upgrade to the upgrade listener, which runs the app without a
+    // response object and as a GET: only a GET of /v1/ws may go that way.
+    const upgrading = c.env?.incoming !== undefined && c.env.outgoing === undefined;
+    if (upgrading && (c.req.path !== WEBSOCKET_PATH || c.env.incoming.method !== "GET")) {
+      throw new HeraldError("bad_parameter", `Only GET ${WEBSOCKET_PATH} upgrades to a WebSocket`);
+    }
     // DNS rebinding points a hostile name at 127.0.0.1; the browser still sends that name as Host.
     const host = c.req.header("host");
     if (deps.access.loopbackHostsOnly && host !== undefined && !isLoopbackHostHeader(host)) {

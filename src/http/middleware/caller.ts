@@ -37,7 +37,10 @@ export function unauthorized(message: string, error = ""): HeraldError {
   });
 }
 
-/** A credential from `Authorization: Bearer`, else (tokens only) the cookie, else `?token=`. */
+/**
+ * A credential from `Authorization: Bearer`, else `?token=`, else (tokens only)
+ * the cookie: one the page chose to send wins over the one the browser attaches.
+ */
 export function credentialOf(c: Context): { value: string; source: CredentialSource } | undefined {
   const header = c.req.header("authorization");
   if (header !== undefined) {
@@ -45,10 +48,10 @@ export function credentialOf(c: Context): { value: string; source: CredentialSou
     if (!match?.[1]) throw unauthorized("Send Authorization: Bearer <key or token>", "invalid_request");
     return { value: match[1], source: "header" };
   }
-  const cookie = getCookie(c, TOKEN_COOKIE);
-  if (cookie) return { value: cookie, source: "cookie" };
   const query = c.req.query("token");
-  return query ? { value: query, source: "query" } : undefined;
+  if (query) return { value: query, source: "query" };
+  const cookie = getCookie(c, TOKEN_COOKIE);
+  return cookie ? { value: cookie, source: "cookie" } : undefined;
 }
 
 export interface IdentifyOptions {

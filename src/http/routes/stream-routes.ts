@@ -1,5 +1,6 @@
 import { RESPONSE_ALREADY_SENT } from "@hono/node-server/utils/response";
 import type { Context } from "hono";
+import type { Subscription } from "../../core/subscription.js";
 import type { AppDeps, Handler, HeraldEnv } from "../deps.js";
 import { admitReader } from "../middleware/admission.js";
 import { type StreamKind, StreamSink } from "../transports/stream-sink.js";
@@ -15,20 +16,20 @@ function streamRoute(kind: StreamKind, mailboxesOf: (c: Context<HeraldEnv>) => s
     const mailboxes = mailboxesOf(c);
     const grant = await admitReader(c, deps.access, mailboxes, "stream");
     const { incoming, outgoing } = c.env;
+    let subscription: Subscription | undefined;
     try {
       const sink = new StreamSink(kind, outgoing, grant.caller);
-      const subscription = await deps.hub.subscribe(mailboxes, streamCursor(c), sink);
-      if (incoming.destroyed || outgoing.destroyed) {
-        subscription.close();
-        grant.release();
-        return RESPONSE_ALREADY_SENT;
-      }
-      sink.open(subscription.cursor, deps.config.sseRetryMs);
-      sink.onClose(() => subscription.close());
+      subscription = await deps.hub.subscribe(mailboxes, streamCursor(c), sink);
+      if (incoming.destroyed || outgoing.destroyed) throw new Error("the client left before the stream opened");
+      const opened = subscription;
+      sink.open(opened.cursor, deps.config.sseRetryMs);
+      sink.onClose(() => opened.close());
       deps.connections.add(sink, grant.release);
-      subscription.start();
+      opened.start();
     } catch (error) {
+      subscription?.close();
       grant.release();
+      if (incoming.destroyed || outgoing.destroyed) return RESPONSE_ALREADY_SENT;
       throw error;
     }
     return RESPONSE_ALREADY_SENT;

@@ -77,9 +77,11 @@ export class ConnectionRegistry {
     });
   }
 
-  /** Ends every connection; clients reconnect (elsewhere) with their cursor. */
-  endAll(reason: CloseReason): void {
-    for (const connection of [...this.#connections]) connection.end(reason);
+  /** Ends every connection of the given kinds (all when none are named); clients reconnect with their cursor. */
+  endAll(reason: CloseReason, ...kinds: ConnectionKind[]): void {
+    for (const connection of [...this.#connections]) {
+      if (kinds.length === 0 || kinds.includes(connection.kind)) connection.end(reason);
+    }
   }
 
   close(): void {
