@@ -21,8 +21,16 @@ function running(): RunningHerald {
   return herald;
 }
 
-/** Writes raw requests on one keep-alive connection and collects everything the server answers. */
-function keepAlive(port: number): { send(head: string): void; received(): string; close(): void } {
+interface RawConnection {
+  send(head: string): void;
+  received(): string;
+  /** Resolves once the server (or we) closed the connection. */
+  readonly closed: Promise<void>;
+  close(): void;
+}
+
+/** Writes raw requests on one connection and collects everything the server answers. */
+function rawConnection(port: number): RawConnection {
   const socket = connect(port, "127.0.0.1");
   let text = "";
   socket.setEncoding("utf8");
@@ -30,14 +38,15 @@ function keepAlive(port: number): { send(head: string): void; received(): string
     text += chunk;
   });
   socket.on("error", () => {});
-  return { send: (head) => socket.write(head), received: () => text, close: () => socket.destroy() };
+  const closed = new Promise<void>((resolve) => socket.on("close", () => resolve()));
+  return { send: (head) => socket.write(head), received: () => text, closed, close: () => socket.destroy() };
 }
 
 describe("WebSocket hardening", () => {
   it("answers a half-upgrade (Upgrade without Connection: Upgrade) with a JSON 400 that holds no slot", async () => {
     herald = await startAuthServer({ limits: { maxConnections: 1 } });
     const { port } = running();
-    const client = keepAlive(port);
+    const client = rawConnection(port);
     const head = `GET /v1/ws HTTP/1.1\r\nHost: 127.0.0.1:${port}\r\nUpgrade: websocket\r\nConnection: keep-alive\r\n\r\n`;
     for (let i = 1; i <= 3; i++) {
       client.send(head);
@@ -59,26 +68,20 @@ describe("WebSocket hardening", () => {
   it("answers an upgrade anywhere but GET /v1/ws, or to anything but a WebSocket, with 400 and holds nothing", async () => {
     herald = await startAuthServer();
     const { port } = running();
-    const ask = (method: string, path: string, upgrade: string) =>
-      new Promise<string>((resolve) => {
-        const socket = connect(port, "127.0.0.1");
-        let text = "";
-        socket.setEncoding("utf8");
-        socket.on("data", (chunk: string) => {
-          text += chunk;
-        });
-        socket.on("error", () => {});
-        socket.on("close", () => resolve(text));
-        socket.write(
-          `${method} ${path} HTTP/1.1\r\nHost: 127.0.0.1:${port}\r\nConnection: Upgrade\r\nUpgrade: ${upgrade}\r\n` +
-            "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n",
-        );
-      });
+    const ask = async (method: string, path: string, upgrade: string) => {
+      const client = rawConnection(port);
+      client.send(
+        `${method} ${path} HTTP/1.1\r\nHost: 127.0.0.1:${port}\r\nConnection: Upgrade\r\nUpgrade: ${upgrade}\r\n` +
+          "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n",
+      );
+      await client.closed;
+      return client.received();
+    };
     for (const path of ["/v1/mailboxes/x/events", "/v1/mailboxes/x/stream", "/v1/events?mailbox=x"]) {
       expect(await ask("GET", path, "websocket"), path).toMatch(/^HTTP\/1\.1 400/);
     }
     expect(await ask("POST", "/v1/ws", "websocket")).toMatch(/^HTTP\/1\.1 400/);
-    // Closed by the server (the promise resolves on close), not left open outside every timeout.
+    // Closed by the server (ask resolves on close), not left open outside every timeout.
     expect(await ask("GET", "/v1/ws", "h2c")).toMatch(/^HTTP\/1\.1 400/);
     expect(running().hub.subscriberCount).toBe(0);
     expect(running().access.connections.streams.total).toBe(0);
