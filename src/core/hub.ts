@@ -7,9 +7,6 @@ import { resolvePositions } from "./read-plan.js";
 import { type ReadAnswer, type ReadRequest, Reads } from "./reads.js";
 import { Subscription, type SubscriptionContext } from "./subscription.js";
 
-export type { Published, PublishItem } from "./publish-command.js";
-export type { ReadAnswer, ReadRequest } from "./reads.js";
-
 export interface HubOptions {
   readonly store: MailboxStore;
   /** Retention of a message whose publisher gave no ttl. */

@@ -1,6 +1,6 @@
 import type { Context } from "hono";
 import { withCursor } from "../../core/delivery.js";
-import type { ReadAnswer } from "../../core/hub.js";
+import type { ReadAnswer } from "../../core/reads.js";
 import type { AppDeps } from "../deps.js";
 import { admitReader } from "../middleware/admission.js";
 import { pathMailbox, queryCursor, queryLimit, queryMailboxes, queryWaitMs } from "./params.js";
