@@ -12,6 +12,25 @@ describeStoreContract("memory", async (options) => {
 describe("memory store specifics", () => {
   const ALL = 1000;
 
+  it("keeps at most maxReadPositions read positions, forgetting the least recently used", async () => {
+    const store = createMemoryStore({
+      maxMailboxes: 10,
+      maxMessagesPerMailbox: 10,
+      maxBytes: 1 << 20,
+      maxReadPositions: 2,
+    });
+    await store.append([1, 2, 3].map((n) => ({ mailbox: "a", draft: draft({ n }) })));
+    await store.markRead("a", "alice", { seq: 1 });
+    await store.markRead("a", "bob", { seq: 2 });
+    expect((await store.readState("a", "alice")).position.seq).toBe(1);
+    await store.markRead("a", "carol", { seq: 3 });
+    // Bob's was used least recently (alice's was just read): his is forgotten, as if he had read nothing.
+    expect((await store.readState("a", "bob")).position.seq).toBe(0);
+    expect((await store.readState("a", "alice")).position.seq).toBe(1);
+    expect((await store.readState("a", "carol")).position.seq).toBe(3);
+    await store.close();
+  });
+
   it("evicts the least recently used mailbox; a recreated one has a new epoch", async () => {
     const store = createMemoryStore({ maxMailboxes: 2, maxMessagesPerMailbox: 100, maxBytes: 1 << 20 });
     const [first] = await store.append([{ mailbox: "a", draft: draft({ body: "a1" }) }]);

@@ -177,19 +177,23 @@ describe("sqlite store specifics", () => {
       .toEqual(["hook h id b", "hook h id d"]);
   });
 
-  it("adds the deliveries table to a database from before it, keeping the messages", async () => {
+  it("adds the deliveries and read-position tables to a database from before them, keeping the messages", async () => {
     const dir = newDir();
     const first = open(dir);
     const [stored] = await first.append([{ mailbox: "a", draft: draft({ n: 1 }) }]);
     await first.close();
     const db = new Database(join(dir, SQLITE_FILE_NAME));
-    db.exec("DROP TABLE deliveries");
+    db.exec("DROP TABLE deliveries; DROP TABLE read_positions");
     db.pragma("user_version = 1");
     db.close();
     const second = open(dir);
     expect((await second.read("a", { epoch: "", seq: 0 }, 10)).messages).toEqual([stored?.message]);
     await second.rememberDelivery("k", "v", 60_000);
     expect(await second.recallDelivery("k")).toBe("v");
+    expect((await second.markRead("a", "alice", { seq: 1 })).status).toBe("moved");
+    await second.close();
+    const third = open(dir);
+    expect((await third.readState("a", "alice")).position.seq).toBe(1);
   });
 
   it("answers appends queued before close, and rejects those after", async () => {

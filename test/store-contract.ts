@@ -9,6 +9,7 @@ import type {
   MessageDraft,
   StoredMessage,
 } from "../src/store/mailbox-store.js";
+import { describeReadStateContract } from "./read-state-contract.js";
 
 /** Backend knobs the suite sets per test; a factory maps them onto its own options. */
 export interface ContractStoreOptions {
@@ -136,6 +137,8 @@ export function describeStoreContract(
       return made.store;
     };
     const box = (label: string) => `${label}-${nanoid(8)}`;
+
+    describeReadStateContract(fresh);
 
     describe("append", () => {
       it("assigns consecutive seqs from 1 in one epoch, results in item order", async () => {

@@ -34,23 +34,29 @@ function rethrowLater(error: unknown): void {
   });
 }
 
-class ListenerSet implements AppendListeners {
-  readonly #listeners = new Set<AppendListener>();
+/** Listeners of any one kind of store event, with the same error rule as AppendListeners. */
+export interface Listeners<Args extends unknown[]> {
+  add(listener: (...args: Args) => void): () => void;
+  emit(...args: Args): void;
+}
+
+class ListenerSet<Args extends unknown[]> implements Listeners<Args> {
+  readonly #listeners = new Set<(...args: Args) => void>();
   readonly #onError: ListenerErrorHandler;
 
   constructor(onError: ListenerErrorHandler) {
     this.#onError = onError;
   }
 
-  add(listener: AppendListener): () => void {
+  add(listener: (...args: Args) => void): () => void {
     this.#listeners.add(listener);
     return () => this.#listeners.delete(listener);
   }
 
-  emit(mailbox: string, messages: readonly StoredMessage[] | undefined): void {
+  emit(...args: Args): void {
     for (const listener of this.#listeners) {
       try {
-        listener(mailbox, messages);
+        listener(...args);
       } catch (error) {
         this.#onError(error);
       }
@@ -58,6 +64,10 @@ class ListenerSet implements AppendListeners {
   }
 }
 
+export function createListeners<Args extends unknown[]>(onError: ListenerErrorHandler = rethrowLater): Listeners<Args> {
+  return new ListenerSet<Args>(onError);
+}
+
 export function createAppendListeners(onError: ListenerErrorHandler = rethrowLater): AppendListeners {
-  return new ListenerSet(onError);
+  return new ListenerSet<[string, readonly StoredMessage[] | undefined]>(onError);
 }

@@ -62,6 +62,43 @@ export type AppendListener = (mailbox: string, messages: readonly StoredMessage[
  */
 export const DEFAULT_MAX_REMEMBERED_DELIVERIES = 100_000;
 
+/** Unread counts stop here: a reader this far behind sees "10,000", and the count stays cheap. */
+export const MAX_UNREAD_COUNTED = 10_000;
+
+/** Read positions the memory store keeps; the least recently used is forgotten beyond it. */
+export const DEFAULT_MAX_READ_POSITIONS = 100_000;
+
+/** What one reader has read of one mailbox. */
+export interface ReadState {
+  /**
+   * The read position in the log's current epoch: seq 0 when the reader read
+   * nothing of it (never marked, or marked in an earlier epoch). Epoch "" when
+   * the mailbox does not exist.
+   */
+  readonly position: StreamPosition;
+  /** Retained, unexpired messages after the position, counted up to MAX_UNREAD_COUNTED. */
+  readonly unread: number;
+  /** The log's last seq when `unread` was counted; later messages are not in it. */
+  readonly lastSeq: number;
+}
+
+/** Where a reader says it has read to: `seq` of `epoch` (the current epoch when absent). */
+export interface ReadMark {
+  readonly epoch?: string;
+  readonly seq: number;
+}
+
+export type MarkReadResult =
+  /** The position moved forward; every node's read listeners hear of it. */
+  | { readonly status: "moved"; readonly state: ReadState }
+  /** The mark was not ahead of the held position, or named an earlier epoch: nothing changed. */
+  | { readonly status: "unchanged"; readonly state: ReadState }
+  /** The mark names a seq the log has not reached; nothing changed. */
+  | { readonly status: "past-head"; readonly lastSeq: number };
+
+/** Told that `reader`'s position in `mailbox` moved, on this node or another. */
+export type ReadListener = (mailbox: string, reader: string, state: ReadState) => void;
+
 export interface StoreStats {
   readonly mailboxes: number;
   readonly messages: number;
@@ -118,6 +155,23 @@ export interface MailboxStore {
 
   /** The answer last remembered under `key`, or undefined when it expired, was forgotten or never was. */
   recallDelivery(key: string): Promise<string | undefined>;
+
+  /**
+   * Moves `reader`'s read position in `mailbox` forward to `mark`, atomically
+   * with the check against the log's head: a mark of an earlier epoch, or not
+   * ahead of the held position, changes nothing; one past the last seq is
+   * refused. A mailbox that does not exist takes only seq 0. Positions are kept
+   * as the backend keeps messages (across restarts on SQLite, shared by every
+   * node on Redis); the memory store keeps the most recently used
+   * DEFAULT_MAX_READ_POSITIONS unless configured otherwise.
+   */
+  markRead(mailbox: string, reader: string, mark: ReadMark): Promise<MarkReadResult>;
+
+  /** `reader`'s read state in `mailbox`; a reader that never marked has position seq 0. */
+  readState(mailbox: string, reader: string): Promise<ReadState>;
+
+  /** Registers a listener for moved read positions, of every node sharing the backend. Returns an unsubscribe function. */
+  watchReads(listener: ReadListener): () => void;
 
   /** True while the backend can accept appends. */
   ready(): boolean;

@@ -1,20 +1,33 @@
 import { LRUCache } from "lru-cache";
 import { nanoid } from "nanoid";
 import { getOrCreate } from "../util/get-or-create.js";
-import { type AppendListeners, createAppendListeners, type ListenerErrorOption } from "./append-listeners.js";
+import {
+  type AppendListeners,
+  createAppendListeners,
+  createListeners,
+  type ListenerErrorOption,
+  type Listeners,
+} from "./append-listeners.js";
 import {
   type AppendItem,
   type AppendListener,
   type AppendResult,
+  DEFAULT_MAX_READ_POSITIONS,
   DEFAULT_MAX_REMEMBERED_DELIVERIES,
   type LogInfo,
+  MAX_UNREAD_COUNTED,
   type MailboxRead,
   type MailboxStore,
+  type MarkReadResult,
+  type ReadListener,
+  type ReadMark,
+  type ReadState,
   type StoredMessage,
   type StoreStats,
   type StreamPosition,
 } from "./mailbox-store.js";
 import { MemoryDeliveries } from "./memory-deliveries.js";
+import { decideMark, effectivePosition } from "./read-marks.js";
 import { storeClosed } from "./store-unavailable.js";
 import { storedMessage } from "./stored-message.js";
 
@@ -27,6 +40,8 @@ export interface MemoryStoreOptions extends ListenerErrorOption {
   readonly maxBytes: number;
   /** Remembered deliveries kept; the oldest remembered is forgotten beyond it. */
   readonly maxDeliveries?: number;
+  /** Read positions kept; the least recently used is forgotten beyond it. */
+  readonly maxReadPositions?: number;
   /** How often expired messages are swept out (they are never served once expired). */
   readonly sweepIntervalMs?: number;
   readonly now?: () => number;
@@ -76,6 +91,9 @@ export class MemoryStore implements MailboxStore {
   readonly #logs: LRUCache<string, MailboxLog>;
   readonly #deliveries: MemoryDeliveries;
   readonly #listeners: AppendListeners;
+  /** Keyed by mailbox and reader, joined by a newline (neither name may contain one). */
+  readonly #readPositions: LRUCache<string, StreamPosition>;
+  readonly #readListeners: Listeners<Parameters<ReadListener>>;
   readonly #sweepTimer: NodeJS.Timeout;
   #bytes = 0;
   #messageCount = 0;
@@ -86,6 +104,8 @@ export class MemoryStore implements MailboxStore {
     this.#options = options;
     this.#now = options.now ?? Date.now;
     this.#listeners = createAppendListeners(options.onListenerError);
+    this.#readListeners = createListeners(options.onListenerError);
+    this.#readPositions = new LRUCache({ max: options.maxReadPositions ?? DEFAULT_MAX_READ_POSITIONS });
     this.#logs = new LRUCache<string, MailboxLog>({
       max: options.maxMailboxes,
       dispose: (log) => this.#forget(log),
@@ -179,6 +199,29 @@ export class MemoryStore implements MailboxStore {
     return this.#listeners.add(listener);
   }
 
+  async markRead(mailbox: string, reader: string, mark: ReadMark): Promise<MarkReadResult> {
+    if (this.#closed) throw storeClosed();
+    const log = this.#logs.peek(mailbox);
+    const key = `${mailbox}\n${reader}`;
+    const decision = decideMark(log && this.#info(log), this.#readPositions.get(key), mark);
+    if (decision.kind === "past-head") return { status: "past-head", lastSeq: log?.lastSeq ?? 0 };
+    if (decision.kind === "moved") this.#readPositions.set(key, decision.position);
+    const state = this.#readStateAt(log, decision.position);
+    if (decision.kind === "moved") this.#readListeners.emit(mailbox, reader, state);
+    return { status: decision.kind, state };
+  }
+
+  async readState(mailbox: string, reader: string): Promise<ReadState> {
+    if (this.#closed) throw storeClosed();
+    const log = this.#logs.peek(mailbox);
+    const held = this.#readPositions.get(`${mailbox}\n${reader}`);
+    return this.#readStateAt(log, effectivePosition(log && this.#info(log), held));
+  }
+
+  watchReads(listener: ReadListener): () => void {
+    return this.#readListeners.add(listener);
+  }
+
   ready(): boolean {
     return !this.#closed;
   }
@@ -210,6 +253,17 @@ export class MemoryStore implements MailboxStore {
       }
       log.messages = kept;
     }
+  }
+
+  #readStateAt(log: MailboxLog | undefined, position: StreamPosition): ReadState {
+    if (!log) return { position, unread: 0, lastSeq: 0 };
+    const now = this.#now();
+    let unread = 0;
+    const all = log.messages;
+    for (let i = indexAfter(all, position.seq); i < all.length && unread < MAX_UNREAD_COUNTED; i++) {
+      if ((all[i] as StoredMessage).expiresAtMs > now) unread += 1;
+    }
+    return { position, unread, lastSeq: log.lastSeq };
   }
 
   #info(log: MailboxLog): LogInfo {

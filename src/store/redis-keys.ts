@@ -27,10 +27,34 @@ export function checkRedisKeyPrefix(prefix: string, what = "the Redis key prefix
 export class RedisKeys {
   /** The pub/sub channel of wake-ups. */
   readonly channel: string;
+  /** The pub/sub channel of moved read positions. */
+  readonly readChannel: string;
+  /** The pub/sub channel of presence changes. */
+  readonly presenceChannel: string;
+  /** Sorted set: node id -> its last presence heartbeat, epoch ms. */
+  readonly presenceNodes: string;
 
   constructor(readonly prefix: string) {
     checkRedisKeyPrefix(prefix);
     this.channel = `${prefix}wake`;
+    this.readChannel = `${prefix}read`;
+    this.presenceChannel = `${prefix}presence`;
+    this.presenceNodes = `${prefix}presence-nodes`;
+  }
+
+  /** Who is present on the mailbox (hash: reader -> JSON of its per-node presence; `#v` the version), beside its log. */
+  presence(mailbox: string): string {
+    return `${this.prefix}{${mailbox}}:presence`;
+  }
+
+  /** Set of "mailbox\nreader" a node reported, so that whoever finds it dead can withdraw them. */
+  presenceNode(node: string): string {
+    return `${this.prefix}presence-node:${node}`;
+  }
+
+  /** Each reader's read position in the mailbox (hash: reader -> "epoch seq"), beside its log. */
+  reads(mailbox: string): string {
+    return `${this.prefix}{${mailbox}}:reads`;
   }
 
   mailbox(mailbox: string): [meta: string, log: string, idem: string] {

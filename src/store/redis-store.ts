@@ -1,7 +1,12 @@
 import type { Cluster, Redis } from "ioredis";
 import { nanoid } from "nanoid";
 import { getOrCreate } from "../util/get-or-create.js";
-import { type AppendListeners, createAppendListeners, type ListenerErrorOption } from "./append-listeners.js";
+import {
+  type AppendListeners,
+  createAppendListeners,
+  createListeners,
+  type ListenerErrorOption,
+} from "./append-listeners.js";
 import type {
   AppendItem,
   AppendListener,
@@ -9,6 +14,10 @@ import type {
   LogInfo,
   MailboxRead,
   MailboxStore,
+  MarkReadResult,
+  ReadListener,
+  ReadMark,
+  ReadState,
   StoredMessage,
   StoreStats,
   StreamPosition,
@@ -16,6 +25,7 @@ import type {
 import { CatchUp } from "./redis-catch-up.js";
 import { closeRedisConnection, openRedisConnections } from "./redis-connection.js";
 import { DEFAULT_REDIS_KEY_PREFIX, RedisKeys } from "./redis-keys.js";
+import { RedisReadPositions } from "./redis-reads.js";
 import { APPEND_SCRIPT, draftAt, READ_SCRIPT, type ScriptedRedis, STORED } from "./redis-scripts.js";
 import { orUnavailable, storeClosed } from "./store-unavailable.js";
 import { storedMessage } from "./stored-message.js";
@@ -58,6 +68,8 @@ export class RedisStore implements MailboxStore {
   readonly #cluster: boolean;
   readonly #listeners: AppendListeners;
   readonly #catchUp: CatchUp;
+  readonly #readListeners: ReturnType<typeof createListeners<Parameters<ReadListener>>>;
+  readonly #reads: RedisReadPositions;
   #appended = 0;
   #appendedBytes = 0;
   #closed = false;
@@ -75,6 +87,8 @@ export class RedisStore implements MailboxStore {
     this.#cluster = connections.cluster;
     this.#redis.defineCommand("heraldAppend", { lua: APPEND_SCRIPT });
     this.#redis.defineCommand("heraldRead", { lua: READ_SCRIPT, numberOfKeys: 2, readOnly: true });
+    this.#readListeners = createListeners(options.onListenerError);
+    this.#reads = new RedisReadPositions(this.#redis, this.#keys, this.#nodeId, this.#readListeners);
     const onError = (error: Error) => {
       this.lastError = error;
     };
@@ -92,7 +106,7 @@ export class RedisStore implements MailboxStore {
     // A reconnected subscriber may have missed wake-ups: compare everything tracked right away.
     this.#subscriber.on("ready", () => setImmediate(() => void this.#catchUp.checkAll()));
     this.#redis.on("ready", () => setImmediate(() => void this.#catchUp.checkAll()));
-    this.#subscribed = this.#subscriber.subscribe(this.#keys.channel).catch(onError);
+    this.#subscribed = this.#subscriber.subscribe(this.#keys.channel, this.#keys.readChannel).catch(onError);
   }
 
   /** Resolves once connected and subscribed, or after `timeoutMs` (the store then keeps trying). */
@@ -242,6 +256,20 @@ export class RedisStore implements MailboxStore {
     return this.#listeners.add(listener);
   }
 
+  markRead(mailbox: string, reader: string, mark: ReadMark): Promise<MarkReadResult> {
+    if (this.#closed) return Promise.reject(storeClosed());
+    return this.#reads.mark(mailbox, reader, mark);
+  }
+
+  readState(mailbox: string, reader: string): Promise<ReadState> {
+    if (this.#closed) return Promise.reject(storeClosed());
+    return this.#reads.state(mailbox, reader);
+  }
+
+  watchReads(listener: ReadListener): () => void {
+    return this.#readListeners.add(listener);
+  }
+
   ready(): boolean {
     return !this.#closed && this.#redis.status === "ready";
   }
@@ -262,7 +290,12 @@ export class RedisStore implements MailboxStore {
   }
 
   #onWake(channel: string, payload: string): void {
-    if (channel !== this.#keys.channel || this.#closed) return;
+    if (this.#closed) return;
+    if (channel === this.#keys.readChannel) {
+      this.#reads.onPublished(payload);
+      return;
+    }
+    if (channel !== this.#keys.channel) return;
     const [node, epoch, seq, mailbox] = payload.split(" ");
     if (node === this.#nodeId || mailbox === undefined) return;
     this.#catchUp.onWake(mailbox, epoch as string, Number(seq));

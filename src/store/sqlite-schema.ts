@@ -39,6 +39,15 @@ const MIGRATIONS: readonly string[] = [
      expires_at_ms INTEGER NOT NULL
    );
    CREATE INDEX deliveries_by_expiry ON deliveries (expires_at_ms);`,
+  // Each reader's read position per mailbox, by name: it outlives the mailbox's row and its epochs.
+  `CREATE TABLE read_positions (
+     mailbox TEXT NOT NULL,
+     reader TEXT NOT NULL,
+     epoch TEXT NOT NULL,
+     seq INTEGER NOT NULL,
+     updated_ms INTEGER NOT NULL,
+     PRIMARY KEY (mailbox, reader)
+   ) WITHOUT ROWID;`,
 ];
 
 export const SCHEMA_VERSION = MIGRATIONS.length;

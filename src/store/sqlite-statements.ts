@@ -69,6 +69,16 @@ export function prepareStatements(db: Database.Database) {
     deleteExpiredDeliveries: db.prepare<[number, number]>(
       "DELETE FROM deliveries WHERE pos IN (SELECT pos FROM deliveries WHERE expires_at_ms <= ? LIMIT ?)",
     ),
+    readPosition: db.prepare<[string, string], { epoch: string; seq: number }>(
+      "SELECT epoch, seq FROM read_positions WHERE mailbox = ? AND reader = ?",
+    ),
+    setReadPosition: db.prepare<[string, string, string, number, number]>(
+      "REPLACE INTO read_positions (mailbox, reader, epoch, seq, updated_ms) VALUES (?, ?, ?, ?, ?)",
+    ),
+    countAfter: db.prepare<[number, number, number, number], { n: number }>(
+      `SELECT count(*) AS n FROM
+         (SELECT 1 FROM messages WHERE mailbox_id = ? AND seq > ? AND expires_at_ms > ? LIMIT ?)`,
+    ),
     scanMailboxes: db.prepare<[number, number], { id: number; last_seq: number }>(
       "SELECT id, last_seq FROM mailboxes WHERE id > ? ORDER BY id LIMIT ?",
     ),

@@ -1,7 +1,13 @@
 import { mkdirSync } from "node:fs";
 import { join } from "node:path";
 import Database from "better-sqlite3";
-import { type AppendListeners, createAppendListeners, type ListenerErrorOption } from "./append-listeners.js";
+import {
+  type AppendListeners,
+  createAppendListeners,
+  createListeners,
+  type ListenerErrorOption,
+  type Listeners,
+} from "./append-listeners.js";
 import {
   type AppendItem,
   type AppendListener,
@@ -10,10 +16,15 @@ import {
   type LogInfo,
   type MailboxRead,
   type MailboxStore,
+  type MarkReadResult,
+  type ReadListener,
+  type ReadMark,
+  type ReadState,
   type StoreStats,
   type StreamPosition,
 } from "./mailbox-store.js";
 import { appendCall, type CallOutcome, ConflictRollback, conflictOutcome, toMessage } from "./sqlite-append.js";
+import { markReadOn, readStateOn } from "./sqlite-reads.js";
 import { SqliteRetention } from "./sqlite-retention.js";
 import { migrate } from "./sqlite-schema.js";
 import { type MailboxRow, prepareStatements, type Statements } from "./sqlite-statements.js";
@@ -64,6 +75,7 @@ export class SqliteStore implements MailboxStore {
   readonly #db: Database.Database;
   readonly #sql: Statements;
   readonly #listeners: AppendListeners;
+  readonly #readListeners: Listeners<Parameters<ReadListener>>;
   readonly #retention: SqliteRetention;
   #queue: PendingAppend[] = [];
   #flushScheduled = false;
@@ -75,6 +87,7 @@ export class SqliteStore implements MailboxStore {
     this.#options = options;
     this.#now = options.now ?? Date.now;
     this.#listeners = createAppendListeners(options.onListenerError);
+    this.#readListeners = createListeners(options.onListenerError);
     mkdirSync(options.dataDir, { recursive: true });
     // No busy wait: the only other connection there can be is another Herald, refused below.
     this.#db = new Database(join(options.dataDir, SQLITE_FILE_NAME), { timeout: 0 });
@@ -159,6 +172,20 @@ export class SqliteStore implements MailboxStore {
 
   watch(listener: AppendListener): () => void {
     return this.#listeners.add(listener);
+  }
+
+  async markRead(mailbox: string, reader: string, mark: ReadMark): Promise<MarkReadResult> {
+    const result = await this.#attempt(() => markReadOn(this.#sql, mailbox, reader, mark, this.#now()));
+    if (result.status === "moved") this.#readListeners.emit(mailbox, reader, result.state);
+    return result;
+  }
+
+  readState(mailbox: string, reader: string): Promise<ReadState> {
+    return this.#attempt(() => readStateOn(this.#sql, mailbox, reader, this.#now()));
+  }
+
+  watchReads(listener: ReadListener): () => void {
+    return this.#readListeners.add(listener);
   }
 
   ready(): boolean {
