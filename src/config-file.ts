@@ -4,6 +4,7 @@ import { type LimitSettings, parseLimitsSection } from "./auth/limits-config.js"
 import { ConfigError } from "./errors.js";
 import { type HookDefinition, parseHooksSection } from "./hooks/hook-config.js";
 import { type LogSettings, parseLogSection } from "./log-config.js";
+import { type PresenceSettings, parsePresenceSection } from "./presence-config.js";
 
 /** What the JSON config file (`--config`, HERALD_CONFIG) holds, once checked. */
 export interface FileConfig {
@@ -15,12 +16,20 @@ export interface FileConfig {
   readonly limits: LimitSettings | undefined;
   /** Log level (src/log-config.ts); HERALD_LOG_LEVEL overrides it. Undefined when absent. */
   readonly log: LogSettings | undefined;
+  /** Presence bounds (src/presence-config.ts). Undefined when absent. */
+  readonly presence: PresenceSettings | undefined;
 }
 
 /** A config file is a few hooks and keys; anything bigger is a mistake. */
 export const MAX_CONFIG_FILE_BYTES = 1024 * 1024;
 
-export const EMPTY_FILE_CONFIG: FileConfig = { hooks: [], auth: undefined, limits: undefined, log: undefined };
+export const EMPTY_FILE_CONFIG: FileConfig = {
+  hooks: [],
+  auth: undefined,
+  limits: undefined,
+  log: undefined,
+  presence: undefined,
+};
 
 type SectionParser = (value: unknown, env: NodeJS.ProcessEnv) => unknown;
 
@@ -33,6 +42,7 @@ const SECTIONS: Readonly<Record<keyof FileConfig, SectionParser>> = {
   auth: parseAuthSection,
   limits: parseLimitsSection,
   log: parseLogSection,
+  presence: parsePresenceSection,
 };
 
 /** Checks a parsed config document; errors name the field, e.g. `hooks[1].verify.secret`. */

@@ -11,9 +11,13 @@ import { EMPTY_FILE_CONFIG, loadConfigFile } from "./config-file.js";
 import { ConfigError } from "./errors.js";
 import { createLogger, type Logger } from "./log.js";
 import { resolveLogLevel } from "./log-config.js";
+import { DEFAULT_PRESENCE_SETTINGS, type PresenceSettings } from "./presence-config.js";
 import { startHerald } from "./server.js";
+import { createLocalPresence } from "./store/local-presence.js";
 import type { MailboxStore } from "./store/mailbox-store.js";
 import { createMemoryStore } from "./store/memory-store.js";
+import type { PresenceStore } from "./store/presence-store.js";
+import { createRedisPresence } from "./store/redis-presence.js";
 import { createRedisStore } from "./store/redis-store.js";
 import { createSqliteStore } from "./store/sqlite-store.js";
 
@@ -68,6 +72,20 @@ async function buildStore(config: ServeConfig, logger: Logger): Promise<MailboxS
   });
 }
 
+/** Presence is shared through Redis when the store is; otherwise this process is the only node. */
+async function buildPresence(config: ServeConfig, settings: PresenceSettings, logger: Logger): Promise<PresenceStore> {
+  const onListenerError = (error: unknown) => logger.error({ err: error }, "presence listener failed");
+  if (config.store !== "redis") return createLocalPresence({ onListenerError });
+  const presence = createRedisPresence({
+    onListenerError,
+    url: config.redisUrl,
+    keyPrefix: config.redisPrefix,
+    nodeTimeoutMs: settings.nodeTimeoutSeconds * 1000,
+  });
+  await presence.whenReady(REDIS_STARTUP_WAIT_MS);
+  return presence;
+}
+
 async function serveCommand(argv: string[]): Promise<void> {
   if (argv.includes("--help") || argv.includes("-h")) {
     console.log(SERVE_USAGE);
@@ -79,11 +97,14 @@ async function serveCommand(argv: string[]): Promise<void> {
   // Refuse an unsafe binding before a store is opened or Redis waited for.
   checkBinding(config.host, authEnabled(auth), config.insecure);
   const logger = createLogger(resolveLogLevel(file.log, process.env));
+  const presenceSettings = file.presence ?? DEFAULT_PRESENCE_SETTINGS;
   const herald = await startHerald(config, await buildStore(config, logger), {
     hooks: file.hooks,
     auth,
     limits: limitSettings,
     logger,
+    presence: await buildPresence(config, presenceSettings, logger),
+    presenceSettings,
   });
   console.log(`Herald listening on ${herald.url} (${config.store} store)`);
   const limits = resolveLimits(limitSettings ?? NO_LIMITS, authEnabled(auth) || !isLoopbackHost(config.host));

@@ -18,7 +18,10 @@ import { DEMO_ROUTES } from "./http/routes/demo-routes.js";
 import { createWebSocketServer } from "./http/routes/ws-route.js";
 import { ConnectionRegistry } from "./http/transports/connection.js";
 import { createLogger, type Logger } from "./log.js";
+import { DEFAULT_PRESENCE_SETTINGS, type PresenceSettings } from "./presence-config.js";
+import { createLocalPresence } from "./store/local-presence.js";
 import type { MailboxStore } from "./store/mailbox-store.js";
+import type { PresenceStore } from "./store/presence-store.js";
 
 export interface RunningHerald {
   readonly url: string;
@@ -78,6 +81,9 @@ export interface StartOptions {
   readonly limits?: LimitSettings | undefined;
   /** Request and error logs; silent when not given. */
   readonly logger?: Logger;
+  /** Who is connected where; built by `main` beside the store (a single-node one when not given). Closed on shutdown. */
+  readonly presence?: PresenceStore;
+  readonly presenceSettings?: PresenceSettings | undefined;
 }
 
 /** Starts Herald on an already-built store; `main` chooses and builds the store. */
@@ -93,10 +99,16 @@ export async function startHerald(
   const access = await createAccess(options.auth, limits, { loopback, insecure: config.insecure });
   const logger = options.logger ?? createLogger("silent");
   if (insecureWarning !== undefined) logger.warn(insecureWarning);
+  const presenceStore = options.presence ?? createLocalPresence();
+  const presenceSettings = options.presenceSettings ?? DEFAULT_PRESENCE_SETTINGS;
   const hub = createHub({
     store,
     defaultTtlSeconds: config.messageTtlSeconds,
     maxQueueBytes: config.maxQueueBytes,
+    presenceStore,
+    maxPresenceMembers: presenceSettings.maxMembers,
+    longPollGraceMs: presenceSettings.longPollGraceSeconds * 1000,
+    onError: (error) => logger.warn({ err: error }, "presence or read state unavailable"),
   });
   const connections = new ConnectionRegistry(config.heartbeatSeconds);
   const hooks = options.hooks?.length
@@ -157,6 +169,7 @@ export async function startHerald(
       await Promise.race([closed, deadline]);
       server.closeAllConnections();
       hub.close();
+      await presenceStore.close();
       await store.close();
     })();
     return shuttingDown;

@@ -7,7 +7,7 @@ import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { RunningHerald } from "../src/server.js";
 import { bearer, makeKey, SECRET, startAuthServer } from "./helpers/auth.js";
-import { publish, publishMany } from "./helpers/clients.js";
+import { publish, publishMany, StreamClient } from "./helpers/clients.js";
 import { startTestServer } from "./helpers/server.js";
 import { until } from "./helpers/until.js";
 
@@ -258,9 +258,8 @@ describe("herald token", () => {
     const authed = await startAuthServer({ auth: { keys: [backend.entry], tokens: { hs256Secret: SECRET } } });
     try {
       await publish(authed.url, "user:carol", { body: "for carol" }, bearer(backend.key));
-      const run = await herald(["token", "--sub", "carol", "--mailbox", "user:carol", "--url", authed.url], {
-        HERALD_API_KEY: backend.key,
-      });
+      const args = ["token", "--sub", "carol", "--mailbox", "user:carol", "--info", '{"name":"Carol"}'];
+      const run = await herald([...args, "--url", authed.url], { HERALD_API_KEY: backend.key });
       expect(run.stderr).toMatch(/^herald: token for carol expires /);
       expect(run.code).toBe(0);
       const token = run.stdout.trim();
@@ -272,6 +271,13 @@ describe("herald token", () => {
       ]);
       const other = await fetch(`${authed.url}/v1/mailboxes/user:dave/messages`, { headers: bearer(token) });
       expect(other.status).toBe(403);
+      // The info claim is what presence shows of carol.
+      const stream = new StreamClient(`${authed.url}/v1/mailboxes/user:carol/stream?presence=1`, bearer(token));
+      await stream.until(() => stream.lines.some((line) => line.includes('"presence"')));
+      stream.close();
+      expect(stream.objects.find((o) => o.type === "presence")?.members).toEqual([
+        expect.objectContaining({ sub: "carol", info: { name: "Carol" } }),
+      ]);
     } finally {
       await authed.shutdown();
     }

@@ -45,10 +45,14 @@ export interface TokenHolder {
   readonly expiresAt: number;
   readonly canRead: ScopeMatcher;
   readonly canPublish: ScopeMatcher;
+  /** The token's `info` claim as JSON object text: what other readers see of this one (presence). */
+  readonly info: string | undefined;
 }
 
 export interface MintRequest {
   readonly sub: string;
+  /** Becomes the token's `info` claim. */
+  readonly info?: Record<string, unknown> | undefined;
   readonly mailboxes: readonly string[];
   readonly publish: readonly string[];
   readonly ttlSeconds: number;
@@ -65,6 +69,18 @@ export interface TokenService {
 export const HS256_MIN_SECRET_LENGTH = 32;
 /** Longest `sub` accepted; it becomes a visitor id and a log field. */
 export const MAX_SUBJECT_LENGTH = 256;
+/** Largest `info` claim, as JSON text; presence hands it to everyone on a mailbox. */
+export const MAX_INFO_BYTES = 1024;
+
+/** The `info` claim as JSON text, or a message saying what is wrong with it. */
+export function infoText(value: unknown): { text: string | undefined } | { error: string } {
+  if (value === undefined || value === null) return { text: undefined };
+  if (typeof value !== "object" || Array.isArray(value)) return { error: '"info" must be a JSON object' };
+  const text = JSON.stringify(value);
+  if (Buffer.byteLength(text) > MAX_INFO_BYTES)
+    return { error: `"info" must be at most ${MAX_INFO_BYTES} bytes of JSON` };
+  return { text };
+}
 /** Allows for clock drift between Herald and whoever minted the token. */
 const CLOCK_TOLERANCE_SECONDS = 5;
 
@@ -93,7 +109,10 @@ function holderOf(payload: JWTPayload): TokenHolder {
     throw invalid('The token needs a "sub" claim');
   }
   if (typeof exp !== "number") throw invalid('The token needs an "exp" claim');
+  const info = infoText(payload.info);
+  if ("error" in info) throw invalid(`The token's ${info.error}`);
   return {
+    info: info.text,
     sub,
     expiresAt: (exp + CLOCK_TOLERANCE_SECONDS) * 1000,
     canRead: compileScope(patternList(payload.mailboxes, "mailboxes", true)),
@@ -152,7 +171,8 @@ export async function createTokenService(settings: TokenSettings): Promise<Token
       }
       const now = Math.floor(Date.now() / 1000);
       const exp = now + request.ttlSeconds;
-      const jwt = new SignJWT({ mailboxes: [...request.mailboxes], publish: [...request.publish] })
+      const claims = { mailboxes: [...request.mailboxes], publish: [...request.publish] };
+      const jwt = new SignJWT(request.info === undefined ? claims : { ...claims, info: request.info })
         .setProtectedHeader({ alg: signAlgorithm, typ: "JWT" })
         .setSubject(request.sub)
         .setIssuedAt(now)

@@ -11,6 +11,7 @@ Options:
   --sub NAME          who the token is for (shows in logs)
   --mailbox PATTERN   a mailbox the token may read; * is a wildcard; repeat for several
   --publish PATTERN   a mailbox the token may also publish to; repeatable
+  --info JSON         what others see of this reader in presence, e.g. '{"name":"Alice"}'
   --ttl SECONDS       lifetime (default: the server's)
   --api-key KEY       the API key (HERALD_API_KEY)
   --json              print {"token", "expiresAt"}
@@ -25,6 +26,7 @@ export async function tokenCommand(argv: readonly string[], env: NodeJS.ProcessE
       mailbox: { type: "string", multiple: true },
       publish: { type: "string", multiple: true },
       ttl: { type: "string" },
+      info: { type: "string" },
       "api-key": { type: "string" },
       json: { type: "boolean" },
     },
@@ -40,6 +42,13 @@ export async function tokenCommand(argv: readonly string[], env: NodeJS.ProcessE
   if (!sub || !mailboxes) throw new ConfigError(`--sub and at least one --mailbox are required\n\n${TOKEN_USAGE}`);
   const request: Record<string, unknown> = { sub, mailboxes };
   if (values.publish) request.publish = values.publish;
+  if (values.info !== undefined) {
+    try {
+      request.info = JSON.parse(values.info as string);
+    } catch {
+      throw new ConfigError(`--info must be a JSON object, got ${JSON.stringify(values.info)}`);
+    }
+  }
   if (values.ttl !== undefined) {
     const ttl = Number(values.ttl);
     if (!Number.isInteger(ttl) || ttl < 1)

@@ -17,6 +17,12 @@ export interface FrameFormat {
   /** `cursor` is the subscription's cursor just after this message. */
   message(message: StoredMessage, cursor: string): string;
   gap(gaps: readonly GapNotice[], cursor: string): string;
+  /**
+   * Any other event (presence, read, unread): `json` is an object with its own
+   * `type`; `name` groups events for SSE's `event:` line. It carries no cursor,
+   * so it never moves where a reconnecting client resumes.
+   */
+  event(name: string, json: string): string;
 }
 
 /** Why the server ends a live connection: the hub cuts slow consumers; drain and token expiry end the rest. */

@@ -1,9 +1,15 @@
+import { createLocalPresence } from "../store/local-presence.js";
 import type { MailboxStore, StoredMessage } from "../store/mailbox-store.js";
+import type { PresenceStore } from "../store/presence-store.js";
 import type { StreamSink } from "./delivery.js";
 import { createDrainGate, type DrainGate } from "./drain-gate.js";
 import { Fanout } from "./fanout.js";
+import { Presence } from "./presence.js";
 import { createPublishCommand, type PublishCommand } from "./publish-command.js";
 import { resolvePositions } from "./read-plan.js";
+import { ReadStates } from "./read-states.js";
+import type { Reader, ReaderOptions } from "./reader.js";
+import { ReaderSession } from "./reader-session.js";
 import { type ReadAnswer, type ReadRequest, Reads } from "./reads.js";
 import { Subscription, type SubscriptionContext } from "./subscription.js";
 
@@ -19,6 +25,14 @@ export interface HubOptions {
   readonly fanoutChunkSize?: number;
   /** Messages waiting for fan-out at most; beyond it subscribers catch up from the store instead. */
   readonly maxPendingFanout?: number;
+  /** Who is connected where; a single-node one when not given. */
+  readonly presenceStore?: PresenceStore;
+  /** Above this many present readers, presence watchers get a throttled count instead of members. */
+  readonly maxPresenceMembers?: number;
+  /** How long a long-poller stays present after its poll answered. */
+  readonly longPollGraceMs?: number;
+  /** Told about presence and read-state work the store failed; streams carry on without it. */
+  readonly onError?: (error: unknown) => void;
 }
 
 export interface HubCounters {
@@ -32,6 +46,8 @@ const DEFAULT_REPLAY_PAGE_SIZE = 500;
 const DEFAULT_FANOUT_CHUNK_SIZE = 500;
 const DEFAULT_MAX_PENDING_FANOUT = 20_000;
 const STORE_RETRY_DELAY_MS = 1000;
+export const DEFAULT_MAX_PRESENCE_MEMBERS = 1000;
+export const DEFAULT_LONG_POLL_GRACE_MS = 10_000;
 
 /**
  * The core's face: publishing (through the one publish command), live
@@ -42,6 +58,11 @@ export class Hub {
   readonly counters: HubCounters = { published: 0, delivered: 0, gaps: 0, slowConsumersCut: 0 };
   /** Every publish goes through this. */
   readonly publishing: PublishCommand;
+  /** Who is here: GET …/presence, and the presence events of streams. */
+  readonly presence: Presence;
+  /** Where each reader has read to, and the connections told when it moves. */
+  readonly readStates: ReadStates;
+  readonly #sessionDeps: ConstructorParameters<typeof ReaderSession>[0];
   readonly #store: MailboxStore;
   readonly #gate: DrainGate = createDrainGate();
   readonly #fanout: Fanout;
@@ -88,6 +109,15 @@ export class Hub {
       onClosed: (subscription) => this.#fanout.remove(subscription),
     };
     this.#unwatch = this.#store.watch((mailbox, messages) => this.#onAppend(mailbox, messages));
+    const onError = options.onError ?? (() => {});
+    this.presence = new Presence({
+      store: options.presenceStore ?? createLocalPresence(),
+      maxMembers: options.maxPresenceMembers ?? DEFAULT_MAX_PRESENCE_MEMBERS,
+      longPollGraceMs: options.longPollGraceMs ?? DEFAULT_LONG_POLL_GRACE_MS,
+      onError,
+    });
+    this.readStates = new ReadStates(options.store);
+    this.#sessionDeps = { presence: this.presence, reads: this.readStates, onError };
   }
 
   get draining(): boolean {
@@ -103,21 +133,37 @@ export class Hub {
     return this.#fanout.count(mailbox) + this.#reads.count(mailbox);
   }
 
-  /** A one-shot read, or a long-poll when `waitMs` > 0 and nothing follows the cursor. */
-  read(request: ReadRequest): Promise<ReadAnswer> {
-    return this.#reads.read(request);
+  /**
+   * A one-shot read, or a long-poll when `waitMs` > 0 and nothing follows the
+   * cursor. A polling reader is present while its read lasts and for a grace
+   * period after, whether it waits (long-poll) or not (short polling).
+   */
+  async read(request: ReadRequest, reader?: Reader): Promise<ReadAnswer> {
+    const leave = reader ? this.presence.poll(request.mailboxes, reader) : undefined;
+    try {
+      return await this.#reads.read(request);
+    } finally {
+      leave?.();
+    }
   }
 
   /**
    * Registers a live subscriber at the cursor's positions. Nothing is written
    * to the sink until the caller invokes `start()` on the result.
    */
-  async subscribe(mailboxes: readonly string[], cursor: string | undefined, sink: StreamSink): Promise<Subscription> {
+  async subscribe(
+    mailboxes: readonly string[],
+    cursor: string | undefined,
+    sink: StreamSink,
+    options: ReaderOptions = {},
+  ): Promise<Subscription> {
     this.#gate.assertOpen();
     const positions = await resolvePositions(this.#store, mailboxes, cursor);
     // Drain may have begun while the positions were being resolved.
     this.#gate.assertOpen();
-    const subscription = new Subscription(this.#context, mailboxes, positions, sink);
+    const extras =
+      options.reader || options.presence ? new ReaderSession(this.#sessionDeps, mailboxes, options, sink) : undefined;
+    const subscription = new Subscription(this.#context, mailboxes, positions, sink, extras);
     this.#fanout.add(subscription);
     return subscription;
   }
@@ -134,8 +180,11 @@ export class Hub {
     return drained;
   }
 
+  /** Stops listening to the stores; whoever built them closes them. */
   close(): void {
     this.#unwatch();
+    this.presence.close();
+    this.readStates.close();
   }
 
   #onAppend(mailbox: string, messages: readonly StoredMessage[] | undefined): void {

@@ -38,6 +38,16 @@ export function singleFrame(format: FrameFormat, message: StoredMessage): string
   return format.message(message, encodeSingleCursor(message.mailbox, message.epoch, message.seq));
 }
 
+/** What a subscription carries beyond messages (see reader-session.ts); started and closed with it. */
+export interface SubscriptionExtras {
+  /** False when `written` would do nothing: the fan-out path then skips the call. */
+  readonly tracksWrites: boolean;
+  start(): void;
+  /** Messages of `mailbox` through `seq` of `epoch` were just written to the sink. */
+  written(mailbox: string, epoch: string, seq: number): void;
+  close(): void;
+}
+
 /**
  * One live subscriber. It registers with the hub before its first replay, so
  * a message published while it replays is read by the replay loop (which runs
@@ -56,13 +66,24 @@ export class Subscription {
   #dirty = false;
   #closed = false;
   #retryTimer: NodeJS.Timeout | undefined;
+  readonly #extras: SubscriptionExtras | undefined;
+  /** The extras when they follow what is written (unread counts); the hot path checks only this. */
+  readonly #tracker: SubscriptionExtras | undefined;
 
-  constructor(context: SubscriptionContext, mailboxes: readonly string[], positions: PositionMap, sink: StreamSink) {
+  constructor(
+    context: SubscriptionContext,
+    mailboxes: readonly string[],
+    positions: PositionMap,
+    sink: StreamSink,
+    extras?: SubscriptionExtras,
+  ) {
     this.#context = context;
     this.mailboxes = mailboxes;
     this.#positions = positions;
     this.#single = mailboxes.length === 1 ? mailboxes[0] : undefined;
     this.sink = sink;
+    this.#extras = extras;
+    this.#tracker = extras?.tracksWrites ? extras : undefined;
   }
 
   get closed(): boolean {
@@ -96,6 +117,7 @@ export class Subscription {
   /** Begins the first replay; the transport calls it once its response head is written. */
   start(): void {
     this.#pumping = false;
+    this.#extras?.start();
     void this.pump();
   }
 
@@ -135,6 +157,7 @@ export class Subscription {
     if (this.#closed) return;
     this.#closed = true;
     clearTimeout(this.#retryTimer);
+    this.#extras?.close();
     this.#context.onClosed(this);
   }
 
@@ -149,9 +172,13 @@ export class Subscription {
     let text = "";
     let messages = 0;
     let gaps = 0;
+    const extras = this.#tracker;
+    const written = new Map<string, StoredMessage>();
     const flush = async () => {
       if (text.length > 0) this.sink.write(text);
       text = "";
+      if (extras) for (const [mailbox, last] of written) extras.written(mailbox, last.epoch, last.seq);
+      written.clear();
       if (messages > 0) this.#context.onDelivered(messages);
       if (gaps > 0) this.#context.onGap(gaps);
       messages = 0;
@@ -166,6 +193,7 @@ export class Subscription {
       } else {
         text += format.message(event.message, event.cursor);
         messages += 1;
+        if (extras) written.set(event.message.mailbox, event.message);
       }
       if (text.length >= sliceBytes) await flush();
     }
@@ -199,6 +227,7 @@ export class Subscription {
     }
     this.sink.write(text);
     this.#positions.set(mailbox, { epoch: previous.epoch, seq: previous.seq });
+    this.#tracker?.written(mailbox, previous.epoch, previous.seq);
     return messages.length - start;
   }
 
@@ -207,6 +236,7 @@ export class Subscription {
     let text = "";
     let count = 0;
     let fellBehind = false;
+    const written = this.#tracker && new Map<string, StoredMessage>();
     for (const message of messages) {
       const position = this.#positions.get(message.mailbox);
       if (!position) {
@@ -221,8 +251,10 @@ export class Subscription {
       this.#positions.set(message.mailbox, { epoch: message.epoch, seq: message.seq });
       text += format.message(message, cursorOf(this.mailboxes, this.#positions));
       count += 1;
+      written?.set(message.mailbox, message);
     }
     if (text.length > 0) this.sink.write(text);
+    if (written) for (const [mailbox, last] of written) this.#tracker?.written(mailbox, last.epoch, last.seq);
     if (fellBehind) {
       if (count > 0) this.#context.onDelivered(count);
       return undefined;

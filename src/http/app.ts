@@ -6,8 +6,10 @@ import { isLoopbackHostHeader } from "./middleware/origin-policy.js";
 import { requestLog } from "./middleware/request-log.js";
 import { receiveHook } from "./routes/hook-routes.js";
 import { health, metricsRoute, readiness } from "./routes/operations-routes.js";
+import { presenceRoute } from "./routes/presence-routes.js";
 import { publishBatch, publishOne } from "./routes/publish-routes.js";
 import { readMany, readOne } from "./routes/read-routes.js";
+import { markReadRoute, readStateRoute, readStatesRoute } from "./routes/read-state-routes.js";
 import { jsonLinesMany, jsonLinesOne, sseMany, sseOne } from "./routes/stream-routes.js";
 import { mintToken } from "./routes/token-routes.js";
 import { websocketRoute } from "./routes/ws-route.js";
@@ -25,6 +27,10 @@ export const ROUTES: readonly RouteSpec[] = [
   { method: "GET", path: "/v1/messages", handler: readMany },
   { method: "GET", path: "/v1/events", handler: sseMany },
   { method: "GET", path: "/v1/stream", handler: jsonLinesMany },
+  { method: "GET", path: "/v1/mailboxes/:mailbox/presence", handler: presenceRoute },
+  { method: "PUT", path: "/v1/mailboxes/:mailbox/read", handler: markReadRoute },
+  { method: "GET", path: "/v1/mailboxes/:mailbox/read", handler: readStateRoute },
+  { method: "GET", path: "/v1/read", handler: readStatesRoute },
   { method: "GET", path: WEBSOCKET_PATH, handler: websocketRoute },
   { method: "POST", path: "/v1/hooks/:hook", handler: receiveHook },
   { method: "POST", path: "/v1/tokens", handler: mintToken },

@@ -69,14 +69,20 @@ export interface TokenClaims {
   sub?: string;
   mailboxes?: unknown;
   publish?: unknown;
+  /** The public `info` claim presence shows. */
+  info?: unknown;
   /** Seconds from now; negative for an already expired token. */
   expiresIn?: number;
 }
 
 /** An HMAC token (HS256 unless `alg` says HS384 or HS512) signed with `secret`. */
 export async function hsToken(claims: TokenClaims, secret = SECRET, alg = "HS256"): Promise<string> {
-  const { sub = "alice", mailboxes = ["user:alice"], publish, expiresIn = 600 } = claims;
-  const jwt = new SignJWT({ mailboxes, ...(publish === undefined ? {} : { publish }) })
+  const { sub = "alice", mailboxes = ["user:alice"], publish, info, expiresIn = 600 } = claims;
+  const jwt = new SignJWT({
+    mailboxes,
+    ...(publish === undefined ? {} : { publish }),
+    ...(info === undefined ? {} : { info }),
+  })
     .setProtectedHeader({ alg, typ: "JWT" })
     .setSubject(sub)
     .setIssuedAt()

@@ -1,13 +1,18 @@
 import { DEFAULT_CONFIG, type ServeConfig } from "../../src/config.js";
+import { DEFAULT_PRESENCE_SETTINGS, type PresenceSettings } from "../../src/presence-config.js";
 import { type RunningHerald, startHerald } from "../../src/server.js";
 import type { MailboxStore } from "../../src/store/mailbox-store.js";
 import { createMemoryStore, type MemoryStoreOptions } from "../../src/store/memory-store.js";
+import type { PresenceStore } from "../../src/store/presence-store.js";
 
 export interface TestServerOptions {
   readonly config?: Partial<ServeConfig>;
   readonly store?: Partial<MemoryStoreOptions>;
   /** Use this store instead of a memory store. */
   readonly customStore?: MailboxStore;
+  /** Presence shared with other nodes; a single-node one when not given. */
+  readonly presence?: PresenceStore;
+  readonly presenceSettings?: Partial<PresenceSettings>;
 }
 
 /** A real listening Herald on a free loopback port. */
@@ -21,5 +26,8 @@ export async function startTestServer(options: TestServerOptions = {}): Promise<
       maxBytes: config.maxStoreBytes,
       ...options.store,
     });
-  return startHerald(config, store);
+  return startHerald(config, store, {
+    ...(options.presence ? { presence: options.presence } : {}),
+    presenceSettings: { ...DEFAULT_PRESENCE_SETTINGS, ...options.presenceSettings },
+  });
 }

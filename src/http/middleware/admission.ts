@@ -28,7 +28,7 @@ export function checkCrossSite(c: Context, access: Access, caller: Caller, actio
       if (action === "read") return;
       throw new HeraldError(
         "origin_not_allowed",
-        `A publish or WebSocket authenticated by the ${TOKEN_COOKIE} cookie needs an Origin header; ` +
+        `A publish, WebSocket or read mark authenticated by the ${TOKEN_COOKIE} cookie needs an Origin header; ` +
           "clients that are not browsers send Authorization: Bearer instead",
       );
     }
@@ -48,15 +48,20 @@ export function checkCrossSite(c: Context, access: Access, caller: Caller, actio
   );
 }
 
-/** Every read route calls this with every mailbox it touches: 401, 403, 429 or 503, else a grant. */
+/**
+ * Every read route calls this with every mailbox it touches: 401, 403, 429 or
+ * 503, else a grant. `action` is "write" for a reader's own state changes
+ * (marking read), which a cross-site page must not make with the cookie.
+ */
 export async function admitReader(
   c: Context,
   access: Access,
   mailboxes: readonly string[],
   hold: HeldKind | undefined,
+  action: "read" | "write" = "read",
 ): Promise<ReadGrant> {
   const caller = await access.authenticate(c, false);
-  checkCrossSite(c, access, caller, "read");
+  checkCrossSite(c, access, caller, action);
   access.checkRead(caller, mailboxes);
   return { caller, release: hold === undefined ? () => {} : access.hold(caller, hold) };
 }

@@ -26,6 +26,8 @@ export interface Caller {
   readonly canRead: ScopeMatcher;
   readonly canPublish: ScopeMatcher;
   readonly key: ApiKey | undefined;
+  /** A token's `info` claim (JSON object text): what presence shows others of this caller. */
+  readonly info?: string | undefined;
 }
 
 export const EVERYTHING: ScopeMatcher = () => true;
@@ -121,6 +123,7 @@ export function createIdentify(options: IdentifyOptions): (c: Context, forPublis
       canRead: holder.canRead,
       canPublish: holder.canPublish,
       key: undefined,
+      info: holder.info,
     };
   };
 }

@@ -57,3 +57,11 @@ export function streamCursor(c: Context): string | undefined {
   const lastEventId = c.req.header("last-event-id");
   return lastEventId === undefined || lastEventId === "" ? queryCursor(c) : lastEventId;
 }
+
+/** A yes/no query parameter such as `presence=1`: 1 or true, 0 or false, absent is false. */
+export function queryFlag(c: Context, name: string): boolean {
+  const raw = c.req.query(name);
+  if (raw === undefined || raw === "0" || raw === "false") return false;
+  if (raw === "1" || raw === "true" || raw === "") return true;
+  throw badParameter(`"${name}" must be 1 or 0, got "${raw.slice(0, 32)}"`);
+}

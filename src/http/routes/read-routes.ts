@@ -3,6 +3,7 @@ import { withCursor } from "../../core/delivery.js";
 import type { ReadAnswer } from "../../core/reads.js";
 import type { AppDeps } from "../deps.js";
 import { admitReader } from "../middleware/admission.js";
+import { queryReader } from "../middleware/reader-identity.js";
 import { pathMailbox, queryCursor, queryLimit, queryMailboxes, queryWaitMs } from "./params.js";
 
 function answerJson(answer: ReadAnswer): string {
@@ -23,7 +24,8 @@ async function read(c: Context, deps: AppDeps, mailboxes: string[]): Promise<Res
     const expiresAt = grant.caller.expiresAt;
     const waitMs =
       expiresAt === undefined ? requestedWaitMs : Math.max(0, Math.min(requestedWaitMs, expiresAt - Date.now()));
-    answer = await deps.hub.read({ mailboxes, cursor, limit, waitMs, signal: c.req.raw.signal });
+    const reader = queryReader(c, grant.caller, deps.access.authOn);
+    answer = await deps.hub.read({ mailboxes, cursor, limit, waitMs, signal: c.req.raw.signal }, reader);
   } finally {
     grant.release();
   }

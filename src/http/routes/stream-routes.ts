@@ -3,23 +3,29 @@ import type { Context } from "hono";
 import type { Subscription } from "../../core/subscription.js";
 import type { AppDeps, Handler, HeraldEnv } from "../deps.js";
 import { admitReader } from "../middleware/admission.js";
+import { queryReader, requireReader } from "../middleware/reader-identity.js";
 import { type StreamKind, StreamSink } from "../transports/stream-sink.js";
-import { pathMailbox, queryMailboxes, streamCursor } from "./params.js";
+import { pathMailbox, queryFlag, queryMailboxes, streamCursor } from "./params.js";
 
 /**
  * GET …/events (SSE) and …/stream (JSON lines): subscribes (which checks the
  * cursor and may answer 400), then writes the head, registers the connection
- * and starts the replay.
+ * and starts the replay. `presence=1` adds presence events, `unread=1` unread
+ * counts (it needs a reader); see core/reader-session.ts.
  */
 function streamRoute(kind: StreamKind, mailboxesOf: (c: Context<HeraldEnv>) => string[]): Handler {
   return async (c, deps: AppDeps) => {
     const mailboxes = mailboxesOf(c);
+    const presence = queryFlag(c, "presence");
+    const unread = queryFlag(c, "unread");
     const grant = await admitReader(c, deps.access, mailboxes, "stream");
     const { incoming, outgoing } = c.env;
     let subscription: Subscription | undefined;
     try {
+      const reader = queryReader(c, grant.caller, deps.access.authOn);
+      if (unread) requireReader(reader);
       const sink = new StreamSink(kind, outgoing, grant.caller);
-      subscription = await deps.hub.subscribe(mailboxes, streamCursor(c), sink);
+      subscription = await deps.hub.subscribe(mailboxes, streamCursor(c), sink, { reader, presence, unread });
       if (incoming.destroyed || outgoing.destroyed) throw new Error("the client left before the stream opened");
       const opened = subscription;
       sink.open(opened.cursor, deps.config.sseRetryMs);

@@ -1,13 +1,13 @@
 import type { Context } from "hono";
 import { isScopePattern, MAX_PATTERNS, scopeCovers } from "../../auth/keys.js";
-import { MAX_SUBJECT_LENGTH } from "../../auth/tokens.js";
+import { infoText, MAX_SUBJECT_LENGTH } from "../../auth/tokens.js";
 import { HeraldError } from "../../errors.js";
 import type { AppDeps } from "../deps.js";
 import { readBody } from "./body.js";
 
 /** Token requests are a few names; anything larger is a mistake. */
 const MAX_TOKEN_REQUEST_BYTES = 16 * 1024;
-const FIELDS = ["sub", "mailboxes", "publish", "ttl"];
+const FIELDS = ["sub", "info", "mailboxes", "publish", "ttl"];
 
 function bad(message: string): HeraldError {
   return new HeraldError("bad_parameter", message);
@@ -46,6 +46,8 @@ export async function mintToken(c: Context, deps: AppDeps): Promise<Response> {
   if (typeof sub !== "string" || sub.length === 0 || sub.length > MAX_SUBJECT_LENGTH) {
     throw bad(`"sub" must be a string of 1 to ${MAX_SUBJECT_LENGTH} characters`);
   }
+  const info = infoText(request.info);
+  if ("error" in info) throw bad(info.error);
   const mailboxes = patterns(request.mailboxes, "mailboxes", true);
   const publish = patterns(request.publish, "publish", false);
   const unreadable = mailboxes.find((pattern) => !scopeCovers(key.canGrantRead, pattern));
@@ -61,7 +63,13 @@ export async function mintToken(c: Context, deps: AppDeps): Promise<Response> {
   if (typeof ttl !== "number" || !Number.isInteger(ttl) || ttl < 1 || ttl > maxTtlSeconds) {
     throw bad(`"ttl" must be a whole number of seconds from 1 to ${maxTtlSeconds}`);
   }
-  const minted = await tokens.service.mint({ sub, mailboxes, publish, ttlSeconds: ttl });
+  const minted = await tokens.service.mint({
+    sub,
+    mailboxes,
+    publish,
+    ttlSeconds: ttl,
+    info: request.info as Record<string, unknown> | undefined,
+  });
   return c.json({ token: minted.token, expiresAt: new Date(minted.expiresAt).toISOString() }, 201, {
     "Cache-Control": "no-store",
   });

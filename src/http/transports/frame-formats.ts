@@ -24,6 +24,7 @@ export const SSE_FORMAT: WireFormat = {
   message: (message: StoredMessage, cursor: string) =>
     `id: ${cursor}\nevent: message\ndata: ${withCursor(message.json, cursor)}\n\n`,
   gap: (gaps, cursor) => `id: ${cursor}\nevent: gap\ndata: ${gapJson(gaps, cursor)}\n\n`,
+  event: (name, json) => `event: ${name}\ndata: ${json}\n\n`,
   opening: (cursor, retryMs) =>
     `retry: ${retryMs}\nid: ${cursor}\nevent: cursor\ndata: {"type":"cursor","cursor":"${cursor}"}\n\n`,
   heartbeat: ": heartbeat\n\n",
@@ -38,6 +39,7 @@ export const JSON_LINES_FORMAT: WireFormat = {
   message: (message: StoredMessage, cursor: string) =>
     `{"type":"message",${withCursor(message.json, cursor).slice(1)}\n`,
   gap: (gaps, cursor) => `${gapJson(gaps, cursor)}\n`,
+  event: (_name, json) => `${json}\n`,
   opening: (cursor) => `{"type":"cursor","cursor":"${cursor}"}\n`,
   heartbeat: '{"type":"heartbeat"}\n',
   authExpired: '{"type":"auth-expired"}\n',

@@ -4,11 +4,13 @@ import type { Hub } from "../../core/hub.js";
 import { parseJsonText } from "../../core/json-text.js";
 import { assertMailboxName } from "../../core/mailbox-name.js";
 import { parseMessageFields } from "../../core/message-input.js";
+import { presenceAnswerFields } from "../../core/presence.js";
 import { clientIdempotencyKey, type Publisher } from "../../core/publish-command.js";
 import { MAX_SUBSCRIPTION_MAILBOXES } from "../../core/read-plan.js";
 import type { Subscription } from "../../core/subscription.js";
 import { HeraldError } from "../../errors.js";
 import type { Access } from "../middleware/access.js";
+import { readerFor, requireReader } from "../middleware/reader-identity.js";
 import type { WsSink } from "./ws-sink.js";
 
 /** Frames of one connection waiting their turn; beyond this they are refused, not queued. */
@@ -19,7 +21,8 @@ export const MAX_WS_REF_LENGTH = 128;
 export const WS_SUBSCRIBE_RATE = { rate: 2, burst: 10 } as const;
 
 const FRAME_KEYS: Record<string, readonly string[]> = {
-  subscribe: ["type", "mailboxes", "cursor", "ref"],
+  subscribe: ["type", "mailboxes", "cursor", "presence", "unread", "reader", "ref"],
+  presence: ["type", "mailbox", "ref"],
   unsubscribe: ["type", "ref"],
   publish: ["type", "mailbox", "message", "idempotencyKey", "ref"],
   ping: ["type", "ref"],
@@ -43,6 +46,12 @@ function frameRef(frame: Record<string, unknown>): Ref {
   throw badFrame(`"ref" must be a number or a string of at most ${MAX_WS_REF_LENGTH} characters`);
 }
 
+function flag(value: unknown, name: string): boolean {
+  if (value === undefined || value === null) return false;
+  if (typeof value !== "boolean") throw badFrame(`"${name}" must be true or false`);
+  return value;
+}
+
 function withRef(ref: Ref): { ref?: string | number } {
   return ref === undefined ? {} : { ref };
 }
@@ -60,8 +69,10 @@ export interface WsProtocolDeps {
 /**
  * The frame protocol of `GET /v1/ws`, over a WsSink (JSON text frames, handled
  * in order; any frame may carry a `ref` its answer echoes):
- * - `subscribe {mailboxes, cursor?}` replaces the current subscription; answered `subscribed`, then
- *   `message` and `gap` frames as on the other transports;
+ * - `subscribe {mailboxes, cursor?, presence?, unread?, reader?}` replaces the current subscription;
+ *   answered `subscribed`, then `message` and `gap` frames as on the other transports, and the
+ *   presence, read and unread events the stream routes send (see core/reader-session.ts);
+ * - `presence {mailbox}` → `presence` with who is on it now (as GET …/presence answers);
  * - `unsubscribe` → `unsubscribed`; `publish {mailbox, message, idempotencyKey?}` → `published`;
  *   `ping` → `pong` (browsers cannot send ping frames);
  * - anything wrong → `error {code, message}` from the error catalogue; the connection stays open.
@@ -121,7 +132,9 @@ export class WsProtocol {
       const type = object.type;
       const allowed = typeof type === "string" ? FRAME_KEYS[type] : undefined;
       if (allowed === undefined) {
-        throw badFrame(`Unknown frame type ${JSON.stringify(type)}; use subscribe, unsubscribe, publish or ping`);
+        throw badFrame(
+          `Unknown frame type ${JSON.stringify(type)}; use subscribe, unsubscribe, publish, presence or ping`,
+        );
       }
       for (const key of Object.keys(object)) {
         if (!allowed.includes(key)) throw badFrame(`Unknown field "${key}" in a ${type} frame`);
@@ -129,6 +142,7 @@ export class WsProtocol {
       if (type === "subscribe") await this.#subscribe(object, ref);
       else if (type === "unsubscribe") this.#unsubscribe(ref);
       else if (type === "publish") await this.#publish(object, ref);
+      else if (type === "presence") await this.#presence(object, ref);
       else this.#send({ type: "pong", ...withRef(ref) });
     } catch (error) {
       this.#sendError(error, ref);
@@ -147,7 +161,11 @@ export class WsProtocol {
     if (cursor !== undefined && cursor !== null && typeof cursor !== "string") {
       throw badFrame('"cursor" must be a string as Herald issued it, or "now"');
     }
+    const presence = flag(frame.presence, "presence");
+    const unread = flag(frame.unread, "unread");
     this.#deps.access.checkRead(this.#sink.caller, names);
+    const reader = readerFor(this.#sink.caller, frame.reader ?? undefined, this.#deps.access.authOn);
+    if (unread) requireReader(reader);
     const allowed = this.#subscribeRate.take("");
     if (!allowed.ok) {
       throw new HeraldError(
@@ -158,7 +176,11 @@ export class WsProtocol {
     const generation = ++this.#generation;
     this.#subscription?.close();
     this.#subscription = undefined;
-    const subscription = await this.#deps.hub.subscribe(names, cursor || undefined, this.#sink);
+    const subscription = await this.#deps.hub.subscribe(names, cursor || undefined, this.#sink, {
+      reader,
+      presence,
+      unread,
+    });
     if (generation !== this.#generation || this.#sink.closed) {
       subscription.close();
       return;
@@ -166,6 +188,14 @@ export class WsProtocol {
     this.#subscription = subscription;
     this.#send({ type: "subscribed", mailboxes: names, cursor: subscription.cursor, ...withRef(ref) });
     subscription.start();
+  }
+
+  async #presence(frame: Record<string, unknown>, ref: Ref): Promise<void> {
+    const mailbox = assertMailboxName(frame.mailbox);
+    this.#deps.access.checkRead(this.#sink.caller, [mailbox]);
+    const answer = await this.#deps.hub.presence.answer(mailbox);
+    const refJson = ref === undefined ? "" : `,"ref":${JSON.stringify(ref)}`;
+    this.#sink.send(`{"type":"presence"${refJson},${presenceAnswerFields(answer)}}`);
   }
 
   #unsubscribe(ref: Ref): void {
