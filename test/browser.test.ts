@@ -2,7 +2,7 @@ import { existsSync } from "node:fs";
 import { mkdir, mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { type BrowserContext, chromium, type Page } from "playwright-core";
+import { type Browser, type BrowserContext, chromium, type Page } from "playwright-core";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { RunningHerald } from "../src/server.js";
 import { publish } from "./helpers/clients.js";
@@ -33,6 +33,8 @@ describe.skipIf(!HAVE_CHROMIUM && !IN_CI)("demo apps in Chromium", () => {
   let herald: RunningHerald;
   let context: BrowserContext;
   let profile: string;
+  /** For tests of two people or two devices: each gets a context of its own (own storage, no shared tabs). */
+  let browser: Browser;
 
   beforeAll(async () => {
     if (!HAVE_CHROMIUM) throw new Error(`${CHROMIUM} is missing and CI is set: browser tests must run in CI`);
@@ -44,9 +46,11 @@ describe.skipIf(!HAVE_CHROMIUM && !IN_CI)("demo apps in Chromium", () => {
       headless: true,
       args: CHROMIUM_ARGS,
     });
+    browser = await chromium.launch({ executablePath: CHROMIUM, headless: true, args: CHROMIUM_ARGS });
   });
 
   afterAll(async () => {
+    await browser?.close();
     await context?.close();
     await herald?.shutdown();
     if (profile) await rm(profile, { recursive: true, force: true });
@@ -55,6 +59,16 @@ describe.skipIf(!HAVE_CHROMIUM && !IN_CI)("demo apps in Chromium", () => {
   async function open(path: string): Promise<Page> {
     const page = await context.newPage();
     page.on("pageerror", (error) => console.error(`page error on ${path}:`, error));
+    await page.goto(`${herald.url}${path}`);
+    return page;
+  }
+
+  /** A page in a fresh context of its own, as another browser or device would open it. */
+  async function openElsewhere(path: string): Promise<Page> {
+    const other = await browser.newContext();
+    const page = await other.newPage();
+    page.on("pageerror", (error) => console.error(`page error on ${path}:`, error));
+    page.on("close", () => void other.close());
     await page.goto(`${herald.url}${path}`);
     return page;
   }
@@ -119,7 +133,8 @@ describe.skipIf(!HAVE_CHROMIUM && !IN_CI)("demo apps in Chromium", () => {
     await publish(herald.url, "user:offline", { body: "marker" });
     const seen = await untilBodies(again, (list) => list.includes("marker"));
     expect(seen).toEqual(["marker", "alert 3", "alert 2", "alert 1", "before closing"]);
-    expect(await again.locator("#unread").textContent()).toBe("5");
+    // The count is the server's; it follows the messages on the same stream.
+    await expect.poll(() => again.locator("#unread").textContent()).toBe("5");
     await screenshot(again, "inbox");
     await again.close();
   });
@@ -197,6 +212,78 @@ describe.skipIf(!HAVE_CHROMIUM && !IN_CI)("demo apps in Chromium", () => {
     await expect.poll(() => herald.connections.count("sse", "ndjson")).toBe(0);
     await screenshot(page, "dashboard-long-poll");
     await page.close();
+  });
+
+  it("chat: shows who is in the room, live, as people join and leave", async () => {
+    const people = (page: Page) =>
+      page.locator("#members li").evaluateAll((items) => items.map((li) => li.dataset.sub));
+    const ann = await openElsewhere("/demo/chat?room=here&nick=ann");
+    await untilStatus(ann, "open");
+    await expect.poll(() => people(ann), { timeout: 15_000 }).toEqual(["ann"]);
+    expect(await ann.locator("#members li .you").count()).toBe(1);
+    const bob = await openElsewhere("/demo/chat?room=here&nick=bob");
+    await untilStatus(bob, "open");
+    await expect.poll(() => people(ann), { timeout: 15_000 }).toEqual(["ann", "bob"]);
+    // Everyone lists themselves first, then the others by arrival.
+    expect(await people(bob)).toEqual(["bob", "ann"]);
+    expect(await ann.locator("#people-count").textContent()).toBe("2");
+    // A second tab of bob's is not a second bob.
+    const bobAgain = await bob.context().newPage();
+    await bobAgain.goto(`${herald.url}/demo/chat?room=here&nick=bob`);
+    await untilStatus(bobAgain, "open");
+    await expect.poll(() => people(bobAgain), { timeout: 15_000 }).toEqual(["bob", "ann"]);
+    expect(await people(ann)).toEqual(["ann", "bob"]);
+    await screenshot(ann, "chat-presence");
+    await bob.context().close();
+    await expect.poll(() => people(ann), { timeout: 15_000 }).toEqual(["ann"]);
+    expect(await ann.locator("#people-count").textContent()).toBe("1");
+    await ann.close();
+  });
+
+  it("inbox: read state is the server's, the same in two browsers, and kept across a reload", async () => {
+    for (const n of [1, 2, 3]) await publish(herald.url, "user:synced", { title: "alert", body: `alert ${n}` });
+    const laptop = await openElsewhere("/demo/inbox?user=synced");
+    const phone = await openElsewhere("/demo/inbox?user=synced");
+    const unread = (page: Page) => page.locator("#unread").textContent();
+    const unreadBodies = (page: Page) => page.locator("#messages li.is-unread .body").allTextContents();
+    for (const page of [laptop, phone]) {
+      await untilStatus(page, "open");
+      await untilBodies(page, (seen) => seen.length === 3);
+      await expect.poll(() => unread(page), { timeout: 15_000 }).toBe("3");
+    }
+    // Reading "alert 2" reads everything up to it; the other browser follows within a second.
+    await laptop.locator("#messages li", { hasText: "alert 2" }).click();
+    await expect.poll(() => unread(laptop), { timeout: 5_000 }).toBe("1");
+    await expect.poll(() => unread(phone), { timeout: 1_000 }).toBe("1");
+    await expect.poll(() => unreadBodies(phone), { timeout: 1_000 }).toEqual(["alert 3"]);
+    await publish(herald.url, "user:synced", { title: "alert", body: "alert 4" });
+    for (const page of [laptop, phone]) await expect.poll(() => unread(page), { timeout: 5_000 }).toBe("2");
+    await phone.click("#read-all");
+    await expect.poll(() => unread(phone), { timeout: 5_000 }).toBe("0");
+    await expect.poll(() => unread(laptop), { timeout: 1_000 }).toBe("0");
+    expect(await unreadBodies(laptop)).toEqual([]);
+    await screenshot(laptop, "inbox-synced");
+
+    // A reload asks the server again: still all read.
+    await laptop.reload();
+    await untilStatus(laptop, "open");
+    await expect.poll(() => unread(laptop), { timeout: 15_000 }).toBe("0");
+    expect(await bodies(laptop)).toEqual(["alert 4", "alert 3", "alert 2", "alert 1"]);
+    expect(await unreadBodies(laptop)).toEqual([]);
+    await publish(herald.url, "user:synced", { title: "alert", body: "alert 5" });
+    for (const page of [laptop, phone]) {
+      await expect.poll(() => unread(page), { timeout: 5_000 }).toBe("1");
+      await expect.poll(() => unreadBodies(page)).toEqual(["alert 5"]);
+    }
+    // A second tab in the phone's browser shares its connection and is handed the count it missed.
+    const phoneTab = await phone.context().newPage();
+    await phoneTab.goto(`${herald.url}/demo/inbox?user=synced`);
+    await untilStatus(phoneTab, "open", { role: "follower" });
+    await expect.poll(() => unread(phoneTab), { timeout: 15_000 }).toBe("1");
+    await expect.poll(() => unreadBodies(phoneTab)).toEqual(["alert 5"]);
+    await screenshot(phoneTab, "inbox-synced-tab");
+    await phone.context().close();
+    await laptop.close();
   });
 
   it("serves the index with links to every demo", async () => {

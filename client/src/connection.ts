@@ -3,10 +3,11 @@ import { HeraldClientError, networkError, responseError } from "./errors.js";
 import { mailboxQuery } from "./http.js";
 import { longPollTransport } from "./long-poll-transport.js";
 import { sseTransport } from "./sse-transport.js";
-import type { Transport, TransportHandle } from "./transport.js";
+import type { StreamExtras, Transport, TransportHandle } from "./transport.js";
 import type {
   GapEvent,
   HeraldMessage,
+  ReaderEvent,
   SubscriptionStatus,
   TokenProvider,
   TransportName,
@@ -34,6 +35,7 @@ export interface ConnectionOptions {
   /** Silence after which a live SSE or WebSocket connection is presumed dead and replaced. */
   readonly stallMs: number;
   readonly longPollWaitSeconds: number;
+  readonly extras: StreamExtras;
   readonly backoff: BackoffOptions;
   readonly random: () => number;
 }
@@ -41,6 +43,7 @@ export interface ConnectionOptions {
 export interface ConnectionEvents {
   message(message: HeraldMessage): void;
   gap(gap: GapEvent): void;
+  reader(event: ReaderEvent): void;
   status(state: SubscriptionStatus["state"], transport: TransportName): void;
   error(error: HeraldClientError): void;
 }
@@ -119,6 +122,7 @@ export class Connection {
         fetch: this.#options.fetch,
         WebSocket: this.#options.WebSocket,
         longPollWaitSeconds: this.#options.longPollWaitSeconds,
+        extras: this.#options.extras,
       },
       {
         alive: () => {
@@ -141,6 +145,9 @@ export class Connection {
           if (handle !== this.#handle) return;
           this.#cursor = gap.cursor;
           this.#events.gap(gap);
+        },
+        reader: (event) => {
+          if (handle === this.#handle) this.#events.reader(event);
         },
         closed: (error, fallback) => {
           if (handle !== this.#handle) return;

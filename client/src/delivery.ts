@@ -1,7 +1,17 @@
 import type { CursorStore } from "./cursor-store.js";
 import type { HeraldClientError } from "./errors.js";
+import { ReaderState } from "./reader-state.js";
 import { SeenIds } from "./seen-ids.js";
-import type { GapEvent, HeraldMessage, SubscriptionStatus } from "./types.js";
+import type {
+  GapEvent,
+  HeraldMessage,
+  PresenceEvent,
+  ReadEvent,
+  ReaderEvent,
+  ReadState,
+  SubscriptionStatus,
+  UnreadEvent,
+} from "./types.js";
 
 export interface SubscribeHandlers {
   /** Each message once (repeats after a reconnect are dropped by id), in order per mailbox. */
@@ -15,11 +25,21 @@ export interface SubscribeHandlers {
    * subscription then starts over from the earliest retained message; close it here to refuse that.
    */
   onError?(error: HeraldClientError): void;
+  /**
+   * With `presence: true`: a `presence` snapshot at open (replace what you show), then `join` and `leave`,
+   * once per reader however many tabs and devices it has (counts only, throttled, for large audiences).
+   */
+  onPresence?(event: PresenceEvent): void;
+  /** This subscription's reader moved its read position in a mailbox: here, in another tab, or on another device. */
+  onRead?(event: ReadEvent): void;
+  /** With `unread: true`: the unread count of a mailbox, at open and whenever it changes (messages, read moves). */
+  onUnread?(event: UnreadEvent): void;
 }
 
 /** The per-tab end of a subscription: drops repeats, tracks and saves the cursor, calls the handlers. */
 export class Delivery {
   cursor: string | undefined;
+  readonly readers: ReaderState;
   /** Only the tab that holds the connection writes the shared cursor. */
   persist = true;
   readonly #handlers: SubscribeHandlers;
@@ -27,7 +47,8 @@ export class Delivery {
   readonly #key: string;
   readonly #seen = new SeenIds();
 
-  constructor(handlers: SubscribeHandlers, store: CursorStore | undefined, key: string) {
+  constructor(handlers: SubscribeHandlers, store: CursorStore | undefined, key: string, trackUnread: boolean) {
+    this.readers = new ReaderState(trackUnread);
     this.#handlers = handlers;
     this.#store = store;
     this.#key = key;
@@ -46,6 +67,15 @@ export class Delivery {
   gap(gap: GapEvent): void {
     this.#advance(gap.cursor);
     this.#handlers.onGap?.(gap);
+  }
+
+  reader(event: ReaderEvent): void {
+    this.readers.apply(event, this.#handlers);
+  }
+
+  /** A markRead answer, sent after `before` reader events of its mailbox (see ReaderState.answered). */
+  readAnswer(state: ReadState, before: number): void {
+    this.readers.answered(state, before, this.#handlers);
   }
 
   status(status: SubscriptionStatus): void {

@@ -1,5 +1,6 @@
-import { networkError, responseError } from "./errors.js";
+import { HeraldClientError, networkError, responseError } from "./errors.js";
 import { mailboxQuery } from "./http.js";
+import { LongPollExtras } from "./long-poll-extras.js";
 import type { Transport } from "./transport.js";
 import type { HeraldMessage } from "./types.js";
 
@@ -15,16 +16,23 @@ interface ReadAnswer {
   gaps?: { mailbox: string; reason: "epoch" | "expired" | "trimmed" }[];
 }
 
-/** One GET a time that the server holds until something arrives; the next starts from the answer's cursor. */
+/**
+ * One GET a time that the server holds until something arrives; the next
+ * starts from the answer's cursor. A `reader` goes with each poll, so the
+ * poller counts as present; presence and unread are asked for after each
+ * answer (see long-poll-extras.ts).
+ */
 export const longPollTransport: Transport = (request, events) => {
   let done = false;
   let controller: AbortController | undefined;
   const headers: Record<string, string> = {};
   if (request.token) headers.Authorization = `Bearer ${request.token}`;
+  const extras = new LongPollExtras(request, events);
 
   void (async () => {
     let cursor = request.cursor;
-    // The first poll answers at once, so a working path is reported open without waiting out a hold.
+    // The first poll answers at once, so a working path is reported open without waiting out a hold. (With a
+    // reader it already counts as present: every read of a reader does, for a grace period after it.)
     let wait = "0";
     while (!done) {
       controller = new AbortController();
@@ -33,6 +41,7 @@ export const longPollTransport: Transport = (request, events) => {
         cursor,
         wait,
         limit: String(LONG_POLL_LIMIT),
+        reader: request.extras.reader,
       });
       let answer: ReadAnswer;
       try {
@@ -60,6 +69,18 @@ export const longPollTransport: Transport = (request, events) => {
       for (const message of answer.messages) {
         if (done) return;
         events.message(message);
+      }
+      if (extras.wanted) {
+        controller = new AbortController();
+        const refreshTimer = setTimeout(() => controller?.abort(), LONG_POLL_GRACE_MS);
+        try {
+          await extras.refresh(controller.signal, () => done);
+        } catch (error) {
+          if (!done) events.closed(error instanceof HeraldClientError ? error : networkError(error));
+          return;
+        } finally {
+          clearTimeout(refreshTimer);
+        }
       }
       cursor = answer.cursor;
       wait = String(request.longPollWaitSeconds);

@@ -1,7 +1,7 @@
 import type { Delivery } from "./delivery.js";
 import { HeraldClientError, networkError, responseError } from "./errors.js";
 import { mailboxQuery } from "./http.js";
-import type { GapEvent, HeraldMessage, SubscriptionStatus, TokenProvider } from "./types.js";
+import type { GapEvent, HeraldMessage, ReaderEvent, SubscriptionStatus, TokenProvider } from "./types.js";
 
 /** Pages a follower tab reads to catch up before it relies on the leader's broadcasts. */
 export const MAX_CATCH_UP_PAGES = 20;
@@ -10,6 +10,7 @@ const CATCH_UP_PAGE_SIZE = 1000;
 type Broadcast =
   | { kind: "message"; message: HeraldMessage }
   | { kind: "gap"; gap: GapEvent }
+  | { kind: "reader"; event: ReaderEvent }
   | { kind: "status"; status: SubscriptionStatus }
   | { kind: "hello" };
 
@@ -17,6 +18,7 @@ type Broadcast =
 export interface LeaderSink {
   message(message: HeraldMessage): void;
   gap(gap: GapEvent): void;
+  reader(event: ReaderEvent): void;
   status(status: Omit<SubscriptionStatus, "role">): void;
 }
 
@@ -59,6 +61,7 @@ export function startShared(options: SharedOptions): () => void {
   const apply = (event: Broadcast) => {
     if (event.kind === "message") delivery.message(event.message);
     else if (event.kind === "gap") delivery.gap(event.gap);
+    else if (event.kind === "reader") delivery.reader(event.event);
     else if (event.kind === "status") delivery.status({ ...event.status, role: "follower" });
   };
   const flush = () => {
@@ -69,7 +72,10 @@ export function startShared(options: SharedOptions): () => void {
   channel.onmessage = (event: MessageEvent<Broadcast>) => {
     const data = event.data;
     if (role === "leader") {
-      if (data.kind === "hello" && lastStatus) channel.postMessage({ kind: "status", status: lastStatus });
+      if (data.kind !== "hello") return;
+      if (lastStatus) channel.postMessage({ kind: "status", status: lastStatus });
+      // The newcomer missed the presence snapshot and the unread counts sent at open: hand it the current ones.
+      for (const event of delivery.readers.replay()) channel.postMessage({ kind: "reader", event });
       return;
     }
     if (buffered) buffered.push(data);
@@ -90,6 +96,10 @@ export function startShared(options: SharedOptions): () => void {
       gap: (gap) => {
         delivery.gap(gap);
         channel.postMessage({ kind: "gap", gap });
+      },
+      reader: (event) => {
+        delivery.reader(event);
+        channel.postMessage({ kind: "reader", event });
       },
       status: (status) => {
         lastStatus = { ...status, role: "leader" };

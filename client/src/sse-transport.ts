@@ -1,6 +1,7 @@
 import { HeraldClientError, networkError, responseError } from "./errors.js";
 import { mailboxQuery } from "./http.js";
-import type { Transport } from "./transport.js";
+import { isReaderEvent } from "./reader-state.js";
+import { extrasQuery, type Transport } from "./transport.js";
 import type { GapEvent, HeraldMessage } from "./types.js";
 
 /** Longest event the parser buffers; a larger one means a broken stream. */
@@ -21,13 +22,18 @@ export const sseTransport: Transport = (request, events) => {
     controller.abort();
     events.closed(error, fallback);
   };
-  const url = `${request.baseUrl}/v1/events?${mailboxQuery(request.mailboxes, { cursor: request.cursor })}`;
+  const url = `${request.baseUrl}/v1/events?${mailboxQuery(request.mailboxes, { cursor: request.cursor, ...extrasQuery(request.extras) })}`;
   const headers: Record<string, string> = { Accept: "text/event-stream" };
   if (request.token) headers.Authorization = `Bearer ${request.token}`;
 
+  // Events by name; a name this client does not know (a newer server's) is skipped unparsed.
   const dispatch = (event: string, data: string) => {
     if (event === "message") events.message(JSON.parse(data) as HeraldMessage);
     else if (event === "gap") events.gap(JSON.parse(data) as GapEvent);
+    else if (event === "presence" || event === "read" || event === "unread") {
+      const parsed: unknown = JSON.parse(data);
+      if (isReaderEvent(parsed)) events.reader(parsed);
+    }
   };
 
   void (async () => {

@@ -3,8 +3,18 @@ import { Connection } from "./connection.js";
 import { type CursorStore, localStorageCursorStore } from "./cursor-store.js";
 import { Delivery, type SubscribeHandlers } from "./delivery.js";
 import { resolveBaseUrl } from "./http.js";
+import { getPresence, getReadStates, putReadMark, type ReaderEndpoint } from "./reader-api.js";
 import { canShareAcrossTabs, startShared } from "./shared.js";
-import type { SubscriptionStatus, TokenProvider, TransportName, WebSocketConstructor } from "./types.js";
+import type { StreamExtras } from "./transport.js";
+import type {
+  HeraldMessage,
+  PresenceAnswer,
+  ReadState,
+  SubscriptionStatus,
+  TokenProvider,
+  TransportName,
+  WebSocketConstructor,
+} from "./types.js";
 
 export interface SubscribeOptions {
   /** Herald's base URL; defaults to the page's origin. */
@@ -16,6 +26,20 @@ export interface SubscribeOptions {
   /** Where the cursor is kept between runs; localStorage by default in a browser, nothing in Node. null disables. */
   cursorStore?: CursorStore | null;
   token?: TokenProvider;
+  /**
+   * Who reads, where reads need no token (with a token the reader is its `sub`; a different name is refused):
+   * makes this subscription present on its mailboxes and gives it read state. Unauthenticated: anyone may
+   * claim a name, so a server with auth on lists it as `anonymous:<name>`, apart from token holders. Sent on
+   * every transport, including each long-poll.
+   */
+  reader?: string;
+  /** Presence events (`onPresence`): a snapshot at open, then joins and leaves. Long-poll asks after each poll. */
+  presence?: boolean;
+  /**
+   * Unread counts (`onUnread`, `unread()`), at open and as they change; needs a reader (a token or `reader`).
+   * Long-poll asks GET /v1/read after each poll, so there a move made elsewhere shows by the next poll's answer.
+   */
+  unread?: boolean;
   /** Share one connection among this origin's tabs (default where BroadcastChannel and Web Locks exist). */
   shareAcrossTabs?: boolean;
   fetch?: typeof fetch;
@@ -36,12 +60,39 @@ export interface Subscription {
   /** The cursor after the last message or gap this tab has seen. */
   readonly cursor: string | undefined;
   readonly status: SubscriptionStatus;
+  /**
+   * The latest unread count the subscription heard (needs `unread: true`): of `mailbox`, or without one the
+   * sum over its mailboxes. Undefined until the server has said.
+   */
+  unread(mailbox?: string): number | undefined;
+  /**
+   * Who is on `mailbox` (default: the first subscribed) as the presence events have built it; needs
+   * `presence: true`, undefined before the snapshot. `members` is absent when the server sends only counts;
+   * members seen joining carry `since` as seen here.
+   */
+  present(mailbox?: string): PresenceAnswer | undefined;
+  /** Asks the server who is on `mailbox` (default: the first subscribed), with this subscription's token. */
+  presence(mailbox?: string): Promise<PresenceAnswer>;
+  /**
+   * Moves the reader's read position forward to a message (or to `cursor` in `mailbox`); the server answers
+   * the state after it, and every connection of the reader hears it (`onRead`, this one included). An older
+   * position changes nothing. Throws HeraldClientError.
+   */
+  markRead(message: Pick<HeraldMessage, "mailbox" | "cursor">): Promise<ReadState>;
+  markRead(mailbox: string, cursor: string): Promise<ReadState>;
+  /** The reader's read position and unread count in `mailbox` (default: the first subscribed), from the server. */
+  readState(mailbox?: string): Promise<ReadState>;
   close(): void;
 }
 
 export const DEFAULT_SSE_DEADLINE_MS = 8000;
 export const DEFAULT_STALL_MS = 45_000;
 export const DEFAULT_LONG_POLL_WAIT_SECONDS = 25;
+
+function shareName(extras: StreamExtras): string {
+  const flags = `${extras.presence ? "p" : ""}${extras.unread ? "u" : ""}`;
+  return extras.reader === undefined && flags === "" ? "" : `${extras.reader ?? ""}:${flags}:`;
+}
 
 function defaultCursorStore(): CursorStore | undefined {
   return typeof globalThis.localStorage === "object" ? localStorageCursorStore() : undefined;
@@ -58,6 +109,7 @@ export function subscribe(
   const transport = options.transport ?? "auto";
   const names = [...new Set(mailboxes)];
   const key = `${baseUrl}|${[...names].sort().join(",")}`;
+  const extras: StreamExtras = { reader: options.reader, presence: options.presence, unread: options.unread };
   const store = options.cursorStore === null ? undefined : (options.cursorStore ?? defaultCursorStore());
   const fetcher = options.fetch ?? globalThis.fetch.bind(globalThis);
   let status: SubscriptionStatus = {
@@ -75,10 +127,12 @@ export function subscribe(
     },
     store,
     key,
+    options.unread === true,
   );
   const connect = (onEvent: {
     message: Delivery["message"];
     gap: Delivery["gap"];
+    reader: Delivery["reader"];
     status: (s: Omit<SubscriptionStatus, "role">) => void;
   }) =>
     new Connection(
@@ -93,12 +147,14 @@ export function subscribe(
         sseDeadlineMs: options.sseDeadlineMs ?? DEFAULT_SSE_DEADLINE_MS,
         stallMs: options.stallMs ?? DEFAULT_STALL_MS,
         longPollWaitSeconds: options.longPollWaitSeconds ?? DEFAULT_LONG_POLL_WAIT_SECONDS,
+        extras,
         backoff: options.backoff ?? DEFAULT_BACKOFF,
         random: options.random ?? Math.random,
       },
       {
         message: onEvent.message,
         gap: onEvent.gap,
+        reader: onEvent.reader,
         status: (state, current) => onEvent.status({ state, transport: current }),
         error: (error) => delivery.error(error),
       },
@@ -112,7 +168,8 @@ export function subscribe(
       if (closed) return;
       if (share) {
         stop = startShared({
-          name: `herald:${transport}:${key}`,
+          // Tabs share only with tabs that are the same reader and ask for the same events.
+          name: `herald:${transport}:${shareName(extras)}${key}`,
           baseUrl,
           mailboxes: names,
           token: options.token,
@@ -127,6 +184,7 @@ export function subscribe(
         const connection = connect({
           message: (message) => delivery.message(message),
           gap: (gap) => delivery.gap(gap),
+          reader: (event) => delivery.reader(event),
           status: (s) => delivery.status({ ...s, role: "solo" }),
         });
         stop = () => connection.close();
@@ -135,12 +193,35 @@ export function subscribe(
     (error: unknown) => handlers.onError?.(error as never),
   );
 
+  const endpoint: ReaderEndpoint = { baseUrl, token: options.token, reader: options.reader, fetch: fetcher };
+  const mailboxOf = (mailbox: string | undefined) => mailbox ?? (names[0] as string);
   return {
     get cursor() {
       return delivery.cursor;
     },
     get status() {
       return status;
+    },
+    unread(mailbox) {
+      if (mailbox !== undefined) return delivery.readers.unread(mailbox);
+      const known = names.map((name) => delivery.readers.unread(name)).filter((n) => n !== undefined);
+      return known.length === 0 ? undefined : known.reduce((sum, n) => sum + n, 0);
+    },
+    present: (mailbox) => delivery.readers.presence(mailboxOf(mailbox)),
+    presence: (mailbox) => getPresence(endpoint, mailboxOf(mailbox)),
+    async markRead(target: string | Pick<HeraldMessage, "mailbox" | "cursor">, cursor?: string) {
+      const mailbox = typeof target === "string" ? target : target.mailbox;
+      const position = typeof target === "string" ? cursor : target.cursor;
+      if (position === undefined) throw new TypeError("herald markRead: pass a message, or a mailbox and a cursor");
+      const before = delivery.readers.applied(mailbox);
+      const state = await putReadMark(endpoint, mailbox, position);
+      // Long-poll hears no read event of its own move until it asks again; the answer says it now.
+      delivery.readAnswer(state, before);
+      return state;
+    },
+    async readState(mailbox) {
+      const [state] = await getReadStates(endpoint, [mailboxOf(mailbox)]);
+      return state as ReadState;
     },
     close() {
       closed = true;

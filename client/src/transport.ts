@@ -1,5 +1,5 @@
 import type { HeraldClientError } from "./errors.js";
-import type { GapEvent, HeraldMessage, WebSocketConstructor } from "./types.js";
+import type { GapEvent, HeraldMessage, ReaderEvent, WebSocketConstructor } from "./types.js";
 
 export interface TransportRequest {
   readonly baseUrl: string;
@@ -11,6 +11,24 @@ export interface TransportRequest {
   readonly WebSocket: WebSocketConstructor | undefined;
   /** Seconds a long-poll asks the server to hold. */
   readonly longPollWaitSeconds: number;
+  /** What the subscription asks beyond messages; sent only when set, so older servers see the same requests. */
+  readonly extras: StreamExtras;
+}
+
+export interface StreamExtras {
+  /** The name of a reader without a token. */
+  readonly reader?: string | undefined;
+  readonly presence?: boolean | undefined;
+  readonly unread?: boolean | undefined;
+}
+
+/** The query parameters of `extras` for the HTTP transports. */
+export function extrasQuery(extras: StreamExtras): Record<string, string | undefined> {
+  return {
+    reader: extras.reader,
+    presence: extras.presence ? "1" : undefined,
+    unread: extras.unread ? "1" : undefined,
+  };
 }
 
 /** What one connection reports, in order; `closed` comes exactly once and nothing follows it. */
@@ -19,6 +37,8 @@ export interface TransportEvents {
   alive(): void;
   message(message: HeraldMessage): void;
   gap(gap: GapEvent): void;
+  /** Presence, read and unread events; they do not move the cursor. */
+  reader(event: ReaderEvent): void;
   /** The connection ended: cleanly when `error` is undefined. `fallback` means this transport cannot work here. */
   closed(error?: HeraldClientError, fallback?: boolean): void;
 }

@@ -51,3 +51,62 @@ export interface WebSocketLike {
   send(data: string): void;
   close(code?: number, reason?: string): void;
 }
+
+/** A reader on a mailbox: its token's `sub` (or the `reader` name it gave), and the token's public `info`. */
+export interface PresenceMember {
+  readonly sub: string;
+  readonly info: Record<string, unknown> | null;
+  /** Its open streams, WebSocket subscriptions and waiting long-polls on the mailbox, over every node. */
+  readonly connections: number;
+  /** When it arrived (ISO time). */
+  readonly since: string;
+}
+
+/** Who is on a mailbox: GET …/presence. `members` is absent above the server's presence.maxMembers. */
+export interface PresenceAnswer {
+  readonly mailbox: string;
+  readonly count: number;
+  readonly members?: readonly PresenceMember[];
+}
+
+/**
+ * Presence events of a subscription opened with `presence: true`: a `presence` snapshot at open (replace
+ * what you have), then `join` and `leave` once per reader (not per tab). Above the server's bound the
+ * snapshot and later updates carry only `count`, at most once a second.
+ */
+export type PresenceEvent =
+  | ({ readonly type: "presence" } & PresenceAnswer)
+  | {
+      readonly type: "join" | "leave";
+      readonly mailbox: string;
+      readonly sub: string;
+      readonly info: Record<string, unknown> | null;
+      /** On a join: when the reader's earliest connection opened (ISO 8601). */
+      readonly since?: string;
+      /** Readers present after this event. */
+      readonly count: number;
+    };
+
+/** A reader's read position in a mailbox; `unread` counts retained messages after it. */
+export interface ReadState {
+  readonly mailbox: string;
+  readonly seq: number;
+  /** The position as a cursor (of this mailbox alone). */
+  readonly cursor: string;
+  readonly unread: number;
+}
+
+/** The subscription's reader moved its read position in `mailbox` (from this tab, another, or another device). */
+export interface ReadEvent extends ReadState {
+  readonly type: "read";
+}
+
+/** The reader's unread count of `mailbox` (subscriptions opened with `unread: true`). */
+export interface UnreadEvent {
+  readonly type: "unread";
+  readonly mailbox: string;
+  readonly unread: number;
+}
+
+/** What streams carry about readers beside messages; none of them moves the cursor. */
+export type ReaderEvent = PresenceEvent | ReadEvent | UnreadEvent;

@@ -1,4 +1,5 @@
 import { HeraldClientError } from "./errors.js";
+import { isReaderEvent } from "./reader-state.js";
 import type { Transport } from "./transport.js";
 import type { GapEvent, HeraldMessage, WebSocketConstructor } from "./types.js";
 
@@ -15,7 +16,7 @@ const STATUS_OF_CODE: Record<string, number> = {
   store_unavailable: 503,
 };
 
-/** GET /v1/ws: one subscribe frame with the cursor, then message and gap frames. */
+/** GET /v1/ws: one subscribe frame with the cursor, then message, gap, presence, read and unread frames. */
 export const wsTransport: Transport = (request, events) => {
   const Socket = request.WebSocket ?? (globalThis as unknown as { WebSocket?: WebSocketConstructor }).WebSocket;
   let done = false;
@@ -43,6 +44,11 @@ export const wsTransport: Transport = (request, events) => {
   socket.onopen = () => {
     const frame: Record<string, unknown> = { type: "subscribe", mailboxes: request.mailboxes, ref: SUBSCRIBE_REF };
     if (request.cursor !== undefined) frame.cursor = request.cursor;
+    // Only what is asked for: a server that predates these fields refuses a frame that carries them.
+    const { reader, presence, unread } = request.extras;
+    if (reader !== undefined) frame.reader = reader;
+    if (presence) frame.presence = true;
+    if (unread) frame.unread = true;
     socket.send(JSON.stringify(frame));
     pinger = setInterval(() => socket.send('{"type":"ping"}'), WS_CLIENT_PING_MS);
   };
@@ -52,6 +58,8 @@ export const wsTransport: Transport = (request, events) => {
     const frame = JSON.parse(String(event.data)) as { type: string; ref?: unknown; code?: string; message?: string };
     if (frame.type === "message") events.message(frame as unknown as HeraldMessage);
     else if (frame.type === "gap") events.gap(frame as unknown as GapEvent);
+    // A presence frame with a ref answers a request; the stream's own events carry none.
+    else if (frame.ref === undefined && isReaderEvent(frame)) events.reader(frame);
     else if (frame.type === "error" && frame.ref === SUBSCRIBE_REF) {
       const status = STATUS_OF_CODE[frame.code ?? ""] ?? 400;
       finish(new HeraldClientError(status, frame.code ?? "error", frame.message ?? "subscribe failed"));
