@@ -4,6 +4,7 @@ import { BENCH_FILE_LIMIT, ROOT } from "./lib/herald-process.js";
 /** Every scenario, each in its own load-generator process with the open-file limit raised. */
 const SCENARIOS = [
   "fanout",
+  "fanout-presence",
   "fanout-light",
   "idle",
   "ingest",

@@ -14,9 +14,29 @@ export interface FanoutOptions {
   readonly maxP99Ms: number;
   /** Longest the run waits for every delivery after the last publish. */
   readonly settleTimeoutMs: number;
+  /** Every subscriber names itself (`reader=viewer-i`) and asks for presence events. */
+  readonly presence?: boolean;
 }
 
 const MAILBOX = "bench:fanout";
+/** Presence has settled when no presence event arrived for this long (longer than the count interval). */
+const PRESENCE_QUIET_MS = 1500;
+const PRESENCE_SETTLE_LIMIT_MS = 60_000;
+
+/** Waits until presence events stop arriving; resolves how long that took. */
+async function settlePresence(swarm: SseSwarm): Promise<number> {
+  const started = performance.now();
+  let seen = swarm.presenceEvents;
+  let quietSince = performance.now();
+  while (performance.now() - quietSince < PRESENCE_QUIET_MS && performance.now() - started < PRESENCE_SETTLE_LIMIT_MS) {
+    await sleep(100);
+    if (swarm.presenceEvents !== seen) {
+      seen = swarm.presenceEvents;
+      quietSince = performance.now();
+    }
+  }
+  return quietSince - started;
+}
 
 /** One mailbox, many SSE subscribers, timestamps in the payload; counts every delivery. */
 export async function runFanout(options: FanoutOptions): Promise<void> {
@@ -27,7 +47,8 @@ export async function runFanout(options: FanoutOptions): Promise<void> {
     host: herald.host,
     port: herald.port,
     count: options.subscribers,
-    path: () => `/v1/mailboxes/${MAILBOX}/events?cursor=now`,
+    path: (i) =>
+      `/v1/mailboxes/${MAILBOX}/events?cursor=now${options.presence ? `&presence=1&reader=viewer-${i}` : ""}`,
   });
   // Back-to-back: one connection per message, so each timestamp is taken as its request goes out, not in a client queue.
   const publisher = new Publisher(herald.url, options.rate === undefined ? options.messages : 4);
@@ -36,6 +57,8 @@ export async function runFanout(options: FanoutOptions): Promise<void> {
     const connectStarted = performance.now();
     await swarm.open();
     const connectMs = performance.now() - connectStarted;
+    // Presence events of the arrivals (joins, then counts) are still in flight: measure fan-out once they stop.
+    const presenceSettleMs = options.presence ? await settlePresence(swarm) : 0;
     const rssConnected = herald.rssBytes();
     await sleep(200);
     const meter = cpuMeter();
@@ -100,11 +123,14 @@ export async function runFanout(options: FanoutOptions): Promise<void> {
         serverCpuUsPerDelivery: round1((serverCpuMs * 1000) / Math.max(1, swarm.totalReceived)),
         firstPublishToLastReceiveMs: Math.round(spanMs),
         connectMs: Math.round(connectMs),
+        presenceSettleMs: Math.round(presenceSettleMs),
         serverRssConnectedBytes: rssConnected,
         p90Ms: round1(percentile(sorted, 90)),
         maxMs: round1(sorted[sorted.length - 1] ?? Number.NaN),
         unexpectedCloses: swarm.unexpectedCloses,
         gapEvents: swarm.gapEvents,
+        presence: options.presence === true,
+        presenceEvents: swarm.presenceEvents,
       },
     });
   } finally {

@@ -73,6 +73,8 @@ export class SseSwarm {
   samples = 0;
   totalReceived = 0;
   gapEvents = 0;
+  /** `event: presence` frames received (snapshots, joins, leaves, counts), over all subscribers. */
+  presenceEvents = 0;
   /** Subscribers whose connection closed while the swarm still wanted it. */
   unexpectedCloses = 0;
   lastReceiveAt = 0;
@@ -237,6 +239,11 @@ export class SseSwarm {
     while (gapAt >= 0 && gapAt < end) {
       this.gapEvents += 1;
       gapAt = text.indexOf("event: gap", gapAt + 10);
+    }
+    let presenceAt = text.indexOf("event: presence");
+    while (presenceAt >= 0 && presenceAt < end) {
+      this.presenceEvents += 1;
+      presenceAt = text.indexOf("event: presence", presenceAt + 15);
     }
     const timestamps = this.options.timestamps !== false;
     let pos = 0;
