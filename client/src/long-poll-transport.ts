@@ -6,6 +6,8 @@ import type { HeraldMessage } from "./types.js";
 
 /** Messages one poll may return. */
 export const LONG_POLL_LIMIT = 500;
+/** Seconds: short enough to be an immediate answer, long enough to be a long-poll to the server. */
+const FIRST_POLL_WAIT_WITH_READER = "0.01";
 /** Beyond the server's hold, how long a poll may take before it is presumed lost. */
 const LONG_POLL_GRACE_MS = 15_000;
 
@@ -31,9 +33,10 @@ export const longPollTransport: Transport = (request, events) => {
 
   void (async () => {
     let cursor = request.cursor;
-    // The first poll answers at once, so a working path is reported open without waiting out a hold. (With a
-    // reader it already counts as present: every read of a reader does, for a grace period after it.)
-    let wait = "0";
+    // The first poll answers at once, so a working path is reported open without waiting out a hold. With a
+    // reader it holds for a moment instead: only a poll that waits makes its reader present, and the first
+    // presence answer after it should already list this reader.
+    let wait = request.extras.reader === undefined ? "0" : FIRST_POLL_WAIT_WITH_READER;
     while (!done) {
       controller = new AbortController();
       const timer = setTimeout(() => controller?.abort(), request.longPollWaitSeconds * 1000 + LONG_POLL_GRACE_MS);

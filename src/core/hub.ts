@@ -135,11 +135,12 @@ export class Hub {
 
   /**
    * A one-shot read, or a long-poll when `waitMs` > 0 and nothing follows the
-   * cursor. A polling reader is present while its read lasts and for a grace
-   * period after, whether it waits (long-poll) or not (short polling).
+   * cursor. A long-poll's reader is present while it waits and for a grace
+   * period after; a one-shot read (`waitMs` 0) makes nobody present, so a
+   * cheap request cannot make a reader appear.
    */
   async read(request: ReadRequest, reader?: Reader): Promise<ReadAnswer> {
-    const leave = reader ? this.presence.poll(request.mailboxes, reader) : undefined;
+    const leave = reader && request.waitMs > 0 ? this.presence.poll(request.mailboxes, reader) : undefined;
     try {
       return await this.#reads.read(request);
     } finally {

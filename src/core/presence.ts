@@ -1,5 +1,6 @@
-import type { PresenceChange, PresenceMember, PresenceStore } from "../store/presence-store.js";
+import type { PresenceMember, PresenceStore } from "../store/presence-store.js";
 import { getOrCreate } from "../util/get-or-create.js";
+import { memberJson, PresenceView, type PresenceWatcher } from "./presence-view.js";
 import type { Reader } from "./reader.js";
 
 export interface PresenceOptions {
@@ -12,11 +13,6 @@ export interface PresenceOptions {
   readonly onError: (error: unknown) => void;
 }
 
-/** Receives presence events of one mailbox as JSON objects: a snapshot, join, leave, or a count. */
-export interface PresenceWatcher {
-  presence(events: readonly string[]): void;
-}
-
 /** What GET …/presence answers; `members` is absent when there are more than maxMembers. */
 export interface PresenceAnswer {
   readonly mailbox: string;
@@ -24,8 +20,6 @@ export interface PresenceAnswer {
   readonly members?: readonly PresenceMember[];
 }
 
-/** Throttled counts go out at most this often per mailbox. */
-export const PRESENCE_COUNT_INTERVAL_MS = 1000;
 /**
  * Joins and leaves are gathered this long and sent in one write per watcher:
  * 1,000 readers arriving at once would otherwise cost each watcher up to 1,000 writes.
@@ -38,33 +32,10 @@ interface LocalEntry {
   readonly info: string | undefined;
 }
 
-interface View {
-  readonly mailbox: string;
-  readonly members: Map<string, PresenceMember>;
-  /** Each watcher with the view's version when it was sent its snapshot (-1: not yet). */
-  readonly watchers: Map<PresenceWatcher, number>;
-  version: number;
-  /** Changes heard while the snapshot loads; applied after it when newer. */
-  buffered: PresenceChange[] | undefined;
-  loaded: Promise<void>;
-  /** False while over maxMembers: watchers get counts, not members. */
-  listed: boolean;
-  pending: { readonly version: number; readonly json: string }[];
-  countTimer: NodeJS.Timeout | undefined;
-  lastCount: number;
-  /** The snapshot event as of `version`: every watcher that opens before the next change gets the same text. */
-  snapshot: { readonly version: number; readonly json: string } | undefined;
-}
-
 interface Lease {
   active: number;
   readonly leave: () => void;
   timer: NodeJS.Timeout | undefined;
-}
-
-export function memberJson(member: PresenceMember): string {
-  const since = new Date(member.sinceMs).toISOString();
-  return `{"sub":${JSON.stringify(member.sub)},"info":${member.info ?? "null"},"connections":${member.connections},"since":"${since}"}`;
 }
 
 /** An answer's JSON fields: `"mailbox","count"` and, when listed, `"members"`. */
@@ -76,21 +47,28 @@ export function presenceAnswerFields(answer: PresenceAnswer): string {
 /**
  * Who is here. Connections of this node enter and leave per mailbox and
  * reader; the store adds up every node's. Mailboxes with watchers keep a view
- * (a snapshot, then the store's changes in version order) and tell their
- * watchers of each reader that joins or leaves, once per reader however many
- * connections it holds; events of one batch (PRESENCE_BATCH_MS) go out in one write.
+ * (presence-view.ts) that tells them of each reader that joins or leaves,
+ * once per reader however many connections it holds; events of one batch
+ * (PRESENCE_BATCH_MS) go out in one write per watcher.
  */
 export class Presence {
   readonly #options: PresenceOptions;
   readonly #local = new Map<string, Map<string, LocalEntry>>();
-  readonly #views = new Map<string, View>();
+  readonly #views = new Map<string, PresenceView>();
+  /** Views whose first snapshot is still loading. */
+  readonly #loading = new Map<PresenceView, Promise<void>>();
   readonly #leases = new Map<string, Lease>();
   readonly #unwatch: () => void;
+  readonly #unresync: () => void;
+  /** Views with events waiting for the next batch. */
+  readonly #pending = new Set<PresenceView>();
   #flushScheduled = false;
+  #closed = false;
 
   constructor(options: PresenceOptions) {
     this.#options = options;
-    this.#unwatch = options.store.watch((change) => this.#onChange(change));
+    this.#unwatch = options.store.watch((change) => this.#views.get(change.mailbox)?.apply(change));
+    this.#unresync = options.store.onResync(() => this.#resync());
   }
 
   /** One more connection of `reader` on each mailbox, until the returned function is called (idempotent). */
@@ -157,147 +135,66 @@ export class Presence {
   /** Sends `watcher` the mailbox's snapshot, then its changes, until the returned function is called. */
   async watch(mailbox: string, watcher: PresenceWatcher): Promise<() => void> {
     let view = this.#views.get(mailbox);
-    if (view === undefined) view = this.#openView(mailbox);
+    let loaded: Promise<void> | undefined;
+    if (view === undefined) {
+      view = new PresenceView(mailbox, this.#options.maxMembers, (pending) => this.#schedule(pending));
+      this.#views.set(mailbox, view);
+      loaded = view.load(() => this.#options.store.snapshot(mailbox), false);
+      this.#loading.set(view, loaded);
+    } else loaded = this.#loading.get(view);
     view.watchers.set(watcher, -1);
+    const opened = view;
     const unwatch = () => {
-      const current = this.#views.get(mailbox);
-      if (!current?.watchers.delete(watcher) || current.watchers.size > 0) return;
-      clearTimeout(current.countTimer);
-      this.#views.delete(mailbox);
+      if (!opened.watchers.delete(watcher) || opened.watchers.size > 0) return;
+      opened.close();
+      if (this.#views.get(mailbox) === opened) this.#views.delete(mailbox);
     };
     try {
-      await view.loaded;
+      await loaded;
     } catch (error) {
       unwatch();
       throw error;
+    } finally {
+      if (this.#loading.get(opened) === loaded) this.#loading.delete(opened);
     }
-    if (view.watchers.has(watcher)) {
-      view.watchers.set(watcher, view.version);
-      watcher.presence([this.#snapshotJson(view)]);
+    if (opened.watchers.has(watcher)) {
+      opened.watchers.set(watcher, opened.version);
+      watcher.presence([opened.snapshotJson()]);
     }
     return unwatch;
   }
 
-  /** Ends every lease and view; the store hears each reader leave. */
+  /** Ends every lease and view and stops reporting: the store withdraws this node's readers as it closes. */
   close(): void {
     for (const lease of this.#leases.values()) {
       clearTimeout(lease.timer);
       lease.leave();
     }
     this.#leases.clear();
-    for (const view of this.#views.values()) clearTimeout(view.countTimer);
+    this.#closed = true;
+    for (const view of this.#views.values()) view.close();
     this.#views.clear();
     this.#unwatch();
+    this.#unresync();
   }
 
   #report(mailbox: string, sub: string): void {
+    if (this.#closed) return;
     const entry = this.#local.get(mailbox)?.get(sub);
     const presence = entry && { connections: entry.connections, sinceMs: entry.sinceMs, info: entry.info };
     this.#options.store.report(mailbox, sub, presence).catch(this.#options.onError);
   }
 
-  #openView(mailbox: string): View {
-    const view: View = {
-      mailbox,
-      members: new Map(),
-      watchers: new Map(),
-      version: 0,
-      buffered: [],
-      loaded: Promise.resolve(),
-      listed: true,
-      pending: [],
-      countTimer: undefined,
-      lastCount: 0,
-      snapshot: undefined,
-    };
-    this.#views.set(mailbox, view);
-    view.loaded = this.#options.store.snapshot(mailbox).then(
-      (snapshot) => {
-        for (const member of snapshot.members) view.members.set(member.sub, member);
-        view.version = snapshot.version;
-        const buffered = view.buffered ?? [];
-        view.buffered = undefined;
-        view.listed = view.members.size <= this.#options.maxMembers;
-        view.lastCount = view.members.size;
-        for (const change of buffered) this.#apply(view, change, false);
-      },
-      (error: unknown) => {
-        if (this.#views.get(mailbox) === view) this.#views.delete(mailbox);
-        throw error;
-      },
-    );
-    return view;
-  }
-
-  #onChange(change: PresenceChange): void {
-    const view = this.#views.get(change.mailbox);
-    if (view === undefined) return;
-    if (view.buffered) view.buffered.push(change);
-    else this.#apply(view, change, true);
-  }
-
-  #apply(view: View, change: PresenceChange, announce: boolean): void {
-    if (change.version <= view.version) return;
-    view.version = change.version;
-    const before = view.members.get(change.sub);
-    if (change.member) view.members.set(change.sub, change.member);
-    else view.members.delete(change.sub);
-    if (!announce) return;
-    const count = view.members.size;
-    if (count > this.#options.maxMembers) {
-      view.listed = false;
-      this.#scheduleCount(view);
-      return;
+  /** The store may have missed changes: every view reloads and tells its watchers the fresh snapshot. */
+  #resync(): void {
+    for (const view of this.#views.values()) {
+      if (this.#loading.has(view)) continue;
+      view.load(() => this.#options.store.snapshot(view.mailbox), true).catch(this.#options.onError);
     }
-    if (!view.listed) {
-      view.listed = true;
-      clearTimeout(view.countTimer);
-      view.countTimer = undefined;
-      this.#queue(view, this.#snapshotJson(view));
-      return;
-    }
-    const member = change.member ?? before;
-    if ((before === undefined) === (change.member === undefined) || member === undefined) return;
-    const type = change.member ? "join" : "leave";
-    const since = change.member ? `,"since":"${new Date(change.member.sinceMs).toISOString()}"` : "";
-    this.#queue(
-      view,
-      `{"type":"${type}","mailbox":${JSON.stringify(view.mailbox)},"sub":${JSON.stringify(member.sub)},"info":${member.info ?? "null"}${since},"count":${count}}`,
-    );
   }
 
-  #snapshotJson(view: View): string {
-    if (view.snapshot?.version === view.version) return view.snapshot.json;
-    const mailbox = JSON.stringify(view.mailbox);
-    const count = view.members.size;
-    let json: string;
-    if (count > this.#options.maxMembers) json = `{"type":"presence","mailbox":${mailbox},"count":${count}}`;
-    else {
-      const members = [...view.members.values()].sort((a, b) => a.sinceMs - b.sinceMs).map(memberJson);
-      json = `{"type":"presence","mailbox":${mailbox},"count":${count},"members":[${members.join(",")}]}`;
-    }
-    view.snapshot = { version: view.version, json };
-    return json;
-  }
-
-  #scheduleCount(view: View): void {
-    if (view.countTimer !== undefined) return;
-    view.countTimer = setTimeout(() => {
-      view.countTimer = undefined;
-      if (this.#views.get(view.mailbox) !== view || view.listed) return;
-      const count = view.members.size;
-      if (count === view.lastCount) return;
-      this.#queue(view, `{"type":"presence","mailbox":${JSON.stringify(view.mailbox)},"count":${count}}`);
-      // Keep counting while it keeps changing.
-      this.#scheduleCount(view);
-    }, PRESENCE_COUNT_INTERVAL_MS);
-    view.countTimer.unref();
-  }
-
-  /** Queues an event that tells watchers the mailbox's count is now `view.members.size`. */
-  #queue(view: View, json: string): void {
-    view.lastCount = view.members.size;
-    view.pending.push({ version: view.version, json });
+  #schedule(view: PresenceView): void {
+    this.#pending.add(view);
     if (this.#flushScheduled) return;
     this.#flushScheduled = true;
     setTimeout(() => this.#flush(), PRESENCE_BATCH_MS).unref();
@@ -305,17 +202,14 @@ export class Presence {
 
   #flush(): void {
     this.#flushScheduled = false;
-    for (const view of this.#views.values()) {
-      if (view.pending.length === 0) continue;
-      const pending = view.pending;
-      view.pending = [];
-      const all = pending.map((event) => event.json);
-      for (const [watcher, since] of view.watchers) {
-        // A watcher's snapshot already holds what happened up to its version.
-        if (since < 0) continue;
-        const events =
-          since < (pending[0]?.version ?? 0) ? all : pending.filter((e) => e.version > since).map((e) => e.json);
-        if (events.length > 0) watcher.presence(events);
+    const views = [...this.#pending];
+    this.#pending.clear();
+    for (const view of views) {
+      try {
+        view.flush();
+      } catch (error) {
+        // A watcher that throws is a bug; the others and the process carry on.
+        this.#options.onError(error);
       }
     }
   }

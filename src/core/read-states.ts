@@ -1,5 +1,5 @@
 import { HeraldError } from "../errors.js";
-import type { MailboxStore, ReadMark, ReadState } from "../store/mailbox-store.js";
+import type { MailboxStore, ReadMark, ReadState, StreamPosition } from "../store/mailbox-store.js";
 import { getOrCreate } from "../util/get-or-create.js";
 import { encodeSingleCursor } from "./cursor.js";
 
@@ -15,6 +15,12 @@ export function readStateFields(mailbox: string, state: ReadState, unread = stat
   return `"mailbox":${JSON.stringify(mailbox)},"seq":${seq},"cursor":"${cursor}","unread":${unread}`;
 }
 
+interface ReaderWatchers {
+  readonly watchers: Set<ReadWatcher>;
+  /** The latest position told to them; an older one that arrives late is not told. */
+  last: StreamPosition | undefined;
+}
+
 /**
  * Read state: where each reader has read to in each mailbox, kept by the
  * store, and the connections of each reader that are told when it moves (on
@@ -22,7 +28,7 @@ export function readStateFields(mailbox: string, state: ReadState, unread = stat
  */
 export class ReadStates {
   readonly #store: MailboxStore;
-  readonly #watchers = new Map<string, Map<string, Set<ReadWatcher>>>();
+  readonly #watchers = new Map<string, Map<string, ReaderWatchers>>();
   readonly #unwatch: () => void;
 
   constructor(store: MailboxStore) {
@@ -47,18 +53,15 @@ export class ReadStates {
   }
 
   watch(mailbox: string, sub: string, watcher: ReadWatcher): () => void {
-    getOrCreate(
-      getOrCreate(this.#watchers, mailbox, () => new Map()),
-      sub,
-      () => new Set(),
-    ).add(watcher);
+    const subs = getOrCreate(this.#watchers, mailbox, () => new Map<string, ReaderWatchers>());
+    getOrCreate(subs, sub, (): ReaderWatchers => ({ watchers: new Set(), last: undefined })).watchers.add(watcher);
     return () => {
-      const subs = this.#watchers.get(mailbox);
-      const set = subs?.get(sub);
-      if (!subs || !set) return;
-      set.delete(watcher);
-      if (set.size === 0) subs.delete(sub);
-      if (subs.size === 0) this.#watchers.delete(mailbox);
+      const current = this.#watchers.get(mailbox);
+      const entry = current?.get(sub);
+      if (!current || !entry) return;
+      entry.watchers.delete(watcher);
+      if (entry.watchers.size === 0) current.delete(sub);
+      if (current.size === 0) this.#watchers.delete(mailbox);
     };
   }
 
@@ -67,7 +70,12 @@ export class ReadStates {
   }
 
   #onRead(mailbox: string, reader: string, state: ReadState): void {
-    const watchers = this.#watchers.get(mailbox)?.get(reader);
-    if (watchers) for (const watcher of [...watchers]) watcher.read(mailbox, state);
+    const entry = this.#watchers.get(mailbox)?.get(reader);
+    if (!entry) return;
+    // Moves of other nodes arrive on another connection than this node's own: one may overtake another.
+    const { last } = entry;
+    if (last && last.epoch === state.position.epoch && last.seq >= state.position.seq) return;
+    entry.last = state.position;
+    for (const watcher of [...entry.watchers]) watcher.read(mailbox, state);
   }
 }

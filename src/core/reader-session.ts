@@ -1,6 +1,7 @@
 import { MAX_UNREAD_COUNTED, type ReadState } from "../store/mailbox-store.js";
 import type { FrameFormat, StreamSink } from "./delivery.js";
-import type { Presence, PresenceWatcher } from "./presence.js";
+import type { Presence } from "./presence.js";
+import type { PresenceWatcher } from "./presence-view.js";
 import { type ReadStates, type ReadWatcher, readStateFields } from "./read-states.js";
 import type { ReaderOptions } from "./reader.js";
 import type { SubscriptionExtras } from "./subscription.js";
@@ -22,6 +23,8 @@ interface UnreadCount {
   ready: boolean;
   /** The count last sent, so a recount that changed nothing sends nothing. */
   sent: number | undefined;
+  /** Bumped by each read move heard: a store count asked for before it is older and is dropped. */
+  generation: number;
 }
 
 /** A batch of presence events framed once per format: every watcher of a mailbox is handed the same array. */
@@ -68,6 +71,7 @@ export class ReaderSession implements SubscriptionExtras, PresenceWatcher, ReadW
   }
 
   start(): void {
+    if (this.#closed) return;
     const { reader, presence, unread } = this.#options;
     if (reader) {
       this.#cleanups.push(this.#deps.presence.enter(this.#mailboxes, reader));
@@ -90,13 +94,14 @@ export class ReaderSession implements SubscriptionExtras, PresenceWatcher, ReadW
           deliveredThrough: 0,
           ready: false,
           sent: undefined,
+          generation: 0,
         });
         void this.#recount(mailbox, reader.sub);
       }
     }
   }
 
-  written(mailbox: string, epoch: string, seq: number): void {
+  written(mailbox: string, epoch: string, firstSeq: number, lastSeq: number, messages: number): void {
     const count = this.#counts.get(mailbox);
     if (count === undefined) return;
     if (count.epoch !== epoch) {
@@ -105,10 +110,12 @@ export class ReaderSession implements SubscriptionExtras, PresenceWatcher, ReadW
       // A new epoch (the mailbox was recreated): what the reader read belongs to the old one.
       if (count.ready && this.#options.reader) void this.#recount(mailbox, this.#options.reader.sub);
     }
-    count.deliveredThrough = Math.max(count.deliveredThrough, seq);
-    if (!count.ready || seq <= count.countedThrough) return;
-    count.unread = Math.min(MAX_UNREAD_COUNTED, count.unread + seq - count.countedThrough);
-    count.countedThrough = seq;
+    count.deliveredThrough = Math.max(count.deliveredThrough, lastSeq);
+    if (!count.ready || lastSeq <= count.countedThrough) return;
+    // The messages written, not the seqs spanned: trimmed or expired ones in between were never sent.
+    const counted = Math.max(0, count.countedThrough - firstSeq + 1);
+    count.unread = Math.min(MAX_UNREAD_COUNTED, count.unread + Math.max(0, messages - counted));
+    count.countedThrough = lastSeq;
     this.#sendUnread(mailbox, count);
   }
 
@@ -121,12 +128,11 @@ export class ReaderSession implements SubscriptionExtras, PresenceWatcher, ReadW
     if (this.#closed) return;
     const count = this.#counts.get(mailbox);
     let unread = state.unread;
-    if (count?.ready && count.epoch === state.position.epoch) {
-      // Messages past the state's count that this connection was already sent are still unread.
-      unread = Math.min(MAX_UNREAD_COUNTED, unread + Math.max(0, count.deliveredThrough - state.lastSeq));
-      count.unread = unread;
+    if (count && (count.epoch === "" || count.epoch === state.position.epoch)) {
+      count.generation += 1;
+      this.#adopt(count, state);
+      unread = count.unread;
       count.sent = unread;
-      count.countedThrough = Math.max(state.lastSeq, count.deliveredThrough);
     }
     this.#sink.write(this.#sink.format.event("read", `{"type":"read",${readStateFields(mailbox, state, unread)}}`));
   }
@@ -138,6 +144,7 @@ export class ReaderSession implements SubscriptionExtras, PresenceWatcher, ReadW
   }
 
   async #recount(mailbox: string, sub: string): Promise<void> {
+    const generation = this.#counts.get(mailbox)?.generation;
     let state: ReadState;
     try {
       state = await this.#deps.reads.state(mailbox, sub);
@@ -146,14 +153,20 @@ export class ReaderSession implements SubscriptionExtras, PresenceWatcher, ReadW
       return;
     }
     const count = this.#counts.get(mailbox);
-    if (this.#closed || count === undefined) return;
+    // A read move heard meanwhile is newer than this answer (positions only move forward).
+    if (this.#closed || count === undefined || count.generation !== generation) return;
+    this.#adopt(count, state);
+    this.#sendUnread(mailbox, count);
+  }
+
+  /** Takes the store's count, plus what this connection was sent past the point it counted to. */
+  #adopt(count: UnreadCount, state: ReadState): void {
     const sameEpoch = count.epoch === "" || count.epoch === state.position.epoch;
     const beyond = sameEpoch ? Math.max(0, count.deliveredThrough - state.lastSeq) : 0;
     count.epoch = state.position.epoch;
     count.unread = Math.min(MAX_UNREAD_COUNTED, state.unread + beyond);
     count.countedThrough = Math.max(state.lastSeq, sameEpoch ? count.deliveredThrough : 0);
     count.ready = true;
-    this.#sendUnread(mailbox, count);
   }
 
   #sendUnread(mailbox: string, count: UnreadCount): void {

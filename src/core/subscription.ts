@@ -34,6 +34,29 @@ function isRepeat(position: StreamPosition, message: StoredMessage): boolean {
   return message.epoch === position.epoch && message.seq <= position.seq;
 }
 
+/** What one write carried of one mailbox, for the extras. */
+interface WrittenSpan {
+  epoch: string;
+  first: number;
+  last: number;
+  count: number;
+}
+
+function noteWritten(spans: Map<string, WrittenSpan>, message: StoredMessage): void {
+  const span = spans.get(message.mailbox);
+  if (span === undefined || span.epoch !== message.epoch) {
+    spans.set(message.mailbox, { epoch: message.epoch, first: message.seq, last: message.seq, count: 1 });
+    return;
+  }
+  span.last = message.seq;
+  span.count += 1;
+}
+
+function reportWritten(extras: SubscriptionExtras, spans: Map<string, WrittenSpan>): void {
+  for (const [mailbox, span] of spans) extras.written(mailbox, span.epoch, span.first, span.last, span.count);
+  spans.clear();
+}
+
 export function singleFrame(format: FrameFormat, message: StoredMessage): string {
   return format.message(message, encodeSingleCursor(message.mailbox, message.epoch, message.seq));
 }
@@ -43,8 +66,8 @@ export interface SubscriptionExtras {
   /** False when `written` would do nothing: the fan-out path then skips the call. */
   readonly tracksWrites: boolean;
   start(): void;
-  /** Messages of `mailbox` through `seq` of `epoch` were just written to the sink. */
-  written(mailbox: string, epoch: string, seq: number): void;
+  /** `messages` messages of `mailbox`, seqs `firstSeq` to `lastSeq` of `epoch`, were just written to the sink. */
+  written(mailbox: string, epoch: string, firstSeq: number, lastSeq: number, messages: number): void;
   close(): void;
 }
 
@@ -173,12 +196,11 @@ export class Subscription {
     let messages = 0;
     let gaps = 0;
     const extras = this.#tracker;
-    const written = new Map<string, StoredMessage>();
+    const written = new Map<string, WrittenSpan>();
     const flush = async () => {
       if (text.length > 0) this.sink.write(text);
       text = "";
-      if (extras) for (const [mailbox, last] of written) extras.written(mailbox, last.epoch, last.seq);
-      written.clear();
+      if (extras) reportWritten(extras, written);
       if (messages > 0) this.#context.onDelivered(messages);
       if (gaps > 0) this.#context.onGap(gaps);
       messages = 0;
@@ -193,7 +215,7 @@ export class Subscription {
       } else {
         text += format.message(event.message, event.cursor);
         messages += 1;
-        if (extras) written.set(event.message.mailbox, event.message);
+        if (extras) noteWritten(written, event.message);
       }
       if (text.length >= sliceBytes) await flush();
     }
@@ -227,7 +249,13 @@ export class Subscription {
     }
     this.sink.write(text);
     this.#positions.set(mailbox, { epoch: previous.epoch, seq: previous.seq });
-    this.#tracker?.written(mailbox, previous.epoch, previous.seq);
+    this.#tracker?.written(
+      mailbox,
+      previous.epoch,
+      (messages[start] as StoredMessage).seq,
+      previous.seq,
+      messages.length - start,
+    );
     return messages.length - start;
   }
 
@@ -236,7 +264,7 @@ export class Subscription {
     let text = "";
     let count = 0;
     let fellBehind = false;
-    const written = this.#tracker && new Map<string, StoredMessage>();
+    const written = this.#tracker && new Map<string, WrittenSpan>();
     for (const message of messages) {
       const position = this.#positions.get(message.mailbox);
       if (!position) {
@@ -251,10 +279,10 @@ export class Subscription {
       this.#positions.set(message.mailbox, { epoch: message.epoch, seq: message.seq });
       text += format.message(message, cursorOf(this.mailboxes, this.#positions));
       count += 1;
-      written?.set(message.mailbox, message);
+      if (written) noteWritten(written, message);
     }
     if (text.length > 0) this.sink.write(text);
-    if (written) for (const [mailbox, last] of written) this.#tracker?.written(mailbox, last.epoch, last.seq);
+    if (written && this.#tracker) reportWritten(this.#tracker, written);
     if (fellBehind) {
       if (count > 0) this.#context.onDelivered(count);
       return undefined;

@@ -48,6 +48,11 @@ export class LocalPresence implements PresenceStore {
     return this.#listeners.add(listener);
   }
 
+  onResync(_listener: () => void): () => void {
+    // This process is the only node: it never misses a change.
+    return () => {};
+  }
+
   async close(): Promise<void> {
     this.#mailboxes.clear();
   }

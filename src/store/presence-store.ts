@@ -52,6 +52,12 @@ export interface PresenceStore {
   snapshot(mailbox: string): Promise<PresenceSnapshot>;
   /** Hears every change, of every mailbox and node (this one's too). Returns an unsubscribe function. */
   watch(listener: PresenceListener): () => void;
+  /**
+   * Hears that changes may have been missed (the backend's feed of other
+   * nodes' changes was interrupted and is back): whoever keeps members from
+   * changes should take a fresh snapshot. Returns an unsubscribe function.
+   */
+  onResync(listener: () => void): () => void;
   /** Withdraws this node's reports and releases connections. */
   close(): Promise<void>;
 }

@@ -25,22 +25,28 @@ const COMMAND_OPTIONS = {
 } satisfies RedisOptions;
 
 /**
- * Opens the two connections the Redis store uses; `redis-cluster://` selects a
+ * Opens the two connections a Redis backend uses, named `<name>:commands` and `<name>:subscriber`; `redis-cluster://` selects a
  * Cluster. A malformed URL is a ConfigError (see parseRedisUrl).
  */
-export function openRedisConnections(url: string): RedisConnections {
+export function openRedisConnections(url: string, name = "herald"): RedisConnections {
   const target = parseRedisUrl(url);
+  // Named, so that CLIENT LIST shows whose connections these are.
+  const commandsName = { connectionName: `${name}:commands` };
+  const subscriberName = { connectionName: `${name}:subscriber` };
   if (target.cluster) {
     const { seeds, auth } = target;
     return {
-      commands: new Cluster(seeds, { enableOfflineQueue: false, redisOptions: { ...auth, ...COMMAND_OPTIONS } }),
-      subscriber: new Cluster(seeds, { redisOptions: { ...auth, autoResubscribe: true } }),
+      commands: new Cluster(seeds, {
+        enableOfflineQueue: false,
+        redisOptions: { ...auth, ...COMMAND_OPTIONS, ...commandsName },
+      }),
+      subscriber: new Cluster(seeds, { redisOptions: { ...auth, autoResubscribe: true, ...subscriberName } }),
       cluster: true,
     };
   }
   return {
-    commands: new Redis(url, { ...COMMAND_OPTIONS, enableOfflineQueue: false }),
-    subscriber: new Redis(url, { autoResubscribe: true }),
+    commands: new Redis(url, { ...COMMAND_OPTIONS, enableOfflineQueue: false, ...commandsName }),
+    subscriber: new Redis(url, { autoResubscribe: true, ...subscriberName }),
     cluster: false,
   };
 }

@@ -52,6 +52,12 @@ redis.call('PUBLISH', ARGV[4], cjson.encode({ ARGV[5], version, ARGV[2], out }))
 return version
 `;
 
+interface Reported {
+  readonly mailbox: string;
+  readonly sub: string;
+  readonly presence: NodePresence | undefined;
+}
+
 type PresenceRedis = (Redis | Cluster) & { heraldPresence(...args: (string | number)[]): Promise<string> };
 type WireNodes = Record<string, { c: number; s: number; i?: string }>;
 
@@ -63,15 +69,21 @@ type WireNodes = Record<string, { c: number; s: number; i?: string }>;
  * known to be late are left out of what this node reports.
  */
 export class RedisPresence implements PresenceStore {
-  readonly #nodeId = nanoid(10);
+  /** Names this node in Redis: its beat, its part of each entry, its connections (`herald-presence-<id>`). */
+  readonly nodeId = nanoid(10);
   readonly #keys: RedisKeys;
   readonly #redis: PresenceRedis;
   readonly #subscriber: Redis | Cluster;
   readonly #listeners: Listeners<[PresenceChange]>;
   readonly #timeoutMs: number;
   readonly #timer: NodeJS.Timeout;
-  /** What this node reported and has not withdrawn, by "mailbox\nsub". */
-  readonly #reported = new Map<string, { mailbox: string; sub: string; presence: NodePresence }>();
+  /**
+   * What this node reported, by "mailbox\nsub"; an undefined presence is a
+   * withdrawal not yet written (Redis was away), kept until one succeeds.
+   */
+  readonly #reported = new Map<string, Reported>();
+  readonly #resyncListeners: Listeners<[]>;
+  #republishing: Promise<void> | undefined;
   /** Every node's last beat as last read. */
   #beats = new Map<string, number>();
   #beaten = false;
@@ -81,8 +93,9 @@ export class RedisPresence implements PresenceStore {
   constructor(options: RedisPresenceOptions) {
     this.#keys = new RedisKeys(options.keyPrefix ?? DEFAULT_REDIS_KEY_PREFIX);
     this.#listeners = createListeners(options.onListenerError);
+    this.#resyncListeners = createListeners(options.onListenerError);
     this.#timeoutMs = options.nodeTimeoutMs ?? DEFAULT_PRESENCE_NODE_TIMEOUT_MS;
-    const connections = openRedisConnections(options.url);
+    const connections = openRedisConnections(options.url, `herald-presence-${this.nodeId}`);
     this.#redis = connections.commands as PresenceRedis;
     this.#subscriber = connections.subscriber;
     this.#redis.defineCommand("heraldPresence", { lua: REPORT_SCRIPT, numberOfKeys: 1 });
@@ -93,6 +106,12 @@ export class RedisPresence implements PresenceStore {
       if (channel === this.#keys.presenceChannel) this.#onChange(payload);
     });
     this.#subscribed = this.#subscriber.subscribe(this.#keys.presenceChannel).catch(ignore);
+    // Pub/sub drops what is published while the subscriber reconnects: watchers must look again.
+    let subscribedBefore = false;
+    this.#subscriber.on("ready", () => {
+      if (subscribedBefore) setImmediate(() => this.#resyncListeners.emit());
+      subscribedBefore = true;
+    });
     // Beat as soon as connected (a node that dies young must be found too); after Redis was away,
     // reports may have been lost: say them again.
     let connectedBefore = false;
@@ -126,9 +145,10 @@ export class RedisPresence implements PresenceStore {
 
   async report(mailbox: string, sub: string, presence: NodePresence | undefined): Promise<void> {
     const key = `${mailbox}\n${sub}`;
-    if (presence === undefined) this.#reported.delete(key);
-    else this.#reported.set(key, { mailbox, sub, presence });
-    await orUnavailable(() => this.#write(this.#nodeId, mailbox, sub, presence));
+    const reported = { mailbox, sub, presence };
+    this.#reported.set(key, reported);
+    await orUnavailable(() => this.#write(this.nodeId, mailbox, sub, presence));
+    if (presence === undefined && this.#reported.get(key) === reported) this.#reported.delete(key);
   }
 
   async snapshot(mailbox: string): Promise<PresenceSnapshot> {
@@ -146,18 +166,22 @@ export class RedisPresence implements PresenceStore {
     return this.#listeners.add(listener);
   }
 
+  onResync(listener: () => void): () => void {
+    return this.#resyncListeners.add(listener);
+  }
+
   async close(): Promise<void> {
     if (this.#closed) return;
     this.#closed = true;
     clearInterval(this.#timer);
-    const withdrawn = [...this.#reported.values()].map(({ mailbox, sub }) =>
-      this.#write(this.#nodeId, mailbox, sub, undefined).catch(() => {}),
-    );
+    // What Redis says this node reported, besides what it remembers: a write that failed may have landed.
+    const members = new Set(await this.#redis.smembers(this.#keys.presenceNode(this.nodeId)).catch(() => []));
+    for (const key of this.#reported.keys()) members.add(key);
     this.#reported.clear();
-    await Promise.all(withdrawn);
+    await Promise.all([...members].map((member) => this.#withdraw(this.nodeId, member).catch(() => {})));
     await Promise.all([
-      this.#redis.zrem(this.#keys.presenceNodes, this.#nodeId).catch(() => {}),
-      this.#redis.del(this.#keys.presenceNode(this.#nodeId)).catch(() => {}),
+      this.#redis.zrem(this.#keys.presenceNodes, this.nodeId).catch(() => {}),
+      this.#redis.del(this.#keys.presenceNode(this.nodeId)).catch(() => {}),
     ]);
     await Promise.all([this.#redis, this.#subscriber].map(closeRedisConnection));
   }
@@ -173,10 +197,22 @@ export class RedisPresence implements PresenceStore {
           });
     const member = `${mailbox}\n${sub}`;
     const args = [node, sub, entry, this.#keys.presenceChannel, mailbox, IDLE_HASH_TTL_MS];
-    await this.#redis.heraldPresence(this.#keys.presence(mailbox), ...args);
     const nodeSet = this.#keys.presenceNode(node);
-    if (presence === undefined) await this.#redis.srem(nodeSet, member);
-    else await this.#redis.sadd(nodeSet, member);
+    // The node's set is listed before the entry is written and unlisted after it is removed, so a node
+    // that dies between the two leaves at most a listing with nothing behind it, never an orphan entry.
+    // All are sent before any is awaited: a connection keeps the order of what it sends, so writes of one
+    // reader issued one after the other land in that order.
+    const sent: Promise<unknown>[] = [];
+    if (presence !== undefined) sent.push(this.#redis.sadd(nodeSet, member));
+    sent.push(this.#redis.heraldPresence(this.#keys.presence(mailbox), ...args));
+    if (presence === undefined) sent.push(this.#redis.srem(nodeSet, member));
+    await Promise.all(sent);
+  }
+
+  /** Removes a node's entry named by its node-set member ("mailbox\nsub"). */
+  async #withdraw(node: string, member: string): Promise<void> {
+    const split = member.indexOf("\n");
+    if (split > 0) await this.#write(node, member.slice(0, split), member.slice(split + 1), undefined);
   }
 
   #onChange(payload: string): void {
@@ -204,7 +240,7 @@ export class RedisPresence implements PresenceStore {
     const live: NodePresence[] = [];
     for (const [node, entry] of Object.entries(nodes)) {
       const beat = this.#beats.get(node);
-      if (node !== this.#nodeId && beat !== undefined && beat < late) continue;
+      if (node !== this.nodeId && beat !== undefined && beat < late) continue;
       live.push({ connections: Number(entry.c), sinceMs: Number(entry.s), info: entry.i });
     }
     return live;
@@ -213,7 +249,7 @@ export class RedisPresence implements PresenceStore {
   async #beat(): Promise<void> {
     if (this.#closed) return;
     const now = Date.now();
-    const added = await this.#redis.zadd(this.#keys.presenceNodes, now, this.#nodeId);
+    const added = await this.#redis.zadd(this.#keys.presenceNodes, now, this.nodeId);
     // Back in the set after another node removed us (we stalled past the timeout): our reports were withdrawn.
     if (Number(added) === 1 && this.#beaten) await this.#republish();
     this.#beaten = true;
@@ -222,7 +258,7 @@ export class RedisPresence implements PresenceStore {
     for (let i = 0; i + 1 < flat.length; i += 2) beats.set(flat[i] as string, Number(flat[i + 1]));
     this.#beats = beats;
     for (const [node, beat] of beats) {
-      if (node === this.#nodeId || beat >= now - this.#timeoutMs) continue;
+      if (node === this.nodeId || beat >= now - this.#timeoutMs) continue;
       if (Number(await this.#redis.zrem(this.#keys.presenceNodes, node)) === 1) await this.#reap(node);
     }
   }
@@ -230,17 +266,26 @@ export class RedisPresence implements PresenceStore {
   /** Withdraws a dead node's readers; every node hears each as a change. */
   async #reap(node: string): Promise<void> {
     const members = await this.#redis.smembers(this.#keys.presenceNode(node));
-    for (const member of members) {
-      const split = member.indexOf("\n");
-      if (split > 0) await this.#write(node, member.slice(0, split), member.slice(split + 1), undefined);
-    }
+    await Promise.all(members.map((member) => this.#withdraw(node, member)));
     await this.#redis.del(this.#keys.presenceNode(node));
   }
 
-  async #republish(): Promise<void> {
-    for (const { mailbox, sub, presence } of [...this.#reported.values()]) {
-      await this.#write(this.#nodeId, mailbox, sub, presence);
-    }
+  /** Writes again what this node reports now (one pass at a time), and the withdrawals that failed. */
+  #republish(): Promise<void> {
+    this.#republishing ??= (async () => {
+      try {
+        for (const key of [...this.#reported.keys()]) {
+          // Read at write time: a reader that left while this pass ran must not be written back.
+          const reported = this.#reported.get(key);
+          if (reported === undefined) continue;
+          await this.#write(this.nodeId, reported.mailbox, reported.sub, reported.presence);
+          if (reported.presence === undefined && this.#reported.get(key) === reported) this.#reported.delete(key);
+        }
+      } finally {
+        this.#republishing = undefined;
+      }
+    })();
+    return this.#republishing;
   }
 }
 

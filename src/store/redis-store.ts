@@ -81,7 +81,7 @@ export class RedisStore implements MailboxStore {
     this.#options = options;
     this.#keys = new RedisKeys(options.keyPrefix ?? DEFAULT_REDIS_KEY_PREFIX);
     this.#listeners = createAppendListeners(options.onListenerError);
-    const connections = openRedisConnections(options.url);
+    const connections = openRedisConnections(options.url, `herald-store-${this.#nodeId}`);
     this.#redis = connections.commands as ScriptedRedis;
     this.#subscriber = connections.subscriber;
     this.#cluster = connections.cluster;

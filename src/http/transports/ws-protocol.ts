@@ -17,7 +17,7 @@ import type { WsSink } from "./ws-sink.js";
 export const MAX_WS_FRAMES_QUEUED = 64;
 /** Longest `ref` a client may attach to a frame to match the answer to it. */
 export const MAX_WS_REF_LENGTH = 128;
-/** Subscribe frames per second one connection may send (each starts a replay from the store), and the burst. */
+/** Subscribe and presence frames per second one connection may send (each reads the store), and the burst. */
 export const WS_SUBSCRIBE_RATE = { rate: 2, burst: 10 } as const;
 
 const FRAME_KEYS: Record<string, readonly string[]> = {
@@ -166,13 +166,7 @@ export class WsProtocol {
     this.#deps.access.checkRead(this.#sink.caller, names);
     const reader = readerFor(this.#sink.caller, frame.reader ?? undefined, this.#deps.access.authOn);
     if (unread) requireReader(reader);
-    const allowed = this.#subscribeRate.take("");
-    if (!allowed.ok) {
-      throw new HeraldError(
-        "too_many_requests",
-        `At most ${WS_SUBSCRIBE_RATE.rate} subscribes per second (burst ${WS_SUBSCRIBE_RATE.burst}); retry in ${allowed.retryAfterSeconds} s`,
-      );
-    }
+    this.#takeStoreRead();
     const generation = ++this.#generation;
     this.#subscription?.close();
     this.#subscription = undefined;
@@ -193,9 +187,20 @@ export class WsProtocol {
   async #presence(frame: Record<string, unknown>, ref: Ref): Promise<void> {
     const mailbox = assertMailboxName(frame.mailbox);
     this.#deps.access.checkRead(this.#sink.caller, [mailbox]);
+    this.#takeStoreRead();
     const answer = await this.#deps.hub.presence.answer(mailbox);
     const refJson = ref === undefined ? "" : `,"ref":${JSON.stringify(ref)}`;
     this.#sink.send(`{"type":"presence"${refJson},${presenceAnswerFields(answer)}}`);
+  }
+
+  /** Subscribe and presence frames each read the store (a replay, a snapshot): they share one rate. */
+  #takeStoreRead(): void {
+    const allowed = this.#subscribeRate.take("");
+    if (allowed.ok) return;
+    throw new HeraldError(
+      "too_many_requests",
+      `At most ${WS_SUBSCRIBE_RATE.rate} subscribe and presence frames per second (burst ${WS_SUBSCRIBE_RATE.burst}); retry in ${allowed.retryAfterSeconds} s`,
+    );
   }
 
   #unsubscribe(ref: Ref): void {
