@@ -136,6 +136,7 @@ export function writeResult(result: ScenarioResult): void {
 
 const SCENARIO_ORDER = [
   "fanout",
+  "fanout-presence",
   "fanout-light",
   "idle",
   "ingest",
