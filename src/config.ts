@@ -1,5 +1,5 @@
 import { parseArgs } from "node:util";
-import { ConfigError } from "./errors.js";
+import { argumentError, ConfigError } from "./errors.js";
 import { checkRedisKeyPrefix, DEFAULT_REDIS_KEY_PREFIX } from "./store/redis-keys.js";
 import { parseRedisUrl } from "./store/redis-url.js";
 
@@ -126,7 +126,7 @@ export function parseServeConfig(argv: readonly string[], env: NodeJS.ProcessEnv
   try {
     ({ values } = parseArgs({ args: [...argv], options, strict: true, allowPositionals: false }));
   } catch (error) {
-    throw new ConfigError((error as Error).message);
+    throw argumentError(error);
   }
   const config: Record<string, unknown> = { ...DEFAULT_CONFIG };
   const host = (values.host as string | undefined) ?? env.HOST;

@@ -48,3 +48,15 @@ export class HeraldError extends Error {
 export class ConfigError extends Error {
   override name = "ConfigError";
 }
+
+/** node:util parseArgs' complaint about the command line, as a one-line ConfigError of Herald's own. */
+export function argumentError(error: unknown): ConfigError {
+  const code = (error as NodeJS.ErrnoException).code ?? "";
+  const message = (error as Error).message;
+  const named = /'([^']+)'/.exec(message)?.[1]?.split(" ")[0] ?? "";
+  if (code === "ERR_PARSE_ARGS_UNKNOWN_OPTION") return new ConfigError(`unknown option ${named}; see --help`);
+  if (code === "ERR_PARSE_ARGS_INVALID_OPTION_VALUE") return new ConfigError(`${named} needs a value; see --help`);
+  if (code === "ERR_PARSE_ARGS_UNEXPECTED_POSITIONAL")
+    return new ConfigError(`unexpected argument ${named}; see --help`);
+  return new ConfigError(message);
+}

@@ -88,6 +88,22 @@ describe("token keys", () => {
     expect(await readStatus(token)).toBe(200);
   });
 
+  it("says tokens are not configured, to anyone, on a server without a tokens section", async () => {
+    const publisher = makeKey("app", ["*"]);
+    herald = await startAuthServer({ auth: { keys: [publisher.entry], reads: "open" } });
+    for (const headers of [bearer(publisher.key), {}]) {
+      const response = await fetch(`${herald.url}/v1/tokens`, {
+        method: "POST",
+        headers: { "content-type": "application/json", ...headers },
+        body: JSON.stringify({ sub: "alice", mailboxes: ["user:alice"] }),
+      });
+      expect(response.status).toBe(404);
+      expect(await response.json()).toMatchObject({
+        error: { code: "not_found", message: expect.stringContaining("tokens are not configured") },
+      });
+    }
+  });
+
   it("refuses tokens whose claims are missing or malformed", async () => {
     herald = await startAuthServer({ auth: { tokens: { hs256Secret: SECRET } } });
     const key = new TextEncoder().encode(SECRET);

@@ -103,6 +103,8 @@ describe("herald publish", () => {
     const a = JSON.parse(first.stdout) as { id: string; seq: number; cursor: string };
     expect(JSON.parse(again.stdout)).toMatchObject({ id: a.id, seq: 1 });
     expect(typeof a.cursor).toBe("string");
+    const plain = await herald(["publish", "room:key", "once", "--key", "k1", "--url", server.url]);
+    expect(plain.stdout).toBe(`room:key #1 ${a.id} (already stored under --key k1; not stored again)\n`);
   });
 
   it("fails with a clear message and a non-zero exit", async () => {
@@ -284,11 +286,40 @@ describe("herald token", () => {
   });
 
   it("reports the server's refusal without a key", async () => {
-    const run = await herald(["token", "--sub", "alice", "--mailbox", "user:alice", "--url", server.url]);
+    const authed = await startAuthServer({ auth: { tokens: { hs256Secret: SECRET } } });
+    const run = await herald(["token", "--sub", "alice", "--mailbox", "user:alice", "--url", authed.url]);
+    await authed.shutdown();
     expect(run.code).toBe(1);
-    expect(run.stderr).toMatch(/^herald: .*HTTP 40\d/);
+    expect(run.stderr).toMatch(/^herald: .*HTTP 401/);
+    // Without auth there is nothing to mint with, and the CLI says so.
+    const plain = await herald(["token", "--sub", "alice", "--mailbox", "user:alice", "--url", server.url]);
+    expect(plain.code).toBe(1);
+    expect(plain.stderr).toContain("does not mint tokens");
     const usage = await herald(["token", "--sub", "alice"]);
     expect(usage.code).toBe(2);
+  });
+});
+
+describe("usage mistakes", () => {
+  it("answers each in one line of its own, with exit 2", async () => {
+    const none = await herald([]);
+    expect(none.code).toBe(2);
+    expect(none.stderr).toContain("Usage: herald <command>");
+    const help = await herald(["--help"]);
+    expect(help.code).toBe(0);
+    const unknown = await herald(["publish", "room:x", "hi", "--bogus"]);
+    expect({ code: unknown.code, stderr: unknown.stderr }).toEqual({
+      code: 2,
+      stderr: "herald: unknown option --bogus; see --help\n",
+    });
+    const noValue = await herald(["serve", "--port"]);
+    expect({ code: noValue.code, stderr: noValue.stderr }).toEqual({
+      code: 2,
+      stderr: "herald: --port needs a value; see --help\n",
+    });
+    const key = await herald(["key", "create"]);
+    expect(key.code).toBe(2);
+    expect(key.stderr).toMatch(/^herald: key create needs --name NAME and at least one --publish PATTERN/);
   });
 });
 

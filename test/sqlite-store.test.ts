@@ -10,6 +10,7 @@ import {
   SqliteStoreError,
   type SqliteStoreOptions,
 } from "../src/store/sqlite-store.js";
+import { runHerald, spawnHerald } from "./helpers/child.js";
 import { publishMany, type WireMessage } from "./helpers/clients.js";
 import { startTestServer } from "./helpers/server.js";
 import { describeStoreContract, draft } from "./store-contract.js";
@@ -243,3 +244,27 @@ async function readJson(url: string): Promise<{ messages: WireMessage[]; cursor:
   expect(response.status).toBe(200);
   return (await response.json()) as { messages: WireMessage[]; cursor: string; gap: boolean };
 }
+
+describe("herald serve on a SQLite directory another Herald holds", () => {
+  it("exits 2 with one line that names the directory, no stack trace", async () => {
+    const dataDir = tempDir();
+    const first = await spawnHerald(["--store", "sqlite", "--data-dir", dataDir]);
+    try {
+      const second = await runHerald(["serve", "--port", "0", "--store", "sqlite", "--data-dir", dataDir]);
+      expect(second.code).toBe(2);
+      expect(second.stderr).toBe(`herald: ${dataDir} is in use by another Herald process\n`);
+      // The first one's banner says where its messages live; its shutdown ends with a line of its own.
+      expect(first.output()).toContain(`  store  sqlite, ${join(dataDir, SQLITE_FILE_NAME)} (sync full)\n`);
+      expect(first.output()).toMatch(
+        / {2}demos {2}http:\/\/127\.0\.0\.1:\d+\/\n {2}store .*\n {2}auth {3}off \(loopback only\)\n {2}hooks {2}none\n/,
+      );
+      first.process.kill("SIGTERM");
+      expect(await first.exited).toBe(0);
+      expect(first.output()).toMatch(/Herald stopped: 0 open connections ended, publishes finished; exit 0\n$/);
+    } finally {
+      first.process.kill("SIGTERM");
+      await first.exited;
+      rmSync(dataDir, { recursive: true, force: true });
+    }
+  });
+});

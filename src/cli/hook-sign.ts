@@ -1,5 +1,5 @@
 import { parseArgs } from "node:util";
-import { ConfigError } from "../errors.js";
+import { argumentError, ConfigError } from "../errors.js";
 import { SIGNERS } from "../hooks/signers.js";
 import { HOOK_SCHEMES, type HookScheme, secretProblem } from "../hooks/verifiers.js";
 
@@ -56,7 +56,7 @@ export function parseSignArgs(
       allowPositionals: false,
     }));
   } catch (error) {
-    throw new ConfigError((error as Error).message);
+    throw argumentError(error);
   }
   const scheme = values.scheme as string | undefined;
   if (scheme === undefined || !HOOK_SCHEMES.includes(scheme as HookScheme)) {

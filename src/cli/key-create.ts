@@ -1,6 +1,6 @@
 import { parseArgs } from "node:util";
 import { type ApiKeyEntry, generateKey, hashKey, isScopePattern, MAX_PATTERNS } from "../auth/keys.js";
-import { ConfigError } from "../errors.js";
+import { argumentError, ConfigError } from "../errors.js";
 
 export const KEY_USAGE = `Usage: herald key create --name NAME --publish PATTERN [--publish PATTERN ...]
                          [--tokens | --token-mailboxes PATTERN ...] [--metrics] [--json]
@@ -49,16 +49,18 @@ export function createKeyFromArgs(argv: readonly string[]): CreatedKey {
       allowPositionals: false,
     }));
   } catch (error) {
-    throw new ConfigError((error as Error).message);
+    throw argumentError(error);
   }
   const { name, publish = [], "token-mailboxes": tokenMailboxes } = values;
+  // Every missing flag at once, so a first attempt is not followed by a second failure.
+  const missing: string[] = [];
+  if (name === undefined) missing.push("--name NAME");
+  if (publish.length === 0 && !values.tokens && tokenMailboxes === undefined && !values.metrics) {
+    missing.push("at least one --publish PATTERN (or --token-mailboxes / --metrics: a key with no rights is useless)");
+  }
+  if (missing.length > 0) throw new ConfigError(`key create needs ${missing.join(" and ")}`);
   if (name === undefined || name.length === 0 || name.length > 64)
     throw new ConfigError("--name must be 1-64 characters");
-  if (publish.length === 0 && !values.tokens && tokenMailboxes === undefined && !values.metrics) {
-    throw new ConfigError(
-      "give at least one --publish PATTERN (or --token-mailboxes / --metrics): a key with no rights is useless",
-    );
-  }
   if (values.tokens && tokenMailboxes !== undefined)
     throw new ConfigError("give --tokens or --token-mailboxes, not both");
   if (values.tokens && publish.length === 0) {

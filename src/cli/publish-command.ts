@@ -79,14 +79,26 @@ export async function publishCommand(argv: readonly string[], env: NodeJS.Proces
     }
   }
   const apiKey = flagOrEnv(values, "api-key", env, "HERALD_API_KEY");
+  // The server answers 200, not 201, when the idempotency key was seen: the message was stored before.
+  let status = 0;
+  const recordingFetch: typeof fetch = async (input, init) => {
+    const response = await fetch(input, init);
+    status = response.status;
+    return response;
+  };
   try {
     const stored = await publish(mailbox, message, {
       url,
+      fetch: recordingFetch,
       ...(apiKey === undefined ? {} : { token: () => apiKey }),
       ...(values.key === undefined ? {} : { idempotencyKey: values.key as string }),
     });
     if (values.json) console.log(JSON.stringify(stored));
-    else console.log(`${stored.mailbox} #${stored.seq} ${stored.id}`);
+    else if (status === 200) {
+      console.log(
+        `${stored.mailbox} #${stored.seq} ${stored.id} (already stored under --key ${values.key}; not stored again)`,
+      );
+    } else console.log(`${stored.mailbox} #${stored.seq} ${stored.id}`);
   } catch (error) {
     fail(
       error instanceof HeraldClientError && error.status === 401

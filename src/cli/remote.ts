@@ -1,6 +1,6 @@
 import { parseArgs } from "node:util";
 import { HeraldClientError } from "../../client/src/index.js";
-import { ConfigError } from "../errors.js";
+import { argumentError, ConfigError } from "../errors.js";
 
 /** Where the client commands find Herald when neither --url nor HERALD_URL says. */
 export const DEFAULT_URL = "http://127.0.0.1:8080";
@@ -27,7 +27,7 @@ export function parseCommand(argv: readonly string[], options: OptionSpec, env: 
       allowPositionals: true,
     });
   } catch (error) {
-    throw new ConfigError((error as Error).message);
+    throw argumentError(error);
   }
   const help = parsed.values.help === true;
   const raw = (parsed.values.url as string | undefined) || env.HERALD_URL || DEFAULT_URL;

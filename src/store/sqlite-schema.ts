@@ -1,4 +1,5 @@
 import type { Database } from "better-sqlite3";
+import { ConfigError } from "../errors.js";
 
 /**
  * Schema migrations, applied in order; PRAGMA user_version records how many
@@ -52,7 +53,8 @@ const MIGRATIONS: readonly string[] = [
 
 export const SCHEMA_VERSION = MIGRATIONS.length;
 
-export class SqliteSchemaError extends Error {
+/** The database was written by a newer Herald: the operator must fix it (exits 2, one line). */
+export class SqliteSchemaError extends ConfigError {
   override name = "SqliteSchemaError";
 }
 

@@ -1,6 +1,7 @@
 import { mkdirSync } from "node:fs";
 import { join } from "node:path";
 import Database from "better-sqlite3";
+import { ConfigError } from "../errors.js";
 import {
   type AppendListeners,
   createAppendListeners,
@@ -58,8 +59,8 @@ const DEFAULT_SWEEP_INTERVAL_MS = 1000;
 /** Append calls waiting for the next commit at most; beyond it appends fail fast (publishers see 503). */
 const MAX_QUEUED_APPENDS = 50_000;
 
-/** Opening the database failed in a way its operator must fix (another Herald holds it). */
-export class SqliteStoreError extends Error {
+/** Opening the database failed in a way its operator must fix (another Herald holds it): exits 2, one line. */
+export class SqliteStoreError extends ConfigError {
   override name = "SqliteStoreError";
 }
 

@@ -30,10 +30,17 @@ function patterns(value: unknown, field: string, required: boolean): string[] {
  * key's token patterns, what it may publish to within the key's publish patterns.
  */
 export async function mintToken(c: Context, deps: AppDeps): Promise<Response> {
-  const key = deps.access.keyWithRight(c, "tokens");
   const tokens = deps.access.tokens;
-  if (tokens === undefined || !tokens.service.canMint) {
-    throw new HeraldError("forbidden", "This server has no token signing key configured");
+  // Said first, whoever asks: no key can make a server without a tokens section mint.
+  if (tokens === undefined) {
+    throw new HeraldError(
+      "not_found",
+      "Subscriber tokens are not configured on this server (the config file has no auth.tokens section)",
+    );
+  }
+  const key = deps.access.keyWithRight(c, "tokens");
+  if (!tokens.service.canMint) {
+    throw new HeraldError("forbidden", "This server verifies tokens but has no signing key to mint them with");
   }
   const body = await readBody(c, MAX_TOKEN_REQUEST_BYTES);
   if (body.kind !== "json" || typeof body.value !== "object" || body.value === null || Array.isArray(body.value)) {
