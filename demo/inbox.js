@@ -1,27 +1,39 @@
 import {
   clientOptions,
-  messageItem,
+  curlExample,
+  describeError,
+  liveStatus,
+  pageToken,
   param,
   publish,
+  shortTime,
   span,
-  statusRenderer,
   subscribe,
-  timeOf,
+  tokenSubject,
 } from "/demo/assets/common.js";
 
 /** Notifications kept in this browser; older ones drop off. */
 const MAX_NOTIFICATIONS = 200;
-const user = param("user", "alice");
+/** After connecting, how long what was published meanwhile may take to arrive before the inbox shows as empty. */
+const EMPTY_AFTER_MS = 250;
+const signedIn = pageToken() !== undefined;
+const user = param("user", undefined) ?? tokenSubject() ?? "alice";
 const mailbox = `user:${user}`;
 const storageKey = `herald-inbox:${user}`;
 const list = document.getElementById("messages");
+const empty = document.getElementById("empty");
 const unreadBadge = document.getElementById("unread");
 const readAllButton = document.getElementById("read-all");
-const errorLine = document.getElementById("error");
+const actionError = document.getElementById("action-error");
+const live = liveStatus(document.getElementById("status"), { mailboxes: [mailbox] });
 document.getElementById("user").textContent = user;
+document.getElementById("empty-mailbox").textContent = mailbox;
+curlExample(document.getElementById("empty-curl"), mailbox, "-d 'Your order has shipped'");
 
 /** Where the user has read to, on the server: every message up to this seq is read. Undefined until known. */
 let readSeq;
+/** Whether the server had its chance to deliver what this browser has not seen: only then is "empty" true. */
+let connected = false;
 
 /** [{ message }], newest first; shared by this origin's tabs through localStorage. */
 function load() {
@@ -36,29 +48,49 @@ function save(entries) {
   localStorage.setItem(storageKey, JSON.stringify(entries.slice(0, MAX_NOTIFICATIONS)));
 }
 
-function showError(error) {
-  errorLine.textContent = error ? error.message : "";
+/** A failed click (mark read, test alert) in a sentence beside the buttons; undefined clears it. */
+function showActionError(error) {
+  actionError.hidden = error === undefined;
+  actionError.textContent = error === undefined ? "" : describeError(error).text;
 }
 
 /** Marks read up to `message` (and so everything before it); every browser of this user hears it. */
 function markRead(message) {
-  subscription.markRead(message).then(() => showError(), showError);
+  subscription.markRead(message).then(() => showActionError(undefined), showActionError);
+}
+
+function notification(message) {
+  const item = document.createElement("li");
+  item.dataset.id = message.id;
+  const head = document.createElement("div");
+  head.className = "meta";
+  const stamp = document.createElement("time");
+  stamp.className = "time";
+  stamp.dateTime = message.time;
+  stamp.textContent = shortTime(message.time);
+  stamp.title = new Date(message.time).toLocaleString();
+  head.append(span("who", message.title ?? "alert"), stamp);
+  item.append(head, span("body", message.body ?? ""));
+  const unread = readSeq !== undefined && message.seq > readSeq;
+  item.classList.toggle("is-unread", unread);
+  if (unread) {
+    item.title = "Mark read up to here";
+    item.tabIndex = 0;
+    item.addEventListener("click", () => markRead(message));
+    item.addEventListener("keydown", (event) => {
+      if (event.key === "Enter" || event.key === " ") {
+        event.preventDefault();
+        markRead(message);
+      }
+    });
+  }
+  return item;
 }
 
 function render() {
   const entries = load();
-  list.replaceChildren(
-    ...entries.map(({ message }) => {
-      const item = messageItem(message, span("time", timeOf(message)), span("who", message.title ?? "alert"));
-      const unread = readSeq !== undefined && message.seq > readSeq;
-      item.classList.toggle("is-unread", unread);
-      if (unread) {
-        item.title = "Mark read up to here";
-        item.addEventListener("click", () => markRead(message));
-      }
-      return item;
-    }),
-  );
+  list.replaceChildren(...entries.map(({ message }) => notification(message)));
+  empty.hidden = !(connected && entries.length === 0);
   renderCount();
 }
 
@@ -66,13 +98,15 @@ function render() {
 function renderCount() {
   const unread = subscription.unread(mailbox);
   unreadBadge.textContent = unread === undefined ? "…" : String(unread);
+  unreadBadge.title = unread === undefined ? "unread: asking the server" : `${unread} unread`;
   unreadBadge.classList.toggle("is-zero", unread === 0);
   readAllButton.disabled = !unread;
   document.title = unread > 0 ? `(${unread}) Herald inbox` : "Herald inbox";
 }
 
-// The user is the reader: read state lives on the server, per user, whichever browser reads.
-// The client saves its cursor in localStorage (the default), so reopening resumes where this browser stopped.
+// The user is the reader (or, with a token, its subject): read state lives on the server, per user, whichever
+// browser reads. The client saves its cursor in localStorage (the default), so reopening resumes where this
+// browser stopped.
 const subscription = subscribe(
   [mailbox],
   {
@@ -83,29 +117,41 @@ const subscription = subscribe(
         save(entries);
       }
       render();
+      live.onMessage();
     },
     onRead(event) {
       readSeq = event.seq;
       render();
     },
     onUnread: renderCount,
-    onStatus: statusRenderer(document.getElementById("status")),
-    onError: showError,
+    onStatus(status) {
+      live.onStatus(status);
+      if (status.state === "open" && !connected) {
+        setTimeout(() => {
+          connected = true;
+          render();
+        }, EMPTY_AFTER_MS);
+      }
+    },
+    onError: live.onError,
   },
-  clientOptions({ reader: user, unread: true }),
+  clientOptions({ unread: true, ...(signedIn ? {} : { reader: user }) }),
 );
 
 subscription.readState().then((state) => {
   // A read event that arrived meanwhile is newer: positions only move forward.
   if (readSeq === undefined || state.seq > readSeq) readSeq = state.seq;
   render();
-}, showError);
+}, live.onError);
 
 readAllButton.addEventListener("click", () => {
   const newest = load()[0];
   if (newest) markRead(newest.message);
 });
 document.getElementById("test-alert").addEventListener("click", () => {
-  publish(mailbox, { title: "test", body: `Test alert at ${new Date().toLocaleTimeString()}` }).catch(showError);
+  publish(mailbox, { title: "test", body: `Test alert at ${new Date().toLocaleTimeString()}` }).then(
+    () => showActionError(undefined),
+    showActionError,
+  );
 });
 render();

@@ -42,6 +42,29 @@ describe("demo routes", () => {
     expect(code).not.toMatch(/^import /m);
   });
 
+  it("serves the icon, which every page links with the shared stylesheet", async () => {
+    for (const path of ["/favicon.ico", "/demo/assets/favicon.svg"]) {
+      const response = await fetch(`${herald.url}${path}`);
+      expect(response.status, path).toBe(200);
+      expect(response.headers.get("content-type"), path).toBe("image/svg+xml");
+      expect(await response.text(), path).toMatch(/^<svg /);
+    }
+    for (const path of ["/", "/demo/chat", "/demo/dashboard", "/demo/inbox", "/demo/ticker"]) {
+      const html = await (await fetch(`${herald.url}${path}`)).text();
+      expect(html, path).toMatch(/<link rel="icon" href="\/demo\/assets\/favicon\.svg"/);
+      expect(html, path).toContain('<link rel="stylesheet" href="/demo/assets/demo.css" />');
+      expect(html, path).toContain('<meta name="viewport" content="width=device-width, initial-scale=1" />');
+    }
+  });
+
+  it("tells readers of every page how to give a token where the server has auth on", async () => {
+    for (const page of ["chat", "inbox", "ticker"]) {
+      expect(await (await fetch(`${herald.url}/demo/${page}`)).text(), page).toContain("?token=");
+    }
+    expect(await (await fetch(`${herald.url}/`)).text()).toContain("token=");
+    // That the pages take it, and say so on a 401, is test/browser.test.ts's.
+  });
+
   it("serves a bundle that also runs in Node 20", async () => {
     const dir = await mkdtemp(join(tmpdir(), "herald-bundle-"));
     try {

@@ -5,19 +5,23 @@ import type { RouteSpec } from "../deps.js";
 import { serveClientBundle } from "./client-bundle.js";
 
 const DEMO_DIR = new URL("../../../demo/", import.meta.url);
+/** uPlot, the dashboard's charting library, served from its package as published. */
+const UPLOT_DIR = new URL("../../../node_modules/uplot/dist/", import.meta.url);
+const VENDOR_FILES = new Set(["uPlot.iife.min.js", "uPlot.min.css"]);
 const PAGES = new Set(["chat", "dashboard", "inbox", "ticker"]);
-const ASSET = /^[a-z][a-z0-9-]*\.(js|css)$/;
+const ASSET = /^[a-z][a-z0-9-]*\.(js|css|svg)$/;
 const CONTENT_TYPES: Record<string, string> = {
   html: "text/html; charset=utf-8",
   js: "text/javascript; charset=utf-8",
   css: "text/css; charset=utf-8",
+  svg: "image/svg+xml",
 };
 
-async function demoFile(c: Context, name: string): Promise<Response> {
+async function demoFile(c: Context, name: string, dir: URL = DEMO_DIR): Promise<Response> {
   const extension = name.slice(name.lastIndexOf(".") + 1);
   let text: string;
   try {
-    text = await readFile(new URL(name, DEMO_DIR), "utf8");
+    text = await readFile(new URL(name, dir), "utf8");
   } catch {
     throw new HeraldError("not_found", `No demo file ${name}`);
   }
@@ -25,6 +29,12 @@ async function demoFile(c: Context, name: string): Promise<Response> {
     "Content-Type": CONTENT_TYPES[extension] ?? "application/octet-stream",
     "Cache-Control": "no-cache",
   });
+}
+
+function vendorFile(c: Context): Promise<Response> {
+  const file = c.req.param("file") ?? "";
+  if (!VENDOR_FILES.has(file)) throw new HeraldError("not_found", `No vendored file ${file}`);
+  return demoFile(c, file, UPLOT_DIR);
 }
 
 function demoPage(c: Context): Promise<Response> {
@@ -43,6 +53,9 @@ function demoAsset(c: Context): Promise<Response> {
 export const DEMO_ROUTES: readonly RouteSpec[] = [
   { method: "GET", path: "/", handler: (c) => demoFile(c, "index.html") },
   { method: "GET", path: "/client.js", handler: serveClientBundle },
+  // Browsers ask for it on every page; the demos' icon is an SVG.
+  { method: "GET", path: "/favicon.ico", handler: (c) => demoFile(c, "favicon.svg") },
+  { method: "GET", path: "/demo/vendor/:file", handler: vendorFile },
   { method: "GET", path: "/demo/assets/:file", handler: demoAsset },
   { method: "GET", path: "/demo/:page", handler: demoPage },
 ];
