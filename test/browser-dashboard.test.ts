@@ -5,21 +5,10 @@ import { setTimeout as sleep } from "node:timers/promises";
 import { type Browser, type BrowserContextOptions, chromium, type Page } from "playwright-core";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { RunningHerald } from "../src/server.js";
+import { CHROMIUM, CHROMIUM_ARGS, SCREENSHOTS } from "./helpers/chromium.js";
 import { publish } from "./helpers/clients.js";
 import { startTestServer } from "./helpers/server.js";
 
-const CHROMIUM = "/usr/bin/chromium";
-const SCREENSHOTS = join(import.meta.dirname, "..", "test-results", "screenshots");
-const CHROMIUM_ARGS = [
-  "--headless",
-  "--no-sandbox",
-  "--disable-gpu",
-  "--disable-quic",
-  "--no-first-run",
-  "--disable-background-networking",
-  "--disable-component-update",
-  "--disable-sync",
-];
 const DESKTOP: BrowserContextOptions = { viewport: { width: 1200, height: 800 } };
 const PHONE: BrowserContextOptions = {
   viewport: { width: 390, height: 844 },

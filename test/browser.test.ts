@@ -6,25 +6,14 @@ import { type Browser, type BrowserContext, chromium, type Page } from "playwrig
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { RunningHerald } from "../src/server.js";
 import { hsToken, makeKey, SECRET, startAuthServer } from "./helpers/auth.js";
+import { CHROMIUM, CHROMIUM_ARGS, SCREENSHOTS } from "./helpers/chromium.js";
 import { publish } from "./helpers/clients.js";
 import { startTestServer } from "./helpers/server.js";
 
-const CHROMIUM = "/usr/bin/chromium";
-/** Test artifacts: each demo at desktop and phone width, empty and busy; and one per behaviour test, in flows/. */
-const SCREENSHOTS = join(import.meta.dirname, "..", "test-results", "screenshots");
+/** Test artifacts (under SCREENSHOTS): each demo at desktop and phone width, empty and busy; and one per behaviour test, in flows/. */
 const FLOWS = join(SCREENSHOTS, "flows");
 const DESKTOP = { width: 1200, height: 800 };
 const PHONE = { width: 390, height: 844 };
-const CHROMIUM_ARGS = [
-  "--headless",
-  "--no-sandbox",
-  "--disable-gpu",
-  "--disable-quic",
-  "--no-first-run",
-  "--disable-background-networking",
-  "--disable-component-update",
-  "--disable-sync",
-];
 
 /** A conversation for the chat's screenshots: ann is the reader, so hers are "mine". */
 const CONVERSATION: readonly (readonly [string, string])[] = [
