@@ -1,13 +1,7 @@
 import { LRUCache } from "lru-cache";
 import { nanoid } from "nanoid";
 import { getOrCreate } from "../util/get-or-create.js";
-import {
-  type AppendListeners,
-  createAppendListeners,
-  createListeners,
-  type ListenerErrorOption,
-  type Listeners,
-} from "./append-listeners.js";
+import { type AppendListeners, createAppendListeners, type ListenerErrorOption } from "./append-listeners.js";
 import {
   type AppendItem,
   type AppendListener,
@@ -15,7 +9,6 @@ import {
   DEFAULT_MAX_READ_POSITIONS,
   DEFAULT_MAX_REMEMBERED_DELIVERIES,
   type LogInfo,
-  MAX_UNREAD_COUNTED,
   type MailboxRead,
   type MailboxStore,
   type MarkReadResult,
@@ -27,7 +20,7 @@ import {
   type StreamPosition,
 } from "./mailbox-store.js";
 import { MemoryDeliveries } from "./memory-deliveries.js";
-import { decideMark, effectivePosition } from "./read-marks.js";
+import { indexAfter, MemoryReadPositions } from "./memory-read-positions.js";
 import { storeClosed } from "./store-unavailable.js";
 import { storedMessage } from "./stored-message.js";
 
@@ -73,27 +66,13 @@ function messageBytes(message: StoredMessage): number {
   return message.json.length + MESSAGE_OVERHEAD_BYTES;
 }
 
-/** Index of the first message with seq > afterSeq. */
-function indexAfter(messages: readonly StoredMessage[], afterSeq: number): number {
-  let low = 0;
-  let high = messages.length;
-  while (low < high) {
-    const mid = (low + high) >>> 1;
-    if ((messages[mid] as StoredMessage).seq <= afterSeq) low = mid + 1;
-    else high = mid;
-  }
-  return low;
-}
-
 export class MemoryStore implements MailboxStore {
   readonly #options: MemoryStoreOptions;
   readonly #now: () => number;
   readonly #logs: LRUCache<string, MailboxLog>;
   readonly #deliveries: MemoryDeliveries;
   readonly #listeners: AppendListeners;
-  /** Keyed by mailbox and reader, joined by a newline (neither name may contain one). */
-  readonly #readPositions: LRUCache<string, StreamPosition>;
-  readonly #readListeners: Listeners<Parameters<ReadListener>>;
+  readonly #readPositions: MemoryReadPositions;
   readonly #sweepTimer: NodeJS.Timeout;
   #bytes = 0;
   #messageCount = 0;
@@ -104,8 +83,11 @@ export class MemoryStore implements MailboxStore {
     this.#options = options;
     this.#now = options.now ?? Date.now;
     this.#listeners = createAppendListeners(options.onListenerError);
-    this.#readListeners = createListeners(options.onListenerError);
-    this.#readPositions = new LRUCache({ max: options.maxReadPositions ?? DEFAULT_MAX_READ_POSITIONS });
+    this.#readPositions = new MemoryReadPositions(
+      options.maxReadPositions ?? DEFAULT_MAX_READ_POSITIONS,
+      this.#now,
+      options.onListenerError,
+    );
     this.#logs = new LRUCache<string, MailboxLog>({
       max: options.maxMailboxes,
       dispose: (log) => this.#forget(log),
@@ -201,25 +183,16 @@ export class MemoryStore implements MailboxStore {
 
   async markRead(mailbox: string, reader: string, mark: ReadMark): Promise<MarkReadResult> {
     if (this.#closed) throw storeClosed();
-    const log = this.#logs.peek(mailbox);
-    const key = `${mailbox}\n${reader}`;
-    const decision = decideMark(log && this.#info(log), this.#readPositions.get(key), mark);
-    if (decision.kind === "past-head") return { status: "past-head", lastSeq: log?.lastSeq ?? 0 };
-    if (decision.kind === "moved") this.#readPositions.set(key, decision.position);
-    const state = this.#readStateAt(log, decision.position);
-    if (decision.kind === "moved") this.#readListeners.emit(mailbox, reader, state);
-    return { status: decision.kind, state };
+    return this.#readPositions.mark(mailbox, reader, this.#logs.peek(mailbox), mark);
   }
 
   async readState(mailbox: string, reader: string): Promise<ReadState> {
     if (this.#closed) throw storeClosed();
-    const log = this.#logs.peek(mailbox);
-    const held = this.#readPositions.get(`${mailbox}\n${reader}`);
-    return this.#readStateAt(log, effectivePosition(log && this.#info(log), held));
+    return this.#readPositions.state(mailbox, reader, this.#logs.peek(mailbox));
   }
 
   watchReads(listener: ReadListener): () => void {
-    return this.#readListeners.add(listener);
+    return this.#readPositions.watch(listener);
   }
 
   ready(): boolean {
@@ -253,17 +226,6 @@ export class MemoryStore implements MailboxStore {
       }
       log.messages = kept;
     }
-  }
-
-  #readStateAt(log: MailboxLog | undefined, position: StreamPosition): ReadState {
-    if (!log) return { position, unread: 0, lastSeq: 0 };
-    const now = this.#now();
-    let unread = 0;
-    const all = log.messages;
-    for (let i = indexAfter(all, position.seq); i < all.length && unread < MAX_UNREAD_COUNTED; i++) {
-      if ((all[i] as StoredMessage).expiresAtMs > now) unread += 1;
-    }
-    return { position, unread, lastSeq: log.lastSeq };
   }
 
   #info(log: MailboxLog): LogInfo {
