@@ -14,12 +14,19 @@ import type { MailboxStore, ReadListener, ReadState } from "../src/store/mailbox
 class RecordingSink implements StreamSink {
   readonly format = JSON_LINES_FORMAT;
   readonly frames: Record<string, unknown>[] = [];
+  /** Bytes the peer has not read: everything written, when `stalled`. */
+  stalled = false;
+  queued = 0;
+  ended: CloseReason | undefined;
   write(frames: string): void {
+    if (this.stalled) this.queued += frames.length;
     for (const line of frames.split("\n")) if (line) this.frames.push(JSON.parse(line));
   }
-  bufferedBytes = () => 0;
+  bufferedBytes = () => this.queued;
   whenDrained = async () => {};
-  end(_reason: CloseReason): void {}
+  end(reason: CloseReason): void {
+    this.ended = reason;
+  }
 }
 
 function state(seq: number, unread: number, lastSeq: number): ReadState {
@@ -40,6 +47,8 @@ function controlledStore() {
   return { store, emit: (s: ReadState) => listener("inbox", "alice", s), answers };
 }
 
+const BOUNDS = { maxQueueBytes: 1 << 20, onSlowConsumer: () => expect.fail("not a slow consumer") };
+
 const noPresence = { enter: () => () => {}, watch: async () => () => {} } as unknown as Presence;
 
 describe("read state in a session, when messages arrive out of order", () => {
@@ -48,7 +57,7 @@ describe("read state in a session, when messages arrive out of order", () => {
     const reads = new ReadStates(store);
     const sink = new RecordingSink();
     const session = new ReaderSession(
-      { presence: noPresence, reads, onError: (error) => expect.fail(String(error)) },
+      { ...BOUNDS, presence: noPresence, reads, onError: (error) => expect.fail(String(error)) },
       ["inbox"],
       { reader: { sub: "alice", info: undefined }, unread: true },
       sink,
@@ -71,7 +80,7 @@ describe("read state in a session, when messages arrive out of order", () => {
     const { store, answers } = controlledStore();
     const sink = new RecordingSink();
     const session = new ReaderSession(
-      { presence: noPresence, reads: new ReadStates(store), onError: () => {} },
+      { ...BOUNDS, presence: noPresence, reads: new ReadStates(store), onError: () => {} },
       ["inbox"],
       { reader: { sub: "alice", info: undefined }, unread: true },
       sink,
@@ -94,5 +103,30 @@ describe("read state in a session, when messages arrive out of order", () => {
     emit(state(5, 3, 8));
     emit(state(9, 0, 9));
     expect(heard).toEqual([8, 9]);
+  });
+
+  it("cuts a connection that stopped reading while presence events keep coming, as for messages", () => {
+    const { store } = controlledStore();
+    const sink = new RecordingSink();
+    sink.stalled = true;
+    let cut = 0;
+    const session = new ReaderSession(
+      {
+        presence: noPresence,
+        reads: new ReadStates(store),
+        onError: () => {},
+        maxQueueBytes: 1000,
+        onSlowConsumer: () => cut++,
+      },
+      ["room"],
+      { presence: true },
+      sink,
+    );
+    const join = '{"type":"join","mailbox":"room","sub":"someone-with-a-long-name","info":null,"count":2}';
+    for (let i = 0; i < 9 && sink.ended === undefined; i++) session.presence([join]);
+    expect(sink.ended).toBeUndefined();
+    for (let i = 0; i < 20 && sink.ended === undefined; i++) session.presence([join]);
+    expect(sink.ended).toBe("slow-consumer");
+    expect(cut).toBe(1);
   });
 });

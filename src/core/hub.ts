@@ -117,7 +117,15 @@ export class Hub {
       onError,
     });
     this.readStates = new ReadStates(options.store);
-    this.#sessionDeps = { presence: this.presence, reads: this.readStates, onError };
+    this.#sessionDeps = {
+      presence: this.presence,
+      reads: this.readStates,
+      onError,
+      maxQueueBytes: options.maxQueueBytes,
+      onSlowConsumer: () => {
+        this.counters.slowConsumersCut += 1;
+      },
+    };
   }
 
   get draining(): boolean {

@@ -11,6 +11,9 @@ export interface ReaderSessionDeps {
   readonly reads: ReadStates;
   /** Told about a presence or read-state call the store failed; the stream carries on without it. */
   readonly onError: (error: unknown) => void;
+  /** Bytes queued for one connection beyond which it is cut, as for messages. */
+  readonly maxQueueBytes: number;
+  readonly onSlowConsumer: () => void;
 }
 
 interface UnreadCount {
@@ -121,7 +124,7 @@ export class ReaderSession implements SubscriptionExtras, PresenceWatcher, ReadW
 
   presence(events: readonly string[]): void {
     if (this.#closed) return;
-    this.#sink.write(framedOnce(events, this.#sink.format));
+    this.#write(framedOnce(events, this.#sink.format));
   }
 
   read(mailbox: string, state: ReadState): void {
@@ -134,7 +137,7 @@ export class ReaderSession implements SubscriptionExtras, PresenceWatcher, ReadW
       unread = count.unread;
       count.sent = unread;
     }
-    this.#sink.write(this.#sink.format.event("read", `{"type":"read",${readStateFields(mailbox, state, unread)}}`));
+    this.#write(this.#sink.format.event("read", `{"type":"read",${readStateFields(mailbox, state, unread)}}`));
   }
 
   close(): void {
@@ -173,6 +176,18 @@ export class ReaderSession implements SubscriptionExtras, PresenceWatcher, ReadW
     if (this.#closed || count.sent === count.unread) return;
     count.sent = count.unread;
     const json = `{"type":"unread","mailbox":${JSON.stringify(mailbox)},"unread":${count.unread}}`;
-    this.#sink.write(this.#sink.format.event("unread", json));
+    this.#write(this.#sink.format.event("unread", json));
+  }
+
+  /**
+   * These events are written outside the fan-out rounds, so they get their own
+   * check of the queue bound: a connection that stopped reading while joins,
+   * leaves and counts kept coming is cut like one that lets messages pile up.
+   */
+  #write(text: string): void {
+    this.#sink.write(text);
+    if (this.#sink.bufferedBytes() <= this.#deps.maxQueueBytes) return;
+    this.#deps.onSlowConsumer();
+    this.#sink.end("slow-consumer");
   }
 }
