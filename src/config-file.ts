@@ -5,6 +5,7 @@ import { ConfigError } from "./errors.js";
 import { type HookDefinition, parseHooksSection } from "./hooks/hook-config.js";
 import { type LogSettings, parseLogSection } from "./log-config.js";
 import { type PresenceSettings, parsePresenceSection } from "./presence-config.js";
+import { parseScheduleSection, type ScheduleSettings } from "./schedule-config.js";
 
 /** What the JSON config file (`--config`, HERALD_CONFIG) holds, once checked. */
 export interface FileConfig {
@@ -18,6 +19,8 @@ export interface FileConfig {
   readonly log: LogSettings | undefined;
   /** Presence bounds (src/presence-config.ts). Undefined when absent. */
   readonly presence: PresenceSettings | undefined;
+  /** Scheduled delivery bounds (src/schedule-config.ts). Undefined when absent. */
+  readonly schedule: ScheduleSettings | undefined;
 }
 
 /** A config file is a few hooks and keys; anything bigger is a mistake. */
@@ -29,6 +32,7 @@ export const EMPTY_FILE_CONFIG: FileConfig = {
   limits: undefined,
   log: undefined,
   presence: undefined,
+  schedule: undefined,
 };
 
 type SectionParser = (value: unknown, env: NodeJS.ProcessEnv) => unknown;
@@ -43,6 +47,7 @@ const SECTIONS: Readonly<Record<keyof FileConfig, SectionParser>> = {
   limits: parseLimitsSection,
   log: parseLogSection,
   presence: parsePresenceSection,
+  schedule: parseScheduleSection,
 };
 
 /** Checks a parsed config document; errors name the field, e.g. `hooks[1].verify.secret`. */

@@ -17,6 +17,10 @@ export const ERROR_CATALOGUE = {
   },
   payload_too_large: { status: 413, message: "The body is larger than the limit" },
   too_many_requests: { status: 429, message: "Too many requests; retry later" },
+  too_many_scheduled: {
+    status: 429,
+    message: "Too many messages are waiting for their scheduled time; retry once some were delivered",
+  },
   internal: { status: 500, message: "Internal server error" },
   draining: { status: 503, message: "The server is shutting down; retry on another instance or shortly" },
   store_unavailable: { status: 503, message: "The message store is unavailable; retry shortly" },

@@ -7,15 +7,20 @@ import { ConfigError } from "./errors.js";
 import { createLogger, type Logger } from "./log.js";
 import { resolveLogLevel } from "./log-config.js";
 import { DEFAULT_PRESENCE_SETTINGS, type PresenceSettings } from "./presence-config.js";
+import { DEFAULT_SCHEDULE_SETTINGS } from "./schedule-config.js";
 import { startHerald } from "./server.js";
 import { startupBanner } from "./startup-banner.js";
 import { createLocalPresence } from "./store/local-presence.js";
 import type { MailboxStore } from "./store/mailbox-store.js";
+import { createMemorySchedule } from "./store/memory-schedule.js";
 import { createMemoryStore } from "./store/memory-store.js";
 import type { PresenceStore } from "./store/presence-store.js";
 import { createRedisPresence } from "./store/redis-presence.js";
+import { createRedisSchedule } from "./store/redis-schedule.js";
 import { createRedisStore } from "./store/redis-store.js";
-import { createSqliteStore } from "./store/sqlite-store.js";
+import type { ScheduleStore } from "./store/schedule-store.js";
+import { createSqliteSchedule } from "./store/sqlite-schedule.js";
+import { createSqliteStore, type SqliteStore } from "./store/sqlite-store.js";
 
 /** `herald serve`: builds the backends once, starts Herald on them, drains on SIGTERM and SIGINT. */
 
@@ -71,6 +76,15 @@ async function buildPresence(config: ServeConfig, settings: PresenceSettings, lo
   return presence;
 }
 
+/** Scheduled publishes live beside the messages: in the SQLite database, in Redis, or in this process. */
+async function buildSchedule(config: ServeConfig, store: MailboxStore): Promise<ScheduleStore> {
+  if (config.store === "sqlite") return createSqliteSchedule({ db: (store as SqliteStore).database });
+  if (config.store !== "redis") return createMemorySchedule();
+  const schedule = createRedisSchedule({ url: config.redisUrl, keyPrefix: config.redisPrefix });
+  await schedule.whenReady(REDIS_STARTUP_WAIT_MS);
+  return schedule;
+}
+
 export async function serveCommand(argv: string[]): Promise<void> {
   if (argv.includes("--help") || argv.includes("-h")) {
     console.log(SERVE_USAGE);
@@ -83,13 +97,16 @@ export async function serveCommand(argv: string[]): Promise<void> {
   checkBinding(config.host, authEnabled(auth), config.insecure);
   const logger = createLogger(resolveLogLevel(file.log, process.env));
   const presenceSettings = file.presence ?? DEFAULT_PRESENCE_SETTINGS;
-  const herald = await startHerald(config, await buildStore(config, logger), {
+  const store = await buildStore(config, logger);
+  const herald = await startHerald(config, store, {
     hooks: file.hooks,
     auth,
     limits: limitSettings,
     logger,
     presence: await buildPresence(config, presenceSettings, logger),
     presenceSettings,
+    schedule: await buildSchedule(config, store),
+    scheduleSettings: file.schedule ?? DEFAULT_SCHEDULE_SETTINGS,
   });
   for (const line of startupBanner(herald.url, config, auth, file.hooks)) console.log(line);
   const limits = resolveLimits(limitSettings ?? NO_LIMITS, authEnabled(auth) || !isLoopbackHost(config.host));

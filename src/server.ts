@@ -19,9 +19,12 @@ import { createWebSocketServer } from "./http/routes/ws-route.js";
 import { ConnectionRegistry } from "./http/transports/connection.js";
 import { createLogger, type Logger } from "./log.js";
 import { DEFAULT_PRESENCE_SETTINGS, type PresenceSettings } from "./presence-config.js";
+import { DEFAULT_SCHEDULE_SETTINGS, type ScheduleSettings, scheduleOptions } from "./schedule-config.js";
 import { createLocalPresence } from "./store/local-presence.js";
 import type { MailboxStore } from "./store/mailbox-store.js";
+import { createMemorySchedule } from "./store/memory-schedule.js";
 import type { PresenceStore } from "./store/presence-store.js";
+import type { ScheduleStore } from "./store/schedule-store.js";
 
 export interface RunningHerald {
   readonly url: string;
@@ -84,6 +87,9 @@ export interface StartOptions {
   /** Who is connected where; built by `main` beside the store (a single-node one when not given). Closed on shutdown. */
   readonly presence?: PresenceStore;
   readonly presenceSettings?: PresenceSettings | undefined;
+  /** Where scheduled publishes wait; built by `main` beside the store (a memory one when not given). Closed on shutdown. */
+  readonly schedule?: ScheduleStore;
+  readonly scheduleSettings?: ScheduleSettings | undefined;
 }
 
 /** Starts Herald on an already-built store; `main` chooses and builds the store. */
@@ -101,6 +107,7 @@ export async function startHerald(
   if (insecureWarning !== undefined) logger.warn(insecureWarning);
   const presenceStore = options.presence ?? createLocalPresence();
   const presenceSettings = options.presenceSettings ?? DEFAULT_PRESENCE_SETTINGS;
+  const scheduleStore = options.schedule ?? createMemorySchedule();
   const hub = createHub({
     store,
     defaultTtlSeconds: config.messageTtlSeconds,
@@ -109,6 +116,9 @@ export async function startHerald(
     maxPresenceMembers: presenceSettings.maxMembers,
     longPollGraceMs: presenceSettings.longPollGraceSeconds * 1000,
     onError: (error) => logger.warn({ err: error }, "presence or read state unavailable"),
+    scheduleStore,
+    schedule: scheduleOptions(options.scheduleSettings ?? DEFAULT_SCHEDULE_SETTINGS),
+    onScheduleError: (error) => logger.warn({ err: error }, "scheduled delivery"),
   });
   const connections = new ConnectionRegistry(config.heartbeatSeconds);
   const hooks = options.hooks?.length
@@ -170,6 +180,7 @@ export async function startHerald(
       server.closeAllConnections();
       hub.close();
       await presenceStore.close();
+      await scheduleStore.close();
       await store.close();
     })();
     return shuttingDown;

@@ -15,6 +15,7 @@ import { createMemoryStore } from "../src/store/memory-store.js";
 const SEQ_FORMAT: FrameFormat = {
   message: (message) => `${message.mailbox}#${message.seq};`,
   gap: () => "gap;",
+  moved: () => "moved;",
   event: () => "",
 };
 

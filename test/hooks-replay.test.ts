@@ -1,16 +1,11 @@
-import { mkdtempSync, rmSync } from "node:fs";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
 import { SIGNERS } from "../src/hooks/signers.js";
 import type { HookScheme } from "../src/hooks/verifiers.js";
 import type { RunningHerald } from "../src/server.js";
 import type { MailboxStore } from "../src/store/mailbox-store.js";
-import { createMemoryStore } from "../src/store/memory-store.js";
-import { createRedisStore } from "../src/store/redis-store.js";
-import { createSqliteStore } from "../src/store/sqlite-store.js";
+import { storeBackends, type TestBackend } from "./helpers/backends.js";
 import { deliver, githubHeaders, nowSeconds, readMailbox, startHookServer } from "./helpers/hooks.js";
-import { deleteKeys, testRedis, uniquePrefix } from "./helpers/redis.js";
+import { testRedis } from "./helpers/redis.js";
 
 // Issue 10, items 12 and 13: replays are recognised atomically and, where the
 // store is durable, across restarts; a publisher cannot take a delivery's key.
@@ -45,11 +40,8 @@ const CONFIG = {
   limits: { hooksPerVisitor: PARALLEL_REPLAYS, maxHooksInFlight: PARALLEL_REPLAYS },
 };
 
-interface Backend {
-  /** Opens the store on the same data each time, as a restarted server would. */
-  open(maxMessagesPerMailbox?: number): Promise<MailboxStore>;
-  cleanup(): Promise<void>;
-}
+/** Opens the store on the same data each time, as a restarted server would. */
+type Backend = TestBackend;
 
 const redis = await testRedis();
 if ("reason" in redis) console.warn(`Redis webhook replay tests skipped: ${redis.reason}`);
@@ -58,48 +50,10 @@ afterAll(async () => {
 });
 
 /** `durable`: the store keeps its data across a restart of the server. */
-const BACKENDS: readonly { name: string; durable: boolean; make: () => Backend }[] = [
-  {
-    name: "memory",
-    durable: false,
-    make: () => ({
-      open: async (cap = 1000) =>
-        createMemoryStore({ maxMailboxes: 100, maxMessagesPerMailbox: cap, maxBytes: 1 << 24 }),
-      cleanup: async () => {},
-    }),
-  },
-  {
-    name: "sqlite",
-    durable: true,
-    make: () => {
-      const dataDir = mkdtempSync(join(tmpdir(), "herald-hook-replay-"));
-      return {
-        open: async (cap = 1000) =>
-          createSqliteStore({ dataDir, sync: "normal", maxMessagesPerMailbox: cap, maxBytes: 1 << 24 }),
-        cleanup: async () => rmSync(dataDir, { recursive: true, force: true }),
-      };
-    },
-  },
-  ...("reason" in redis
-    ? []
-    : [
-        {
-          name: "redis",
-          durable: true,
-          make: (): Backend => {
-            const keyPrefix = uniquePrefix("hook-replay");
-            return {
-              open: async (cap = 1000) => {
-                const store = createRedisStore({ url: redis.url, keyPrefix, maxMessagesPerMailbox: cap });
-                await store.whenReady(5000);
-                return store;
-              },
-              cleanup: () => deleteKeys(redis.url, keyPrefix),
-            };
-          },
-        },
-      ]),
-];
+const BACKENDS: readonly { name: string; durable: boolean; make: () => Backend }[] = storeBackends(
+  redis,
+  "hook-replay",
+).map((kind) => ({ name: kind.name, durable: kind.name !== "memory", make: kind.make }));
 
 /** Longest the barrier below holds appends waiting for the rest of the party. */
 const BARRIER_WAIT_MS = 5000;

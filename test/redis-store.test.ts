@@ -112,10 +112,10 @@ if ("reason" in redis) {
       // Another node's append whose wake-up goes to a channel nobody listens on: a dropped PUBLISH.
       const raw = new Redis(url);
       const d = draft({ n: 2 });
-      const keys = ["meta", "log", "idem"].map((k) => `${prefix}{watched}:${k}`);
+      const keys = ["meta", "log", "idem", "latest"].map((k) => `${prefix}{watched}:${k}`);
       await raw.eval(
         APPEND_SCRIPT,
-        3,
+        4,
         ...keys,
         "other-node",
         Date.now(),
@@ -132,6 +132,7 @@ if ("reason" in redis) {
         d.timeMs,
         d.expiresAtMs,
         d.fieldsJson,
+        "",
         "",
         "",
       );
@@ -179,29 +180,35 @@ if ("reason" in redis) {
       const prefix = uniquePrefix("evicted");
       const store = await open({ prefix });
       const [old] = await store.append([
-        { mailbox: "m", draft: draft({ n: 1 }, { key: "k", fingerprint: "f1" }) },
-        { mailbox: "m", draft: draft({ n: 2 }) },
+        { mailbox: "m", draft: draft({ n: 1, key: "cpu" }, { key: "k", fingerprint: "f1" }) },
+        { mailbox: "m", draft: draft({ n: 2, key: "mem" }) },
       ]);
       // What an eviction policy may do: drop one key of a mailbox and keep the others.
       const raw = new Redis(url);
       await raw.del(`${prefix}{m}:meta`);
       raw.disconnect();
-      const [fresh] = await store.append([{ mailbox: "m", draft: draft({ n: 3 }, { key: "k", fingerprint: "f2" }) }]);
+      const [fresh] = await store.append([
+        { mailbox: "m", draft: draft({ n: 3, key: "disk" }, { key: "k", fingerprint: "f2" }) },
+      ]);
       expect(fresh?.status).toBe("stored");
       expect(fresh?.message.seq).toBe(1);
       expect(fresh?.message.epoch).not.toBe(old?.message.epoch);
       const read = await store.read("m", { epoch: "", seq: 0 }, 10);
       expect(read.messages.map((m) => JSON.parse(m.json).n)).toEqual([3]);
+      // The old life's keys went with it: "cpu" must not point at the new seq 1.
+      expect((await store.latest("m", 10)).messages).toEqual([fresh?.message]);
     });
 
     it("keeps every key of a mailbox under one hash tag", async () => {
       const prefix = uniquePrefix("tags");
       const store = await open({ prefix });
-      await store.append([{ mailbox: "user:alice@x.y", draft: draft({ n: 1 }, { key: "k", fingerprint: "f" }) }]);
+      await store.append([
+        { mailbox: "user:alice@x.y", draft: draft({ n: 1, key: "cpu" }, { key: "k", fingerprint: "f" }) },
+      ]);
       const raw = new Redis(url);
       const [, keys] = await raw.scan("0", "MATCH", `${prefix}*`, "COUNT", 1000);
       raw.disconnect();
-      expect(keys.sort()).toEqual(["idem", "log", "meta"].map((k) => `${prefix}{user:alice@x.y}:${k}`));
+      expect(keys.sort()).toEqual(["idem", "latest", "log", "meta"].map((k) => `${prefix}{user:alice@x.y}:${k}`));
     });
   });
 

@@ -3,13 +3,15 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import Database from "better-sqlite3";
 import { afterEach, describe, expect, it } from "vitest";
-import { SCHEMA_VERSION, SqliteSchemaError } from "../src/store/sqlite-schema.js";
+import type { MessageDraft, StoredMessage } from "../src/store/mailbox-store.js";
+import { migrate, SCHEMA_VERSION, SqliteSchemaError } from "../src/store/sqlite-schema.js";
 import {
   createSqliteStore,
   SQLITE_FILE_NAME,
   SqliteStoreError,
   type SqliteStoreOptions,
 } from "../src/store/sqlite-store.js";
+import { storedMessage } from "../src/store/stored-message.js";
 import { runHerald, spawnHerald } from "./helpers/child.js";
 import { publishMany, type WireMessage } from "./helpers/clients.js";
 import { startTestServer } from "./helpers/server.js";
@@ -17,6 +19,25 @@ import { describeStoreContract, draft } from "./store-contract.js";
 
 function tempDir(): string {
   return mkdtempSync(join(tmpdir(), "herald-sqlite-"));
+}
+
+/** The schema version before message keys (the `key` column and latest_keys). */
+const BEFORE_MESSAGE_KEYS = 3;
+
+/** A database in `dir` as schema `version` left it, holding `drafts` in mailbox "a". */
+function databaseAt(dir: string, version: number, drafts: readonly MessageDraft[]): StoredMessage[] {
+  const db = new Database(join(dir, SQLITE_FILE_NAME));
+  migrate(db, version);
+  const { id } = db
+    .prepare("INSERT INTO mailboxes (name, epoch, last_seq) VALUES ('a', 'e1', ?) RETURNING id")
+    .get(drafts.length) as { id: number };
+  const insert = db.prepare(
+    "INSERT INTO messages (mailbox_id, seq, id, time_ms, expires_at_ms, json, size) VALUES (?, ?, ?, ?, ?, ?, ?)",
+  );
+  const messages = drafts.map((d, i) => storedMessage("a", "e1", i + 1, d));
+  for (const m of messages) insert.run(id, m.seq, m.id, m.timeMs, m.expiresAtMs, m.json, m.json.length);
+  db.close();
+  return messages;
 }
 
 describeStoreContract("sqlite", async (options) => {
@@ -180,21 +201,47 @@ describe("sqlite store specifics", () => {
 
   it("adds the deliveries and read-position tables to a database from before them, keeping the messages", async () => {
     const dir = newDir();
-    const first = open(dir);
-    const [stored] = await first.append([{ mailbox: "a", draft: draft({ n: 1 }) }]);
-    await first.close();
-    const db = new Database(join(dir, SQLITE_FILE_NAME));
-    db.exec("DROP TABLE deliveries; DROP TABLE read_positions");
-    db.pragma("user_version = 1");
-    db.close();
+    const stored = databaseAt(dir, 1, [draft({ n: 1 })]);
     const second = open(dir);
-    expect((await second.read("a", { epoch: "", seq: 0 }, 10)).messages).toEqual([stored?.message]);
+    expect((await second.read("a", { epoch: "", seq: 0 }, 10)).messages).toEqual(stored);
     await second.rememberDelivery("k", "v", 60_000);
     expect(await second.recallDelivery("k")).toBe("v");
     expect((await second.markRead("a", "alice", { seq: 1 })).status).toBe("moved");
     await second.close();
     const third = open(dir);
     expect((await third.readState("a", "alice")).position.seq).toBe(1);
+  });
+
+  it("gives the messages of a database from before message keys their keys, for latest", async () => {
+    const dir = newDir();
+    const now = Date.now();
+    const brief = { ...draft({ key: "k", n: 3 }), expiresAtMs: now + 1 };
+    const stored = databaseAt(dir, BEFORE_MESSAGE_KEYS, [
+      draft({ key: "k", n: 1 }),
+      draft({ key: "j", n: 2, data: { key: "nested" } }),
+      brief,
+      draft({ n: 4, data: { key: "nested" } }),
+      draft({ key: "m", n: 5 }),
+    ]);
+    const store = open(dir);
+    // k's newest (seq 3) expired: k has no value, though seq 1 is retained.
+    expect((await store.latest("a", 10)).messages).toEqual([stored[1], stored[4]]);
+    const [next] = await store.append([{ mailbox: "a", draft: draft({ key: "k", n: 6 }) }]);
+    expect((await store.latest("a", 10)).messages).toEqual([stored[1], stored[4], next?.message]);
+    await store.close();
+    const db = new Database(join(dir, SQLITE_FILE_NAME), { readonly: true });
+    expect(db.prepare("SELECT key FROM messages ORDER BY seq").pluck().all()).toEqual(["k", "j", "k", null, "m", "k"]);
+    db.close();
+  });
+
+  it("keeps each key's latest value across a reopen", async () => {
+    const dir = newDir();
+    const first = open(dir);
+    const results = await first.append(["a", "b", "a"].map((key, n) => ({ mailbox: "m", draft: draft({ key, n }) })));
+    await first.close();
+    const latest = await open(dir).latest("m", 10);
+    expect(latest.messages).toEqual([results[1]?.message, results[2]?.message]);
+    expect(latest.log?.lastSeq).toBe(3);
   });
 
   it("answers appends queued before close, and rejects those after", async () => {

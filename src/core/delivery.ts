@@ -18,6 +18,12 @@ export interface FrameFormat {
   message(message: StoredMessage, cursor: string): string;
   gap(gaps: readonly GapNotice[], cursor: string): string;
   /**
+   * The subscription's cursor moved past messages its filter left out, with
+   * no message to carry it: the client holds it so that a resume does not
+   * scan them again, and their leaving retention is never a gap for it.
+   */
+  moved(cursor: string): string;
+  /**
    * Any other event (presence, read, unread): `json` is an object with its own
    * `type`; `name` groups events for SSE's `event:` line. It carries no cursor,
    * so it never moves where a reconnecting client resumes.

@@ -1,9 +1,13 @@
 import { createLocalPresence } from "../store/local-presence.js";
 import type { MailboxStore, StoredMessage } from "../store/mailbox-store.js";
+import { createMemorySchedule } from "../store/memory-schedule.js";
 import type { PresenceStore } from "../store/presence-store.js";
+import type { ScheduleStore } from "../store/schedule-store.js";
 import type { StreamSink } from "./delivery.js";
 import { createDrainGate, type DrainGate } from "./drain-gate.js";
 import { Fanout } from "./fanout.js";
+import { type LatestAnswer, latestSnapshot } from "./latest.js";
+import type { DeliveryView } from "./message-filter.js";
 import { Presence } from "./presence.js";
 import { createPublishCommand, type PublishCommand } from "./publish-command.js";
 import { resolvePositions } from "./read-plan.js";
@@ -11,6 +15,8 @@ import { ReadStates } from "./read-states.js";
 import type { Reader, ReaderOptions } from "./reader.js";
 import { ReaderSession } from "./reader-session.js";
 import { type ReadAnswer, type ReadRequest, Reads } from "./reads.js";
+import { DEFAULT_SCHEDULE_OPTIONS, ScheduledMessages, type ScheduleOptions } from "./scheduled-messages.js";
+import { Scheduler } from "./scheduler.js";
 import { Subscription, type SubscriptionContext } from "./subscription.js";
 
 export interface HubOptions {
@@ -19,6 +25,8 @@ export interface HubOptions {
   readonly defaultTtlSeconds: number;
   /** Bytes queued for one connection beyond which a live subscriber is cut. */
   readonly maxQueueBytes: number;
+  /** Bytes queued beyond which a `mode=latest` subscriber catches up from the store instead (at most half of maxQueueBytes). */
+  readonly latestQueueBytes?: number;
   /** Messages read from the store per replay step of a subscriber. */
   readonly replayPageSize?: number;
   /** Subscribers written to before the fan-out loop yields to the event loop. */
@@ -33,6 +41,12 @@ export interface HubOptions {
   readonly longPollGraceMs?: number;
   /** Told about presence and read-state work the store failed; streams carry on without it. */
   readonly onError?: (error: unknown) => void;
+  /** Where scheduled publishes wait; a memory one (lost with the process) when not given. */
+  readonly scheduleStore?: ScheduleStore;
+  /** Bounds and timing of scheduled delivery. */
+  readonly schedule?: ScheduleOptions;
+  /** Told about a scheduled delivery round that failed (retried) or a scheduled message dropped. */
+  readonly onScheduleError?: (error: unknown) => void;
 }
 
 export interface HubCounters {
@@ -46,6 +60,7 @@ const DEFAULT_REPLAY_PAGE_SIZE = 500;
 const DEFAULT_FANOUT_CHUNK_SIZE = 500;
 const DEFAULT_MAX_PENDING_FANOUT = 20_000;
 const STORE_RETRY_DELAY_MS = 1000;
+export const DEFAULT_LATEST_QUEUE_BYTES = 64 * 1024;
 export const DEFAULT_MAX_PRESENCE_MEMBERS = 1000;
 export const DEFAULT_LONG_POLL_GRACE_MS = 10_000;
 
@@ -62,6 +77,9 @@ export class Hub {
   readonly presence: Presence;
   /** Where each reader has read to, and the connections told when it moves. */
   readonly readStates: ReadStates;
+  /** Publishes waiting for their time: GET …/scheduled, DELETE /v1/scheduled/{id}. */
+  readonly scheduled: ScheduledMessages;
+  readonly #scheduler: Scheduler;
   readonly #sessionDeps: ConstructorParameters<typeof ReaderSession>[0];
   readonly #store: MailboxStore;
   readonly #gate: DrainGate = createDrainGate();
@@ -84,6 +102,21 @@ export class Hub {
         this.counters.gaps += gaps;
       },
     });
+    const scheduleStore = options.scheduleStore ?? createMemorySchedule();
+    const schedule = options.schedule ?? DEFAULT_SCHEDULE_OPTIONS;
+    this.#scheduler = new Scheduler({
+      store: scheduleStore,
+      deliver: (entries) => this.publishing.deliverDue(entries),
+      leaseMs: schedule.leaseMs,
+      pollMs: schedule.pollMs,
+      onError: options.onScheduleError ?? options.onError ?? (() => {}),
+    });
+    this.scheduled = new ScheduledMessages({
+      store: scheduleStore,
+      options: schedule,
+      defaultTtlSeconds: options.defaultTtlSeconds,
+      onAdded: (dueAtMs) => this.#scheduler.wake(dueAtMs),
+    });
     this.publishing = createPublishCommand({
       store: options.store,
       gate: this.#gate,
@@ -91,11 +124,17 @@ export class Hub {
       onStored: (count) => {
         this.counters.published += count;
       },
+      scheduled: this.scheduled,
     });
+    this.#scheduler.start();
     this.#context = {
       store: options.store,
       replayPageSize: options.replayPageSize ?? DEFAULT_REPLAY_PAGE_SIZE,
       maxQueueBytes: options.maxQueueBytes,
+      latestQueueBytes: Math.min(
+        options.latestQueueBytes ?? DEFAULT_LATEST_QUEUE_BYTES,
+        Math.floor(options.maxQueueBytes / 2),
+      ),
       retryDelayMs: STORE_RETRY_DELAY_MS,
       onDelivered: (count) => {
         this.counters.delivered += count;
@@ -157,6 +196,17 @@ export class Hub {
   }
 
   /**
+   * The newest message of each key of one mailbox, at most `maxKeys`, and the
+   * cursor a subscriber continues from (see latest.ts). Like a one-shot read,
+   * it makes nobody present and is answered while draining.
+   */
+  async latest(mailbox: string, maxKeys: number): Promise<LatestAnswer> {
+    const answer = await latestSnapshot(this.#store, mailbox, maxKeys);
+    this.counters.delivered += answer.messages.length;
+    return answer;
+  }
+
+  /**
    * Registers a live subscriber at the cursor's positions. Nothing is written
    * to the sink until the caller invokes `start()` on the result.
    */
@@ -164,7 +214,7 @@ export class Hub {
     mailboxes: readonly string[],
     cursor: string | undefined,
     sink: StreamSink,
-    options: ReaderOptions = {},
+    options: ReaderOptions & DeliveryView = {},
   ): Promise<Subscription> {
     this.#gate.assertOpen();
     const positions = await resolvePositions(this.#store, mailboxes, cursor);
@@ -172,18 +222,23 @@ export class Hub {
     this.#gate.assertOpen();
     const extras =
       options.reader || options.presence ? new ReaderSession(this.#sessionDeps, mailboxes, options, sink) : undefined;
-    const subscription = new Subscription(this.#context, mailboxes, positions, sink, extras);
+    const view: DeliveryView = {
+      ...(options.filter ? { filter: options.filter } : {}),
+      ...(options.latest ? { latest: true } : {}),
+    };
+    const subscription = new Subscription(this.#context, mailboxes, positions, sink, extras, view);
     this.#fanout.add(subscription);
     return subscription;
   }
 
   /**
    * Stops taking publishes and subscriptions, answers held long-polls, closes
-   * live subscriptions (their connections are ended by whoever owns them), and
-   * resolves once admitted publishes have finished.
+   * live subscriptions (their connections are ended by whoever owns them),
+   * stops delivering scheduled publishes, and resolves once admitted publishes
+   * and the scheduled delivery under way have finished.
    */
   drain(): Promise<void> {
-    const drained = this.#gate.drain();
+    const drained = Promise.all([this.#gate.drain(), this.#scheduler.stop()]).then(() => {});
     this.#reads.wakeAll();
     for (const subscription of this.#fanout.all()) subscription.close();
     return drained;
@@ -191,6 +246,7 @@ export class Hub {
 
   /** Stops listening to the stores; whoever built them closes them. */
   close(): void {
+    void this.#scheduler.stop();
     this.#unwatch();
     this.presence.close();
     this.readStates.close();

@@ -11,12 +11,20 @@ export interface MessageFields {
   tags?: string[];
   priority?: number;
   ttl?: number;
+  /**
+   * What the message is the latest value of ("cpu", "price:ACME"): `/latest`
+   * answers the newest message per key, and `mode=latest` subscribers skip
+   * older messages of a key they fell behind on.
+   */
+  key?: string;
 }
 
 export const MAX_TITLE_LENGTH = 1024;
 export const MAX_TAGS = 32;
 export const MAX_TAG_LENGTH = 128;
-const FIELD_NAMES = new Set(["title", "body", "data", "tags", "priority", "ttl"]);
+/** A message key: 1-128 characters of the mailbox-name alphabet plus `/`, so a comma-separated `key=` filter can name it. */
+export const MESSAGE_KEY = /^[A-Za-z0-9_.:@/-]{1,128}$/;
+const FIELD_NAMES = new Set(["title", "body", "data", "tags", "priority", "ttl", "key"]);
 
 function invalid(where: string, text: string): HeraldError {
   return new HeraldError("bad_message", `${where}${text}`);
@@ -33,7 +41,7 @@ export function parseMessageFields(value: unknown, maxTtlSeconds: number, where 
   const input = value as Record<string, unknown>;
   for (const key of Object.keys(input)) {
     if (!FIELD_NAMES.has(key)) {
-      throw invalid(where, `unknown field "${key}"; allowed: title, body, data, tags, priority, ttl`);
+      throw invalid(where, `unknown field "${key}"; allowed: title, body, data, tags, priority, ttl, key`);
     }
   }
   const fields: MessageFields = {};
@@ -76,6 +84,12 @@ export function parseMessageFields(value: unknown, maxTtlSeconds: number, where 
     }
     fields.ttl = ttl;
   }
+  if (input.key !== undefined) {
+    if (typeof input.key !== "string" || !MESSAGE_KEY.test(input.key)) {
+      throw invalid(where, `"key" must be 1-128 characters of A-Z a-z 0-9 _ - . : @ /`);
+    }
+    fields.key = input.key;
+  }
   return fields;
 }
 
@@ -93,6 +107,7 @@ export function createDraft(
     timeMs: now,
     expiresAtMs: now + Math.round(ttlSeconds * 1000),
     fieldsJson,
+    ...(fields.key === undefined ? {} : { key: fields.key }),
     ...(idempotencyKey === undefined
       ? {}
       : { idempotencyKey, fingerprint: createHash("sha256").update(fieldsJson).digest("base64url") }),

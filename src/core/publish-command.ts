@@ -1,9 +1,12 @@
 import { HeraldError } from "../errors.js";
 import type { AppendResult, MailboxStore, StoredMessage } from "../store/mailbox-store.js";
+import type { ScheduledEntry } from "../store/schedule-store.js";
 import { encodeSingleCursor } from "./cursor.js";
 import type { DrainGate } from "./drain-gate.js";
 import { assertMailboxName } from "./mailbox-name.js";
 import { createDraft, type MessageFields } from "./message-input.js";
+import type { ScheduleSpec } from "./schedule-input.js";
+import type { Scheduled, ScheduledMessages } from "./scheduled-messages.js";
 
 /** Items one publish may carry (a batch, or one message to several mailboxes). */
 export const MAX_BATCH_ITEMS = 100;
@@ -40,6 +43,19 @@ export interface Published {
 /** Stores the items of an admitted publish (all, or none on an idempotency conflict). */
 export type StoreItems = (items: readonly PublishItem[], idempotencyKey?: string) => Promise<Published[]>;
 
+/** A message to deliver later: at `when` (a delay or a time, checked against the schedule's bounds). */
+export interface ScheduledPublishItem extends PublishItem {
+  readonly when: ScheduleSpec;
+}
+
+/** Schedules the items of an admitted publish (all, or none): the scheduled-delivery sibling of StoreItems. */
+export type ScheduleItems = (items: readonly ScheduledPublishItem[], idempotencyKey?: string) => Promise<Scheduled[]>;
+
+/** The idempotency key a due message is appended under: it has a space, so no client can send it. */
+export function scheduledMessageKey(id: string): string {
+  return `scheduled ${id}`;
+}
+
 /**
  * The one way anything is published: POST, the WebSocket `publish` frame,
  * webhook ingest and the server's own feeds all come through here, so a
@@ -53,14 +69,24 @@ export type StoreItems = (items: readonly PublishItem[], idempotencyKey?: string
  * arriving, and the drain waits for it.
  */
 export interface PublishCommand {
-  /** Admits a publish on arrival; `work` reads the request and calls `store` with its items. */
+  /** Admits a publish on arrival; `work` reads the request and calls `store` (or `schedule`) with its items. */
   admit<T>(
     publisher: Publisher,
     knownMailboxes: readonly string[],
-    work: (store: StoreItems) => Promise<T>,
+    work: (store: StoreItems, schedule: ScheduleItems) => Promise<T>,
   ): Promise<T>;
   /** Admits and stores at once, for items already in hand. */
   publish(publisher: Publisher, items: readonly PublishItem[], idempotencyKey?: string): Promise<Published[]>;
+  /** Admits and schedules at once, for items already in hand. */
+  schedule(publisher: Publisher, items: readonly ScheduledPublishItem[], idempotencyKey?: string): Promise<Scheduled[]>;
+  /**
+   * Appends scheduled messages that fell due, as fresh publishes (time and
+   * expiry from now, seqs then), each under its publisher's idempotency key or
+   * scheduledMessageKey(id), so a second append of one is a duplicate. Nobody
+   * is authorized or charged (that happened when it was scheduled); a drain
+   * waits for it. Results in entry order, as MailboxStore.append answers.
+   */
+  deliverDue(entries: readonly ScheduledEntry[]): Promise<AppendResult[]>;
 }
 
 export interface PublishCommandOptions {
@@ -70,6 +96,8 @@ export interface PublishCommandOptions {
   readonly defaultTtlSeconds: number;
   /** Counts stored messages (not duplicates). */
   readonly onStored: (count: number) => void;
+  /** Where scheduled publishes go; without it a publish asking for `delay` or `at` is refused. */
+  readonly scheduled?: ScheduledMessages;
 }
 
 /** A publisher's `Idempotency-Key`: 1-256 visible ASCII characters, so it can never name a key the server derives. */
@@ -98,36 +126,61 @@ export function createPublishCommand(options: PublishCommandOptions): PublishCom
     return lastPublishTime;
   };
 
+  /** Checks, authorizes and charges one publish's items, as storing and scheduling both do. */
+  const accept = (publisher: Publisher, items: readonly PublishItem[]): void => {
+    if (items.length === 0 || items.length > MAX_BATCH_ITEMS) {
+      throw new HeraldError("bad_message", `A publish carries 1 to ${MAX_BATCH_ITEMS} messages, got ${items.length}`);
+    }
+    const mailboxes = items.map((item) => assertMailboxName(item.mailbox));
+    publisher.authorize(mailboxes);
+    publisher.charge();
+    if (!store.ready()) throw storeUnavailable();
+  };
+
+  /** With several items the key is made per item. */
+  const itemKey = (idempotencyKey: string | undefined, count: number, index: number) =>
+    idempotencyKey === undefined || count === 1 ? idempotencyKey : `${idempotencyKey}#${index}`;
+
+  /** Appends; held even without an admission (a drain that began after it): the append must finish first. */
+  const append = async (items: Parameters<MailboxStore["append"]>[0]): Promise<AppendResult[]> => {
+    const release = gate.hold();
+    try {
+      return await store.append(items);
+    } catch (error) {
+      throw error instanceof HeraldError ? error : storeUnavailable();
+    } finally {
+      release();
+    }
+  };
+
+  const scheduleFor =
+    (publisher: Publisher): ScheduleItems =>
+    async (items, idempotencyKey) => {
+      accept(publisher, items);
+      const { scheduled } = options;
+      if (scheduled === undefined) throw new HeraldError("bad_message", "This server does not schedule messages");
+      return scheduled.add(
+        items.map((item, index) => {
+          const key = itemKey(idempotencyKey, items.length, index);
+          return { ...item, ...(key === undefined ? {} : { idempotencyKey: key }) };
+        }),
+      );
+    };
+
   const storeFor =
     (publisher: Publisher): StoreItems =>
     async (items, idempotencyKey) => {
-      if (items.length === 0 || items.length > MAX_BATCH_ITEMS) {
-        throw new HeraldError("bad_message", `A publish carries 1 to ${MAX_BATCH_ITEMS} messages, got ${items.length}`);
-      }
-      const mailboxes = items.map((item) => assertMailboxName(item.mailbox));
-      publisher.authorize(mailboxes);
-      publisher.charge();
-      if (!store.ready()) throw storeUnavailable();
+      accept(publisher, items);
       const drafts = items.map((item, index) => ({
         mailbox: item.mailbox,
         draft: createDraft(
           item.fields,
           options.defaultTtlSeconds,
-          // With several items the key is made per item.
-          idempotencyKey === undefined || items.length === 1 ? idempotencyKey : `${idempotencyKey}#${index}`,
+          itemKey(idempotencyKey, items.length, index),
           publishTime(),
         ),
       }));
-      // Held even without an admission (a drain that began after it): the append must finish first.
-      const release = gate.hold();
-      let results: AppendResult[];
-      try {
-        results = await store.append(drafts);
-      } catch (error) {
-        throw error instanceof HeraldError ? error : storeUnavailable();
-      } finally {
-        release();
-      }
+      const results = await append(drafts);
       if (results.some((result) => result.status === "conflict")) throw new HeraldError("idempotency_conflict");
       options.onStored(results.filter((result) => result.status === "stored").length);
       return results.map(({ message, status }) => ({
@@ -141,14 +194,32 @@ export function createPublishCommand(options: PublishCommandOptions): PublishCom
     const release = gate.admit();
     try {
       if (knownMailboxes.length > 0) publisher.authorize(knownMailboxes);
-      return await work(storeFor(publisher));
+      return await work(storeFor(publisher), scheduleFor(publisher));
     } finally {
       release();
     }
   };
 
+  const deliverDue = async (entries: readonly ScheduledEntry[]): Promise<AppendResult[]> => {
+    if (!store.ready()) throw storeUnavailable();
+    const items = entries.map((entry) => {
+      const fields = JSON.parse(entry.fieldsJson) as MessageFields;
+      // Always the entry's own key, never the publisher's: the schedule store keeps the publisher's
+      // (scheduled and immediate publishes are separate namespaces), so a key an immediate publish
+      // already used can never make a due message a conflict and drop it.
+      const draft = createDraft(fields, entry.ttlMs / 1000, scheduledMessageKey(entry.id), publishTime());
+      return { mailbox: entry.mailbox, draft: { ...draft, id: entry.id, expiresAtMs: draft.timeMs + entry.ttlMs } };
+    });
+    const results = await append(items);
+    options.onStored(results.filter((result) => result.status === "stored").length);
+    return results;
+  };
+
   return {
     admit,
     publish: (publisher, items, idempotencyKey) => admit(publisher, [], (store) => store(items, idempotencyKey)),
+    schedule: (publisher, items, idempotencyKey) =>
+      admit(publisher, [], (_store, schedule) => schedule(items, idempotencyKey)),
+    deliverDue,
   };
 }

@@ -2,18 +2,27 @@ import { HeraldError } from "../errors.js";
 import type { LogInfo, MailboxRead, MailboxStore, StoredMessage, StreamPosition } from "../store/mailbox-store.js";
 import { CURSOR_NOW, encodeCursor, encodeSingleCursor, parseCursor } from "./cursor.js";
 import type { GapNotice, GapReason } from "./delivery.js";
+import { type DeliveryView, messageKey, passes } from "./message-filter.js";
 
 /** Where one subscription or read is, per mailbox; entries are replaced as it moves. */
 export type PositionMap = Map<string, StreamPosition>;
 
 export type ReadEvent =
   | { readonly type: "gap"; readonly gaps: GapNotice[]; readonly cursor: string }
-  | { readonly type: "message"; readonly message: StoredMessage; readonly cursor: string };
+  | { readonly type: "message"; readonly message: StoredMessage; readonly cursor: string }
+  /** `mode=latest`: `skipped` older messages of keys that have a newer one in this read were left out. */
+  | { readonly type: "conflated"; readonly mailbox: string; readonly skipped: number };
 
 export interface ReadOutcome {
   readonly events: ReadEvent[];
   /** True when the store may hold more after the returned events. */
   readonly more: boolean;
+  /**
+   * True when the positions moved past messages the view filtered out after
+   * the last event (or with no event at all): the client's cursor should
+   * move there too, or a resume would scan them again.
+   */
+  readonly movedSilently: boolean;
 }
 
 interface Step {
@@ -139,6 +148,7 @@ export async function readAfter(
   mailboxes: readonly string[],
   positions: PositionMap,
   limit: number,
+  view: DeliveryView = {},
 ): Promise<ReadOutcome> {
   const perMailbox = Math.max(1, Math.min(limit, Math.floor(MAX_ROWS_PER_READ / mailboxes.length)));
   const reads = await Promise.all(
@@ -155,11 +165,13 @@ export async function readAfter(
   const cursors = plans.map(() => 0);
   const events: ReadEvent[] = [];
   let delivered = 0;
+  let movedSilently = false;
   let pendingGaps: GapNotice[] = [];
   const flushGaps = () => {
     if (pendingGaps.length === 0) return;
     events.push({ type: "gap", gaps: pendingGaps, cursor: cursorOf(mailboxes, positions) });
     pendingGaps = [];
+    movedSilently = false;
   };
   for (;;) {
     let best = -1;
@@ -183,12 +195,55 @@ export async function readAfter(
     cursors[best] = (cursors[best] as number) + 1;
     positions.set(step.mailbox, step.to);
     if (step.gap) pendingGaps.push({ mailbox: step.mailbox, reason: step.gap });
-    if (step.message) {
+    if (step.message && !passes(view.filter, step.message)) {
+      movedSilently = true;
+    } else if (step.message) {
       flushGaps();
       delivered += 1;
+      movedSilently = false;
       events.push({ type: "message", message: step.message, cursor: cursorOf(mailboxes, positions) });
     }
   }
   flushGaps();
-  return { events, more };
+  return { events: view.latest ? conflate(events) : events, more, movedSilently };
+}
+
+/**
+ * Leaves out every keyed message that has a newer one of the same key among
+ * `events`, in place of the first left out of each mailbox a `conflated`
+ * notice. What stays keeps its order and its cursor, which already covers
+ * what was left out before it; the newest message of a key is never left
+ * out, so the last event's cursor is still the read's.
+ */
+function conflate(events: readonly ReadEvent[]): ReadEvent[] {
+  const newer = new Set<string>();
+  const dropped = new Set<number>();
+  const skipped = new Map<string, number>();
+  for (let i = events.length - 1; i >= 0; i--) {
+    const event = events[i] as ReadEvent;
+    if (event.type !== "message") continue;
+    const key = messageKey(event.message);
+    if (key === undefined) continue;
+    const id = `${event.message.mailbox}\n${key}`;
+    if (!newer.has(id)) {
+      newer.add(id);
+      continue;
+    }
+    dropped.add(i);
+    skipped.set(event.message.mailbox, (skipped.get(event.message.mailbox) ?? 0) + 1);
+  }
+  if (dropped.size === 0) return events as ReadEvent[];
+  const kept: ReadEvent[] = [];
+  events.forEach((event, i) => {
+    if (!dropped.has(i)) {
+      kept.push(event);
+      return;
+    }
+    const mailbox = (event as { message: StoredMessage }).message.mailbox;
+    const count = skipped.get(mailbox);
+    if (count === undefined) return;
+    kept.push({ type: "conflated", mailbox, skipped: count });
+    skipped.delete(mailbox);
+  });
+  return kept;
 }

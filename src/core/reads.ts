@@ -3,6 +3,7 @@ import { getOrCreate } from "../util/get-or-create.js";
 import { CURSOR_NOW } from "./cursor.js";
 import type { GapNotice } from "./delivery.js";
 import type { DrainGate } from "./drain-gate.js";
+import type { DeliveryView } from "./message-filter.js";
 import { cursorOf, type PositionMap, type ReadEvent, readAfter, resolvePositions, storeCall } from "./read-plan.js";
 import { createWaiter, type Waiter } from "./waiter.js";
 
@@ -14,13 +15,29 @@ export interface ReadRequest {
   /** 0 answers at once; otherwise hold until something arrives or this passes. */
   readonly waitMs: number;
   readonly signal?: AbortSignal;
+  /** Filters, and `mode=latest` conflation of what the read catches up on. */
+  readonly view?: DeliveryView;
+}
+
+/** Messages a `mode=latest` read left out of one mailbox because a newer one of their key followed. */
+export interface ConflatedNotice {
+  readonly mailbox: string;
+  readonly skipped: number;
 }
 
 export interface ReadAnswer {
   readonly messages: { readonly message: StoredMessage; readonly cursor: string }[];
   readonly cursor: string;
   readonly gaps: GapNotice[];
+  readonly conflated: ConflatedNotice[];
 }
+
+/**
+ * Store pages one filtered read scans for a message before it answers with
+ * none (and a cursor past what it scanned), so a filter that matches nothing
+ * in a long log costs a bounded amount per request.
+ */
+export const MAX_FILTERED_PAGES = 10;
 
 export interface ReadsOptions {
   readonly store: MailboxStore;
@@ -61,17 +78,29 @@ export class Reads {
     const positions = await resolvePositions(store, mailboxes, request.cursor);
     const waiter = request.waitMs > 0 && !gate.draining ? this.#addWaiter(mailboxes) : undefined;
     try {
-      let outcome = await storeCall(readAfter(store, mailboxes, positions, request.limit));
+      let moved = false;
+      const readPages = async () => {
+        let outcome = await storeCall(readAfter(store, mailboxes, positions, request.limit, request.view));
+        // A page the filter emptied is not the end of the log.
+        for (let page = 1; outcome.events.length === 0 && outcome.more && page < MAX_FILTERED_PAGES; page++) {
+          moved ||= outcome.movedSilently;
+          outcome = await storeCall(readAfter(store, mailboxes, positions, request.limit, request.view));
+        }
+        moved ||= outcome.movedSilently;
+        return outcome;
+      };
+      let outcome = await readPages();
       const deadline = Date.now() + request.waitMs;
-      while (waiter && outcome.events.length === 0 && !gate.draining && !request.signal?.aborted) {
+      // A filter that emptied its whole page budget answers at once with the moved cursor: more may match.
+      while (waiter && outcome.events.length === 0 && !outcome.more && !gate.draining && !request.signal?.aborted) {
         const remaining = deadline - Date.now();
         if (remaining <= 0) break;
         await waiter.next(remaining, request.signal);
-        outcome = await storeCall(readAfter(store, mailboxes, positions, request.limit));
+        outcome = await readPages();
       }
-      // Nothing to deliver: a client's own cursor comes back as sent ("now" resolves to a real one).
+      // Nothing to deliver and nothing filtered out: a client's own cursor comes back as sent ("now" resolves to a real one).
       const echoed =
-        outcome.events.length === 0 && request.cursor !== undefined && request.cursor !== CURSOR_NOW
+        outcome.events.length === 0 && !moved && request.cursor !== undefined && request.cursor !== CURSOR_NOW
           ? request.cursor
           : undefined;
       return this.#answer(mailboxes, positions, outcome.events, echoed);
@@ -88,12 +117,14 @@ export class Reads {
   ): ReadAnswer {
     const messages: ReadAnswer["messages"] = [];
     const gaps: GapNotice[] = [];
+    const conflated: ConflatedNotice[] = [];
     for (const event of events) {
       if (event.type === "gap") gaps.push(...event.gaps);
+      else if (event.type === "conflated") conflated.push({ mailbox: event.mailbox, skipped: event.skipped });
       else messages.push({ message: event.message, cursor: event.cursor });
     }
     this.#options.onAnswered(messages.length, gaps.length);
-    return { messages, gaps, cursor: unchangedCursor ?? cursorOf(mailboxes, positions) };
+    return { messages, gaps, conflated, cursor: unchangedCursor ?? cursorOf(mailboxes, positions) };
   }
 
   #addWaiter(mailboxes: readonly string[]): Waiter {

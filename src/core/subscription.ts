@@ -1,14 +1,20 @@
 import type { MailboxStore, StoredMessage, StreamPosition } from "../store/mailbox-store.js";
 import { getOrCreate } from "../util/get-or-create.js";
-import { encodeSingleCursor } from "./cursor.js";
-import type { FrameFormat, StreamSink } from "./delivery.js";
+import type { StreamSink } from "./delivery.js";
+import { type DeliveryView, passes } from "./message-filter.js";
 import { cursorOf, type PositionMap, type ReadEvent, readAfter } from "./read-plan.js";
+import {
+  filteredFrames,
+  framedSize,
+  MOVED_FRAME_INTERVAL_MS,
+  noteWritten,
+  type RoundFrames,
+  reportWritten,
+  type WriteTracker,
+  type WrittenSpan,
+} from "./round-frames.js";
 
-/**
- * Frames built during one fan-out round, shared by every subscriber at the same
- * position: per format and mailbox, the text of the round's messages from index `start` on.
- */
-export type RoundFrames = Map<FrameFormat, Map<string, (string | undefined)[]>>;
+export type { RoundFrames } from "./round-frames.js";
 
 export interface SubscriptionContext {
   readonly store: MailboxStore;
@@ -16,6 +22,11 @@ export interface SubscriptionContext {
   readonly replayPageSize: number;
   /** Bytes queued for one connection beyond which a live subscriber is cut. */
   readonly maxQueueBytes: number;
+  /**
+   * Bytes queued beyond which a `mode=latest` subscriber stops taking live
+   * messages and catches up from the store, conflated, once its queue drained.
+   */
+  readonly latestQueueBytes: number;
   /** How long to wait before retrying a replay the store failed. */
   readonly retryDelayMs: number;
   readonly onDelivered: (count: number) => void;
@@ -34,40 +45,11 @@ function isRepeat(position: StreamPosition, message: StoredMessage): boolean {
   return message.epoch === position.epoch && message.seq <= position.seq;
 }
 
-/** What one write carried of one mailbox, for the extras. */
-interface WrittenSpan {
-  epoch: string;
-  first: number;
-  last: number;
-  count: number;
-}
-
-function noteWritten(spans: Map<string, WrittenSpan>, message: StoredMessage): void {
-  const span = spans.get(message.mailbox);
-  if (span === undefined || span.epoch !== message.epoch) {
-    spans.set(message.mailbox, { epoch: message.epoch, first: message.seq, last: message.seq, count: 1 });
-    return;
-  }
-  span.last = message.seq;
-  span.count += 1;
-}
-
-function reportWritten(extras: SubscriptionExtras, spans: Map<string, WrittenSpan>): void {
-  for (const [mailbox, span] of spans) extras.written(mailbox, span.epoch, span.first, span.last, span.count);
-  spans.clear();
-}
-
-export function singleFrame(format: FrameFormat, message: StoredMessage): string {
-  return format.message(message, encodeSingleCursor(message.mailbox, message.epoch, message.seq));
-}
-
 /** What a subscription carries beyond messages (see reader-session.ts); started and closed with it. */
-export interface SubscriptionExtras {
+export interface SubscriptionExtras extends WriteTracker {
   /** False when `written` would do nothing: the fan-out path then skips the call. */
   readonly tracksWrites: boolean;
   start(): void;
-  /** `messages` messages of `mailbox`, seqs `firstSeq` to `lastSeq` of `epoch`, were just written to the sink. */
-  written(mailbox: string, epoch: string, firstSeq: number, lastSeq: number, messages: number): void;
   close(): void;
 }
 
@@ -84,11 +66,16 @@ export class Subscription {
   readonly #context: SubscriptionContext;
   readonly #positions: PositionMap;
   readonly #single: string | undefined;
+  readonly #view: DeliveryView;
+  /** Where this subscriber's frames are cached in a round: subscribers with the same filter share them. */
+  readonly #framesKey: string | undefined;
   /** Starts true so the live path defers to the first replay, which start() begins. */
   #pumping = true;
   #dirty = false;
   #closed = false;
   #retryTimer: NodeJS.Timeout | undefined;
+  #movedTimer: NodeJS.Timeout | undefined;
+  #movedAt = 0;
   readonly #extras: SubscriptionExtras | undefined;
   /** The extras when they follow what is written (unread counts); the hot path checks only this. */
   readonly #tracker: SubscriptionExtras | undefined;
@@ -99,11 +86,17 @@ export class Subscription {
     positions: PositionMap,
     sink: StreamSink,
     extras?: SubscriptionExtras,
+    view: DeliveryView = {},
   ) {
     this.#context = context;
     this.mailboxes = mailboxes;
     this.#positions = positions;
     this.#single = mailboxes.length === 1 ? mailboxes[0] : undefined;
+    this.#view = view;
+    this.#framesKey =
+      this.#single === undefined || view.filter === undefined
+        ? this.#single
+        : `${this.#single}\n${view.filter.signature}`;
     this.sink = sink;
     this.#extras = extras;
     this.#tracker = extras?.tracksWrites ? extras : undefined;
@@ -120,16 +113,18 @@ export class Subscription {
       this.#dirty = true;
       return;
     }
+    if (this.#view.latest && this.sink.bufferedBytes() > this.#context.latestQueueBytes) {
+      this.#catchUpWhenDrained();
+      return;
+    }
     const delivered =
       this.#single === undefined ? this.#deliverMany(messages) : this.#deliverOne(this.#single, messages, frames);
     if (delivered === undefined) {
       void this.pump();
       return;
     }
-    if (delivered > 0) {
-      this.#context.onDelivered(delivered);
-      if (this.sink.bufferedBytes() > this.#context.maxQueueBytes) this.#cutSlowConsumer();
-    }
+    if (delivered > 0) this.#context.onDelivered(delivered);
+    if (this.sink.bufferedBytes() > this.#context.maxQueueBytes) this.#cutSlowConsumer();
   }
 
   /** The subscription's cursor now; before start() it is where replay will begin. */
@@ -160,9 +155,11 @@ export class Subscription {
           this.mailboxes,
           this.#positions,
           this.#context.replayPageSize,
+          this.#view,
         );
         if (this.#closed) return;
         if (outcome.events.length > 0) await this.#writeEvents(outcome.events);
+        if (outcome.movedSilently) this.#noteMoved();
         if (outcome.more) this.#dirty = true;
       } while (this.#dirty && !this.#closed);
     } catch {
@@ -180,6 +177,7 @@ export class Subscription {
     if (this.#closed) return;
     this.#closed = true;
     clearTimeout(this.#retryTimer);
+    clearTimeout(this.#movedTimer);
     this.#extras?.close();
     this.#context.onClosed(this);
   }
@@ -191,7 +189,9 @@ export class Subscription {
    */
   async #writeEvents(events: readonly ReadEvent[]): Promise<void> {
     const format = this.sink.format;
-    const sliceBytes = this.#context.maxQueueBytes / 4;
+    // A latest-mode subscriber is paced at its smaller bound, so it stays behind by less and skips more.
+    const queueBytes = this.#view.latest ? this.#context.latestQueueBytes * 2 : this.#context.maxQueueBytes;
+    const sliceBytes = queueBytes / 4;
     let text = "";
     let messages = 0;
     let gaps = 0;
@@ -205,13 +205,18 @@ export class Subscription {
       if (gaps > 0) this.#context.onGap(gaps);
       messages = 0;
       gaps = 0;
-      if (this.sink.bufferedBytes() > this.#context.maxQueueBytes / 2) await this.sink.whenDrained();
+      if (this.sink.bufferedBytes() > queueBytes / 2) await this.sink.whenDrained();
     };
     for (const event of events) {
       if (this.#closed) return;
       if (event.type === "gap") {
         text += format.gap(event.gaps, event.cursor);
         gaps += event.gaps.length;
+      } else if (event.type === "conflated") {
+        text += format.event(
+          "conflated",
+          `{"type":"conflated","mailbox":${JSON.stringify(event.mailbox)},"skipped":${event.skipped}}`,
+        );
       } else {
         text += format.message(event.message, event.cursor);
         messages += 1;
@@ -238,17 +243,22 @@ export class Subscription {
     const format = this.sink.format;
     const byStart = getOrCreate(
       getOrCreate(frames, format, () => new Map()),
-      mailbox,
+      this.#framesKey as string,
       () => [],
     );
-    let text = byStart[start];
-    if (text === undefined) {
-      text = "";
-      for (let i = start; i < messages.length; i++) text += singleFrame(format, messages[i] as StoredMessage);
-      byStart[start] = text;
+    let framed = byStart[start];
+    if (framed === undefined) {
+      framed = filteredFrames(format, this.#view, messages, start);
+      byStart[start] = framed;
     }
-    this.sink.write(text);
+    // A latest-mode subscriber is never cut: a round that would pass the bound is read from the store, paced.
+    if (this.#view.latest && this.sink.bufferedBytes() + framed.text.length > this.#context.maxQueueBytes) {
+      return undefined;
+    }
+    if (framed.text.length > 0) this.sink.write(framed.text);
     this.#positions.set(mailbox, { epoch: previous.epoch, seq: previous.seq });
+    if (framed.movedTail) this.#noteMoved();
+    // Unread counts are of the mailbox, so filtered-out messages count too.
     this.#tracker?.written(
       mailbox,
       previous.epoch,
@@ -256,14 +266,21 @@ export class Subscription {
       previous.seq,
       messages.length - start,
     );
-    return messages.length - start;
+    return framed.count;
   }
 
   #deliverMany(messages: readonly StoredMessage[]): number | undefined {
+    if (
+      this.#view.latest &&
+      this.sink.bufferedBytes() + framedSize(messages, this.mailboxes.length) > this.#context.maxQueueBytes
+    ) {
+      return undefined;
+    }
     const format = this.sink.format;
     let text = "";
     let count = 0;
     let fellBehind = false;
+    let movedSilently = false;
     const written = this.#tracker && new Map<string, WrittenSpan>();
     for (const message of messages) {
       const position = this.#positions.get(message.mailbox);
@@ -277,10 +294,16 @@ export class Subscription {
         break;
       }
       this.#positions.set(message.mailbox, { epoch: message.epoch, seq: message.seq });
+      if (written) noteWritten(written, message);
+      if (!passes(this.#view.filter, message)) {
+        movedSilently = true;
+        continue;
+      }
       text += format.message(message, cursorOf(this.mailboxes, this.#positions));
       count += 1;
-      if (written) noteWritten(written, message);
+      movedSilently = false;
     }
+    if (movedSilently) this.#noteMoved();
     if (text.length > 0) this.sink.write(text);
     if (written && this.#tracker) reportWritten(this.#tracker, written);
     if (fellBehind) {
@@ -288,6 +311,42 @@ export class Subscription {
       return undefined;
     }
     return count;
+  }
+
+  /**
+   * A latest-mode subscriber whose queue passed its bound takes no more live
+   * messages; once the client has read what was queued, it catches up from
+   * the store, where a replay keeps only the newest message of each key.
+   */
+  #catchUpWhenDrained(): void {
+    this.#pumping = true;
+    void this.sink.whenDrained().then(() => {
+      this.#pumping = false;
+      void this.pump();
+    });
+  }
+
+  /**
+   * The positions moved past messages the filter left out: a cursor frame
+   * tells the client, at most once per MOVED_FRAME_INTERVAL_MS. Never while a
+   * replay is writing, since the positions are then ahead of what was written.
+   */
+  #noteMoved(): void {
+    if (this.#movedTimer !== undefined || this.#closed) return;
+    const wait = this.#movedAt + MOVED_FRAME_INTERVAL_MS - Date.now();
+    if (wait <= 0 && !this.#pumping) {
+      this.#movedAt = Date.now();
+      this.sink.write(this.sink.format.moved(this.cursor));
+      return;
+    }
+    this.#movedTimer = setTimeout(
+      () => {
+        this.#movedTimer = undefined;
+        this.#noteMoved();
+      },
+      Math.max(wait, 50),
+    );
+    this.#movedTimer.unref();
   }
 
   #cutSlowConsumer(): void {

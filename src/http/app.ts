@@ -5,11 +5,13 @@ import { corsMiddleware } from "./middleware/cors.js";
 import { isLoopbackHostHeader } from "./middleware/origin-policy.js";
 import { requestLog } from "./middleware/request-log.js";
 import { receiveHook } from "./routes/hook-routes.js";
+import { latestRoute } from "./routes/latest-routes.js";
 import { health, metricsRoute, readiness } from "./routes/operations-routes.js";
 import { presenceRoute } from "./routes/presence-routes.js";
 import { publishBatch, publishOne } from "./routes/publish-routes.js";
 import { readMany, readOne } from "./routes/read-routes.js";
 import { markReadRoute, readStateRoute, readStatesRoute } from "./routes/read-state-routes.js";
+import { cancelScheduled, listScheduled } from "./routes/schedule-routes.js";
 import { jsonLinesMany, jsonLinesOne, sseMany, sseOne } from "./routes/stream-routes.js";
 import { mintToken } from "./routes/token-routes.js";
 import { websocketRoute } from "./routes/ws-route.js";
@@ -21,12 +23,15 @@ const WEBSOCKET_PATH = "/v1/ws";
 export const ROUTES: readonly RouteSpec[] = [
   { method: "POST", path: "/v1/mailboxes/:mailbox/messages", handler: publishOne },
   { method: "GET", path: "/v1/mailboxes/:mailbox/messages", handler: readOne },
+  { method: "GET", path: "/v1/mailboxes/:mailbox/latest", handler: latestRoute },
   { method: "GET", path: "/v1/mailboxes/:mailbox/events", handler: sseOne },
   { method: "GET", path: "/v1/mailboxes/:mailbox/stream", handler: jsonLinesOne },
   { method: "POST", path: "/v1/messages", handler: publishBatch },
   { method: "GET", path: "/v1/messages", handler: readMany },
   { method: "GET", path: "/v1/events", handler: sseMany },
   { method: "GET", path: "/v1/stream", handler: jsonLinesMany },
+  { method: "GET", path: "/v1/mailboxes/:mailbox/scheduled", handler: listScheduled },
+  { method: "DELETE", path: "/v1/scheduled/:id", handler: cancelScheduled },
   { method: "GET", path: "/v1/mailboxes/:mailbox/presence", handler: presenceRoute },
   { method: "PUT", path: "/v1/mailboxes/:mailbox/read", handler: markReadRoute },
   { method: "GET", path: "/v1/mailboxes/:mailbox/read", handler: readStateRoute },

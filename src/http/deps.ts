@@ -25,7 +25,7 @@ export interface AppDeps {
 }
 
 export type HeraldEnv = { Bindings: HttpBindings };
-export type Method = "GET" | "POST" | "PUT";
+export type Method = "GET" | "POST" | "PUT" | "DELETE";
 export type Handler = (c: Context<HeraldEnv>, deps: AppDeps) => Response | Promise<Response>;
 
 export interface RouteSpec {

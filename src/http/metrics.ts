@@ -115,6 +115,16 @@ export function createMetrics(sources: MetricsSources): Metrics {
       this.set(store.stats().bytes);
     },
   });
+  new Gauge({
+    name: "herald_scheduled_pending",
+    help: "Scheduled messages waiting for their time (every node's, on Redis)",
+    registers: [registry],
+    async collect() {
+      // A store that cannot answer leaves the gauge out of this scrape rather than failing it.
+      const pending = await hub.scheduled.pending().catch(() => undefined);
+      if (pending !== undefined) this.set(pending);
+    },
+  });
   const publishSeconds = new Histogram({
     name: "herald_publish_duration_seconds",
     help: "From a publish request's arrival to its answer, once the store has written the message",

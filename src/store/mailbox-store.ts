@@ -37,6 +37,29 @@ export interface MailboxRead {
   readonly messages: readonly StoredMessage[];
 }
 
+/**
+ * The current value of every key of a mailbox: for each message `key`, the
+ * newest retained message that carries it, when that message has not expired.
+ *
+ * - A key's value is its newest message only. When that message expired while
+ *   an older one of the same key is still retained, the key is absent: its
+ *   newest value is gone and the older one was superseded, so a snapshot never
+ *   shows a value older than one a subscriber was already given. Trimming (the
+ *   cap, the byte budget) removes a mailbox's oldest messages first, so it
+ *   takes a key only together with every older message of it.
+ * - Messages without a key are not in it.
+ * - `messages` are in seq order, at most `maxKeys` of them: when there are
+ *   more keys, those whose newest messages are the most recent are kept.
+ * - `log` is the same snapshot (undefined, with no messages, when the mailbox
+ *   does not exist): every message has `seq <= log.lastSeq`, and a subscriber
+ *   continuing from seq `log.lastSeq` of `log.epoch` gets exactly the messages
+ *   appended after the snapshot, none missed and none twice.
+ */
+export interface LatestRead {
+  readonly log: LogInfo | undefined;
+  readonly messages: readonly StoredMessage[];
+}
+
 export interface AppendItem {
   readonly mailbox: string;
   readonly draft: MessageDraft;
@@ -128,6 +151,14 @@ export interface MailboxStore {
 
   /** Reads retained messages of one mailbox; see MailboxRead for the rules. */
   read(mailbox: string, after: StreamPosition, limit: number): Promise<MailboxRead>;
+
+  /**
+   * The newest message of each key, at most `maxKeys` (>= 1), with the log
+   * state it was taken at; see LatestRead for the rules. Costs about the
+   * number of keys the mailbox holds, not its number of messages; nothing is
+   * created by asking.
+   */
+  latest(mailbox: string, maxKeys: number): Promise<LatestRead>;
 
   /** The current log state of a mailbox, or undefined when it does not exist. */
   head(mailbox: string): Promise<LogInfo | undefined>;

@@ -1,5 +1,4 @@
 import { LRUCache } from "lru-cache";
-import { nanoid } from "nanoid";
 import { getOrCreate } from "../util/get-or-create.js";
 import { type AppendListeners, createAppendListeners, type ListenerErrorOption } from "./append-listeners.js";
 import {
@@ -8,6 +7,7 @@ import {
   type AppendResult,
   DEFAULT_MAX_READ_POSITIONS,
   DEFAULT_MAX_REMEMBERED_DELIVERIES,
+  type LatestRead,
   type LogInfo,
   type MailboxRead,
   type MailboxStore,
@@ -20,9 +20,10 @@ import {
   type StreamPosition,
 } from "./mailbox-store.js";
 import { MemoryDeliveries } from "./memory-deliveries.js";
+import { createMailboxLog, type IdempotencyEntry, type MailboxLog, messageBytes } from "./memory-log.js";
 import { indexAfter, MemoryReadPositions } from "./memory-read-positions.js";
 import { storeClosed } from "./store-unavailable.js";
-import { storedMessage } from "./stored-message.js";
+import { draftKey, storedMessage } from "./stored-message.js";
 
 export interface MemoryStoreOptions extends ListenerErrorOption {
   /** Mailboxes kept at once; the least recently used is evicted beyond it. */
@@ -40,31 +41,8 @@ export interface MemoryStoreOptions extends ListenerErrorOption {
   readonly now?: () => number;
 }
 
-/** Bytes a message costs beyond its JSON: object, array slot, id strings. */
-const MESSAGE_OVERHEAD_BYTES = 160;
 /** Upper bound on messages examined per sweep tick, so a sweep never stalls the loop. */
 const MAX_SWEEP_MESSAGES_PER_TICK = 50_000;
-
-interface IdempotencyEntry {
-  readonly seq: number;
-  readonly fingerprint: string | undefined;
-}
-
-interface MailboxLog {
-  readonly name: string;
-  readonly epoch: string;
-  lastSeq: number;
-  trimmedThrough: number;
-  /** Retained messages in seq order; expired ones may linger until the next sweep. */
-  messages: StoredMessage[];
-  bytes: number;
-  idempotency: Map<string, IdempotencyEntry>;
-  keyBySeq: Map<number, string>;
-}
-
-function messageBytes(message: StoredMessage): number {
-  return message.json.length + MESSAGE_OVERHEAD_BYTES;
-}
 
 export class MemoryStore implements MailboxStore {
   readonly #options: MemoryStoreOptions;
@@ -130,13 +108,15 @@ export class MemoryStore implements MailboxStore {
       log.lastSeq += 1;
       const message = storedMessage(mailbox, log.epoch, log.lastSeq, draft);
       log.messages.push(message);
+      const key = draftKey(draft);
+      if (key !== undefined) log.latest.set(key, message);
       const size = messageBytes(message);
       log.bytes += size;
       this.#bytes += size;
       this.#messageCount += 1;
       if (draft.idempotencyKey !== undefined) {
         log.idempotency.set(draft.idempotencyKey, { seq: message.seq, fingerprint: draft.fingerprint });
-        log.keyBySeq.set(message.seq, draft.idempotencyKey);
+        log.idempotencyKeyBySeq.set(message.seq, draft.idempotencyKey);
       }
       results[i] = { status: "stored", message };
       const list = getOrCreate(appended, mailbox, () => []);
@@ -160,6 +140,12 @@ export class MemoryStore implements MailboxStore {
       if (message.expiresAtMs > now) messages.push(message);
     }
     return { log: this.#info(log), messages };
+  }
+
+  async latest(mailbox: string, maxKeys: number): Promise<LatestRead> {
+    const log = this.#logs.get(mailbox);
+    if (!log) return { log: undefined, messages: [] };
+    return { log: this.#info(log), messages: log.latest.newest(maxKeys, this.#now()) };
   }
 
   async head(mailbox: string): Promise<LogInfo | undefined> {
@@ -235,16 +221,7 @@ export class MemoryStore implements MailboxStore {
   #logFor(mailbox: string): MailboxLog {
     let log = this.#logs.get(mailbox);
     if (!log) {
-      log = {
-        name: mailbox,
-        epoch: nanoid(10),
-        lastSeq: 0,
-        trimmedThrough: 0,
-        messages: [],
-        bytes: 0,
-        idempotency: new Map(),
-        keyBySeq: new Map(),
-      };
+      log = createMailboxLog(mailbox);
       this.#logs.set(mailbox, log);
     }
     return log;
@@ -276,9 +253,10 @@ export class MemoryStore implements MailboxStore {
     log.bytes -= size;
     this.#bytes -= size;
     this.#messageCount -= 1;
-    const key = log.keyBySeq.get(message.seq);
+    log.latest.drop(message);
+    const key = log.idempotencyKeyBySeq.get(message.seq);
     if (key !== undefined) {
-      log.keyBySeq.delete(message.seq);
+      log.idempotencyKeyBySeq.delete(message.seq);
       // The key may already belong to a newer message, stored after this one expired.
       if (log.idempotency.get(key)?.seq === message.seq) log.idempotency.delete(key);
     }

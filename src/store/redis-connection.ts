@@ -24,28 +24,35 @@ const COMMAND_OPTIONS = {
   enableAutoPipelining: true,
 } satisfies RedisOptions;
 
+/** The commands connection alone (`<name>:commands`), for a backend that needs no pub/sub; as in openRedisConnections. */
+export function openRedisCommands(url: string, name = "herald"): Redis | Cluster {
+  const target = parseRedisUrl(url);
+  const redisOptions = { ...COMMAND_OPTIONS, connectionName: `${name}:commands` };
+  if (target.cluster) {
+    return new Cluster(target.seeds, { enableOfflineQueue: false, redisOptions: { ...target.auth, ...redisOptions } });
+  }
+  return new Redis(url, { ...redisOptions, enableOfflineQueue: false });
+}
+
 /**
  * Opens the two connections a Redis backend uses, named `<name>:commands` and `<name>:subscriber`; `redis-cluster://` selects a
  * Cluster. A malformed URL is a ConfigError (see parseRedisUrl).
  */
 export function openRedisConnections(url: string, name = "herald"): RedisConnections {
   const target = parseRedisUrl(url);
+  const commands = openRedisCommands(url, name);
   // Named, so that CLIENT LIST shows whose connections these are.
-  const commandsName = { connectionName: `${name}:commands` };
   const subscriberName = { connectionName: `${name}:subscriber` };
   if (target.cluster) {
     const { seeds, auth } = target;
     return {
-      commands: new Cluster(seeds, {
-        enableOfflineQueue: false,
-        redisOptions: { ...auth, ...COMMAND_OPTIONS, ...commandsName },
-      }),
+      commands,
       subscriber: new Cluster(seeds, { redisOptions: { ...auth, autoResubscribe: true, ...subscriberName } }),
       cluster: true,
     };
   }
   return {
-    commands: new Redis(url, { ...COMMAND_OPTIONS, enableOfflineQueue: false, ...commandsName }),
+    commands,
     subscriber: new Redis(url, { autoResubscribe: true, ...subscriberName }),
     cluster: false,
   };

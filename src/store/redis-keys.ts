@@ -57,6 +57,31 @@ export class RedisKeys {
     return `${this.prefix}{${mailbox}}:reads`;
   }
 
+  /** Each message key's newest seq in the mailbox (hash: key -> seq), beside its log. */
+  latest(mailbox: string): string {
+    return `${this.prefix}{${mailbox}}:latest`;
+  }
+
+  /**
+   * Scheduled publishes (redis-schedule.ts): every key under the one hash tag `{#schedule}` (`#` is in
+   * no mailbox name), so one script may touch them all on a Cluster. `queue` is a sorted set of every
+   * entry by due time or lease end, `entries` a hash id -> entry, `order` the counter that orders ties.
+   */
+  schedule(): [queue: string, entries: string, order: string] {
+    const tag = `${this.prefix}{#schedule}`;
+    return [`${tag}:queue`, `${tag}:entries`, `${tag}:order`];
+  }
+
+  /** A mailbox's scheduled entries by due time (sorted set), beside the schedule's other keys. */
+  scheduledIn(mailbox: string): string {
+    return `${this.prefix}{#schedule}:mailbox:${mailbox}`;
+  }
+
+  /** The idempotency record of a scheduled publish (string "fingerprint\nid\ndueAtMs"); a mailbox name has no space. */
+  scheduleKey(mailbox: string, key: string): string {
+    return `${this.prefix}{#schedule}:key:${mailbox} ${key}`;
+  }
+
   mailbox(mailbox: string): [meta: string, log: string, idem: string] {
     const tag = `${this.prefix}{${mailbox}}`;
     return [`${tag}:meta`, `${tag}:log`, `${tag}:idem`];

@@ -11,6 +11,7 @@ import type {
   AppendItem,
   AppendListener,
   AppendResult,
+  LatestRead,
   LogInfo,
   MailboxRead,
   MailboxStore,
@@ -26,9 +27,9 @@ import { CatchUp } from "./redis-catch-up.js";
 import { closeRedisConnection, openRedisConnections } from "./redis-connection.js";
 import { DEFAULT_REDIS_KEY_PREFIX, RedisKeys } from "./redis-keys.js";
 import { RedisReadPositions } from "./redis-reads.js";
-import { APPEND_SCRIPT, draftAt, READ_SCRIPT, type ScriptedRedis, STORED } from "./redis-scripts.js";
+import { APPEND_SCRIPT, draftAt, LATEST_SCRIPT, READ_SCRIPT, type ScriptedRedis, STORED } from "./redis-scripts.js";
 import { orUnavailable, storeClosed } from "./store-unavailable.js";
-import { storedMessage } from "./stored-message.js";
+import { draftKey, storedMessage } from "./stored-message.js";
 
 export interface RedisStoreOptions extends ListenerErrorOption {
   /** `redis://`, `rediss://` or `redis-cluster://` (see redis-url.ts); a malformed one is a ConfigError. */
@@ -87,6 +88,7 @@ export class RedisStore implements MailboxStore {
     this.#cluster = connections.cluster;
     this.#redis.defineCommand("heraldAppend", { lua: APPEND_SCRIPT });
     this.#redis.defineCommand("heraldRead", { lua: READ_SCRIPT, numberOfKeys: 2, readOnly: true });
+    this.#redis.defineCommand("heraldLatest", { lua: LATEST_SCRIPT, numberOfKeys: 3, readOnly: true });
     this.#readListeners = createListeners(options.onListenerError);
     this.#reads = new RedisReadPositions(this.#redis, this.#keys, this.#nodeId, this.#readListeners);
     const onError = (error: Error) => {
@@ -179,6 +181,7 @@ export class RedisStore implements MailboxStore {
       keys.push(...this.#keys.mailbox(mailbox));
       args.push(mailbox, nanoid(10));
     }
+    for (const mailbox of mailboxes) keys.push(this.#keys.latest(mailbox));
     args.push(items.length);
     for (const { mailbox, draft } of items) {
       args.push(
@@ -189,6 +192,7 @@ export class RedisStore implements MailboxStore {
         draft.fieldsJson,
         draft.idempotencyKey ?? "",
         draft.idempotencyKey === undefined ? "" : (draft.fingerprint ?? ""),
+        draftKey(draft) ?? "",
       );
     }
     const reply = (await this.#redis.heraldAppend(keys.length, ...keys, ...args)).map(String);
@@ -224,14 +228,17 @@ export class RedisStore implements MailboxStore {
 
   async #read(mailbox: string, after: StreamPosition, limit: number): Promise<MailboxRead> {
     const [meta, log] = this.#keys.mailbox(mailbox);
-    const reply = (await this.#redis.heraldRead(meta, log, after.epoch, after.seq, limit, Date.now())).map(String);
-    if (reply.length === 0) return { log: undefined, messages: [] };
-    const [epoch, lastSeq, trimmed] = reply as [string, string, string];
-    const messages: StoredMessage[] = [];
-    for (let i = 3; i < reply.length; i += 5) {
-      messages.push(storedMessage(mailbox, epoch, Number(reply[i]), draftAt(reply, i + 1)));
-    }
-    return { log: { epoch, lastSeq: Number(lastSeq), trimmedThrough: Number(trimmed) }, messages };
+    const reply = await this.#redis.heraldRead(meta, log, after.epoch, after.seq, limit, Date.now());
+    return logReply(mailbox, reply);
+  }
+
+  async latest(mailbox: string, maxKeys: number): Promise<LatestRead> {
+    const [meta, log] = this.#keys.mailbox(mailbox);
+    const latest = this.#keys.latest(mailbox);
+    return logReply(
+      mailbox,
+      await orUnavailable(() => this.#redis.heraldLatest(meta, log, latest, maxKeys, Date.now())),
+    );
   }
 
   async head(mailbox: string): Promise<LogInfo | undefined> {
@@ -314,6 +321,18 @@ export class RedisStore implements MailboxStore {
       }),
     );
   }
+}
+
+/** A read or latest script's reply: {} for no mailbox, else the log state and messages of seq, id, t, x, f. */
+function logReply(mailbox: string, raw: readonly (string | number)[]): MailboxRead {
+  const reply = raw.map(String);
+  if (reply.length === 0) return { log: undefined, messages: [] };
+  const [epoch, lastSeq, trimmed] = reply as [string, string, string];
+  const messages: StoredMessage[] = [];
+  for (let i = 3; i < reply.length; i += 5) {
+    messages.push(storedMessage(mailbox, epoch, Number(reply[i]), draftAt(reply, i + 1)));
+  }
+  return { log: { epoch, lastSeq: Number(lastSeq), trimmedThrough: Number(trimmed) }, messages };
 }
 
 export function createRedisStore(options: RedisStoreOptions): RedisStore {

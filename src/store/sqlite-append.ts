@@ -2,7 +2,7 @@ import { nanoid } from "nanoid";
 import { getOrCreate } from "../util/get-or-create.js";
 import type { AppendItem, AppendResult, StoredMessage } from "./mailbox-store.js";
 import type { MailboxRow, MessageRow, Statements } from "./sqlite-statements.js";
-import { storedMessage } from "./stored-message.js";
+import { draftKey, storedMessage } from "./stored-message.js";
 
 /** Bytes a row costs beyond its JSON: ids, integers, index entries. */
 const MESSAGE_OVERHEAD_BYTES = 96;
@@ -76,6 +76,7 @@ export function appendCall(sql: Statements, items: readonly AppendItem[], now: n
     }
     log.last_seq += 1;
     const message = storedMessage(mailbox, log.epoch, log.last_seq, draft);
+    const messageKey = draftKey(draft);
     const size = message.json.length + (key?.length ?? 0) + MESSAGE_OVERHEAD_BYTES;
     sql.insert.run(
       log.id,
@@ -87,7 +88,9 @@ export function appendCall(sql: Statements, items: readonly AppendItem[], now: n
       size,
       key ?? null,
       draft.fingerprint ?? null,
+      messageKey ?? null,
     );
+    if (messageKey !== undefined) sql.setLatest.run(log.id, messageKey, message.seq);
     outcome.messages += 1;
     outcome.bytes += size;
     outcome.results.push({ status: "stored", message });

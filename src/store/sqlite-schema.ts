@@ -49,6 +49,47 @@ const MIGRATIONS: readonly string[] = [
      updated_ms INTEGER NOT NULL,
      PRIMARY KEY (mailbox, reader)
    ) WITHOUT ROWID;`,
+  // Message keys: each message's `key`, and each key's newest seq per mailbox for GET …/latest. A
+  // latest_keys row goes with its message (the trigger), never falling back to an older one of the key.
+  `ALTER TABLE messages ADD COLUMN key TEXT;
+   UPDATE messages SET key = json_extract(json, '$.key') WHERE json_type(json, '$.key') = 'text';
+   CREATE TABLE latest_keys (
+     mailbox_id INTEGER NOT NULL,
+     key TEXT NOT NULL,
+     seq INTEGER NOT NULL,
+     PRIMARY KEY (mailbox_id, key)
+   ) WITHOUT ROWID;
+   INSERT INTO latest_keys (mailbox_id, key, seq)
+     SELECT mailbox_id, key, max(seq) FROM messages WHERE key IS NOT NULL GROUP BY mailbox_id, key;
+   CREATE TRIGGER messages_drop_latest AFTER DELETE ON messages WHEN old.key IS NOT NULL BEGIN
+     DELETE FROM latest_keys WHERE mailbox_id = old.mailbox_id AND key = old.key AND seq = old.seq;
+   END;`,
+  // Scheduled publishes (sqlite-schedule.ts), outside every log until due. `pos` is the order of
+  // adding (ties in due time go out in it); `ready_at_ms` is the due time or a claim's lease end.
+  // scheduled_keys: idempotency keys of pending entries, and of delivered ones until their message expires.
+  `CREATE TABLE scheduled (
+     pos INTEGER PRIMARY KEY,
+     id TEXT NOT NULL UNIQUE,
+     mailbox TEXT NOT NULL,
+     due_at_ms INTEGER NOT NULL,
+     ready_at_ms INTEGER NOT NULL,
+     ttl_ms INTEGER NOT NULL,
+     fields_json TEXT NOT NULL,
+     idempotency_key TEXT,
+     fingerprint TEXT
+   );
+   CREATE INDEX scheduled_by_ready ON scheduled (ready_at_ms, pos);
+   CREATE INDEX scheduled_by_mailbox ON scheduled (mailbox, due_at_ms, pos);
+   CREATE TABLE scheduled_keys (
+     mailbox TEXT NOT NULL,
+     key TEXT NOT NULL,
+     id TEXT NOT NULL,
+     due_at_ms INTEGER NOT NULL,
+     fingerprint TEXT,
+     expires_at_ms INTEGER,
+     PRIMARY KEY (mailbox, key)
+   ) WITHOUT ROWID;
+   CREATE INDEX scheduled_keys_by_expiry ON scheduled_keys (expires_at_ms) WHERE expires_at_ms IS NOT NULL;`,
 ];
 
 export const SCHEMA_VERSION = MIGRATIONS.length;
@@ -58,8 +99,11 @@ export class SqliteSchemaError extends ConfigError {
   override name = "SqliteSchemaError";
 }
 
-/** Brings the database to SCHEMA_VERSION; refuses a database written by a newer Herald. */
-export function migrate(db: Database): void {
+/**
+ * Brings the database to SCHEMA_VERSION; refuses a database written by a newer
+ * Herald. Tests pass a lower `target` to build a database as an older Herald left it.
+ */
+export function migrate(db: Database, target = SCHEMA_VERSION): void {
   const current = db.pragma("user_version", { simple: true }) as number;
   if (current > SCHEMA_VERSION) {
     throw new SqliteSchemaError(
@@ -67,7 +111,7 @@ export function migrate(db: Database): void {
     );
   }
   const upgrade = db.transaction(() => {
-    for (let version = current; version < SCHEMA_VERSION; version++) {
+    for (let version = current; version < target; version++) {
       db.exec(MIGRATIONS[version] as string);
       db.pragma(`user_version = ${version + 1}`);
     }

@@ -14,6 +14,7 @@ import {
   type AppendListener,
   type AppendResult,
   DEFAULT_MAX_REMEMBERED_DELIVERIES,
+  type LatestRead,
   type LogInfo,
   type MailboxRead,
   type MailboxStore,
@@ -149,6 +150,15 @@ export class SqliteStore implements MailboxStore {
     });
   }
 
+  latest(mailbox: string, maxKeys: number): Promise<LatestRead> {
+    return this.#attempt(() => {
+      const log = this.#sql.mailbox.get(mailbox);
+      if (!log) return { log: undefined, messages: [] };
+      const rows = this.#sql.latest.all(log.id, this.#now(), maxKeys).reverse();
+      return { log: this.#info(log), messages: rows.map((row) => toMessage(mailbox, log.epoch, row)) };
+    });
+  }
+
   head(mailbox: string): Promise<LogInfo | undefined> {
     return this.#attempt(() => {
       const log = this.#sql.mailbox.get(mailbox);
@@ -200,6 +210,14 @@ export class SqliteStore implements MailboxStore {
   /** Transactions that committed appends; with group commit, fewer than append calls. */
   get commits(): number {
     return this.#commits;
+  }
+
+  /**
+   * The open database, for the schedule store (sqlite-schedule.ts), which keeps its tables in the same
+   * file: one Herald holds a data directory, so a second connection could not open it.
+   */
+  get database(): Database.Database {
+    return this.#db;
   }
 
   /** Commits appends already accepted, then closes the database. */

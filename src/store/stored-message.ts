@@ -20,6 +20,11 @@ export interface MessageDraft {
   readonly expiresAtMs: number;
   /** The publisher's fields as a serialized JSON object, e.g. `{"title":"x"}`. */
   readonly fieldsJson: string;
+  /**
+   * The message's `key` (the one in fieldsJson), so that a store indexes it
+   * without parsing the JSON; see draftKey for drafts made without it.
+   */
+  readonly key?: string;
   readonly idempotencyKey?: string;
   /** Identifies the publisher's input, so a reused key with another body is detected. */
   readonly fingerprint?: string;
@@ -37,4 +42,16 @@ export function storedMessage(mailbox: string, epoch: string, seq: number, draft
     expiresAtMs: draft.expiresAtMs,
     json: head + fields,
   };
+}
+
+/**
+ * The draft's message key: `draft.key`, or, for a draft built without it (a
+ * test, a message rebuilt from storage), the top-level `key` of fieldsJson,
+ * parsed only when the text mentions one.
+ */
+export function draftKey(draft: MessageDraft): string | undefined {
+  if (draft.key !== undefined) return draft.key;
+  if (!draft.fieldsJson.includes('"key":')) return undefined;
+  const key = (JSON.parse(draft.fieldsJson) as { key?: unknown }).key;
+  return typeof key === "string" ? key : undefined;
 }

@@ -1,4 +1,4 @@
-import { request } from "node:http";
+import { type IncomingMessage, request } from "node:http";
 import type { MessageFields } from "../../src/core/message-input.js";
 
 /** A message as the server sends it: the publisher's fields and what the server added. */
@@ -50,6 +50,7 @@ export class StreamClient {
   ended = false;
   #buffer = "";
   #request: ReturnType<typeof request>;
+  #response: IncomingMessage | undefined;
   #waiters: (() => void)[] = [];
   readonly opened: Promise<void>;
   readonly closed: Promise<void>;
@@ -64,6 +65,7 @@ export class StreamClient {
       resolveClosed = resolve;
     });
     this.#request = request(url, { headers }, (response) => {
+      this.#response = response;
       this.status = response.statusCode ?? 0;
       this.headers = response.headers;
       response.setEncoding("utf8");
@@ -157,6 +159,15 @@ export class StreamClient {
   async untilMessages(count: number, timeoutMs = 5000): Promise<WireMessage[]> {
     await this.until(() => this.messages().length >= count, timeoutMs);
     return this.messages();
+  }
+
+  /** Stops reading: the server's writes back up into its queue, as with a slow client. */
+  pause(): void {
+    this.#response?.pause();
+  }
+
+  resume(): void {
+    this.#response?.resume();
   }
 
   close(): void {

@@ -11,6 +11,8 @@ export interface ReaderOptions {
   readonly unread?: boolean;
   readonly cursor?: string;
   readonly headers?: Record<string, string>;
+  /** More query parameters (SSE, ndjson) or subscribe frame fields (WebSocket): tags, priority, key, mode. */
+  readonly params?: Record<string, string>;
 }
 
 /** One subscription's frames as `{type, ...}` objects, whatever the transport. */
@@ -46,6 +48,7 @@ export async function openReader(
   if (options.presence) query.set("presence", "1");
   if (options.unread) query.set("unread", "1");
   if (options.cursor) query.set("cursor", options.cursor);
+  for (const [name, value] of Object.entries(options.params ?? {})) query.set(name, value);
   const stream = new StreamClient(`${base}/v1/${transport === "sse" ? "events" : "stream"}?${query}`, options.headers);
   await stream.opened;
   if (stream.status !== 200) throw new Error(`stream refused: ${stream.status}`);
@@ -76,6 +79,7 @@ async function openWs(base: string, mailboxes: readonly string[], options: Reade
       ...(options.reader ? { reader: options.reader } : {}),
       ...(options.presence ? { presence: true } : {}),
       ...(options.unread ? { unread: true } : {}),
+      ...options.params,
     }),
   );
   await until(() => frames.some((frame) => frame.type === "subscribed" || frame.type === "error"), "subscribed");

@@ -26,7 +26,8 @@ export async function freePort(): Promise<number> {
   return port;
 }
 
-async function answers(url: string): Promise<boolean> {
+/** True when a Redis at `url` answers PING within a second. */
+export async function answers(url: string): Promise<boolean> {
   const client = new Redis(url, {
     lazyConnect: true,
     connectTimeout: REDIS_PROBE_MS,

@@ -1,9 +1,11 @@
 import { DEFAULT_CONFIG, type ServeConfig } from "../../src/config.js";
 import { DEFAULT_PRESENCE_SETTINGS, type PresenceSettings } from "../../src/presence-config.js";
+import { DEFAULT_SCHEDULE_SETTINGS, type ScheduleSettings } from "../../src/schedule-config.js";
 import { type RunningHerald, startHerald } from "../../src/server.js";
 import type { MailboxStore } from "../../src/store/mailbox-store.js";
 import { createMemoryStore, type MemoryStoreOptions } from "../../src/store/memory-store.js";
 import type { PresenceStore } from "../../src/store/presence-store.js";
+import type { ScheduleStore } from "../../src/store/schedule-store.js";
 
 export interface TestServerOptions {
   readonly config?: Partial<ServeConfig>;
@@ -13,6 +15,9 @@ export interface TestServerOptions {
   /** Presence shared with other nodes; a single-node one when not given. */
   readonly presence?: PresenceStore;
   readonly presenceSettings?: Partial<PresenceSettings>;
+  /** Where scheduled publishes wait; a memory one when not given. */
+  readonly schedule?: ScheduleStore;
+  readonly scheduleSettings?: Partial<ScheduleSettings>;
 }
 
 /** A real listening Herald on a free loopback port. */
@@ -29,5 +34,7 @@ export async function startTestServer(options: TestServerOptions = {}): Promise<
   return startHerald(config, store, {
     ...(options.presence ? { presence: options.presence } : {}),
     presenceSettings: { ...DEFAULT_PRESENCE_SETTINGS, ...options.presenceSettings },
+    ...(options.schedule ? { schedule: options.schedule } : {}),
+    scheduleSettings: { ...DEFAULT_SCHEDULE_SETTINGS, ...options.scheduleSettings },
   });
 }

@@ -2,7 +2,7 @@ import type { ServerResponse } from "node:http";
 import type { Context, MiddlewareHandler } from "hono";
 import type { OriginPolicy } from "./origin-policy.js";
 
-const ALLOW_METHODS = "GET, POST, PUT, OPTIONS";
+const ALLOW_METHODS = "GET, POST, PUT, DELETE, OPTIONS";
 const ALLOW_HEADERS = "Authorization, Content-Type, Idempotency-Key, Last-Event-ID, X-Request-Id";
 const EXPOSE_HEADERS = "Retry-After, X-Request-Id, WWW-Authenticate";
 /** Seconds a browser may cache a preflight answer. */

@@ -1,5 +1,6 @@
 import type { Context } from "hono";
 import { assertMailboxName } from "../../core/mailbox-name.js";
+import { type DeliveryView, parseFilter, parseLatestMode } from "../../core/message-filter.js";
 import { MAX_SUBSCRIPTION_MAILBOXES } from "../../core/read-plan.js";
 import { HeraldError } from "../../errors.js";
 
@@ -26,12 +27,13 @@ export function queryMailboxes(c: Context): string[] {
   return names;
 }
 
-export function queryLimit(c: Context): number {
+/** `?limit=`: a read's messages by default; a route bounding something else passes its own default and maximum. */
+export function queryLimit(c: Context, defaultLimit = DEFAULT_READ_LIMIT, maxLimit = MAX_READ_LIMIT): number {
   const raw = c.req.query("limit");
-  if (raw === undefined) return DEFAULT_READ_LIMIT;
+  if (raw === undefined) return defaultLimit;
   const value = Number(raw);
-  if (raw === "" || !Number.isInteger(value) || value < 1 || value > MAX_READ_LIMIT) {
-    throw badParameter(`"limit" must be an integer from 1 to ${MAX_READ_LIMIT}, got "${raw}"`);
+  if (raw === "" || !Number.isInteger(value) || value < 1 || value > maxLimit) {
+    throw badParameter(`"limit" must be an integer from 1 to ${maxLimit}, got "${raw}"`);
   }
   return value;
 }
@@ -64,4 +66,15 @@ export function queryFlag(c: Context, name: string): boolean {
   if (raw === undefined || raw === "0" || raw === "false") return false;
   if (raw === "1" || raw === "true" || raw === "") return true;
   throw badParameter(`"${name}" must be 1 or 0, got "${raw.slice(0, 32)}"`);
+}
+
+/** `?tags=a,b&priority=4&key=cpu&mode=latest`: what of the log a read or stream delivers. */
+export function queryView(c: Context): DeliveryView {
+  const filter = parseFilter({
+    tags: c.req.queries("tags"),
+    priority: c.req.query("priority"),
+    key: c.req.queries("key"),
+  });
+  const latest = parseLatestMode(c.req.query("mode"));
+  return { ...(filter ? { filter } : {}), ...(latest ? { latest } : {}) };
 }

@@ -3,11 +3,13 @@ import { withCursor } from "../../core/delivery.js";
 import { assertMailboxName } from "../../core/mailbox-name.js";
 import { type MessageFields, parseMessageFields } from "../../core/message-input.js";
 import { clientIdempotencyKey, MAX_BATCH_ITEMS, type Published, type PublishItem } from "../../core/publish-command.js";
+import { splitSchedule } from "../../core/schedule-input.js";
 import { HeraldError } from "../../errors.js";
 import type { AppDeps } from "../deps.js";
 import { admitPublisher } from "../middleware/admission.js";
 import { readBody } from "./body.js";
 import { pathMailbox } from "./params.js";
+import { oneSchedule, querySchedule, scheduledResponse, splitBatchSchedule } from "./schedule-routes.js";
 
 function idempotencyKey(c: Context): string | undefined {
   return clientIdempotencyKey(c.req.header("idempotency-key"), "Idempotency-Key");
@@ -21,19 +23,23 @@ function jsonResponse(c: Context, status: 200 | 201, body: string): Response {
   return c.body(body, status, { "Content-Type": "application/json" });
 }
 
-/** POST /v1/mailboxes/{mailbox}/messages */
+/** POST /v1/mailboxes/{mailbox}/messages; `delay` / `at` (in the message or the query) schedule it instead. */
 export async function publishOne(c: Context, deps: AppDeps): Promise<Response> {
   const mailbox = pathMailbox(c);
   const publisher = await admitPublisher(c, deps.access);
   const key = idempotencyKey(c);
-  return deps.hub.publishing.admit(publisher, [mailbox], async (store) => {
+  const queryWhen = querySchedule(c);
+  return deps.hub.publishing.admit(publisher, [mailbox], async (store, schedule) => {
     const body = await readBody(c, deps.config.maxBodyBytes);
+    const split = body.kind === "json" ? splitSchedule(body.value) : undefined;
     const fields: MessageFields =
       body.kind === "json"
-        ? parseMessageFields(body.value, deps.config.messageTtlSeconds)
+        ? parseMessageFields(split?.message, deps.config.messageTtlSeconds)
         : body.text.length > 0
           ? { body: body.text }
           : {};
+    const when = oneSchedule(queryWhen, split?.when);
+    if (when !== undefined) return scheduledResponse(c, await schedule([{ mailbox, fields, when }], key), false);
     const [published] = await store([{ mailbox, fields }], key);
     const result = published as Published;
     return jsonResponse(c, result.duplicate ? 200 : 201, publishedJson(result));
@@ -76,16 +82,25 @@ function batchItems(value: unknown, maxTtlSeconds: number): PublishItem[] {
   );
 }
 
-/** POST /v1/messages: batch (`messages`) or fan-in (`mailboxes` + `message`). Every item is checked before any is stored. */
+/**
+ * POST /v1/messages: batch (`messages`) or fan-in (`mailboxes` + `message`). Every item is checked before any is
+ * stored. With `delay` / `at` on every message (or on the fan-in's one) the whole publish is scheduled instead.
+ */
 export async function publishBatch(c: Context, deps: AppDeps): Promise<Response> {
   const publisher = await admitPublisher(c, deps.access);
   const key = idempotencyKey(c);
-  return deps.hub.publishing.admit(publisher, [], async (store) => {
+  return deps.hub.publishing.admit(publisher, [], async (store, schedule) => {
     const body = await readBody(c, deps.config.maxBodyBytes);
     if (body.kind !== "json") {
       throw new HeraldError("bad_json", "Batch publishes must be JSON (Content-Type: application/json)");
     }
-    const published = await store(batchItems(body.value, deps.config.messageTtlSeconds), key);
+    const { body: batch, whenAt } = splitBatchSchedule(body.value);
+    const items = batchItems(batch, deps.config.messageTtlSeconds);
+    if (whenAt !== undefined) {
+      const scheduled = items.map((item, i) => ({ ...item, when: whenAt(i) }));
+      return scheduledResponse(c, await schedule(scheduled, key), true);
+    }
+    const published = await store(items, key);
     const status = published.every((item) => item.duplicate) ? 200 : 201;
     return jsonResponse(c, status, `{"messages":[${published.map(publishedJson).join(",")}]}`);
   });

@@ -1,22 +1,29 @@
 import type { Context } from "hono";
 import { withCursor } from "../../core/delivery.js";
 import type { ReadAnswer } from "../../core/reads.js";
+import type { StoredMessage } from "../../store/mailbox-store.js";
 import type { AppDeps } from "../deps.js";
 import { admitReader } from "../middleware/admission.js";
 import { queryReader } from "../middleware/reader-identity.js";
-import { pathMailbox, queryCursor, queryLimit, queryMailboxes, queryWaitMs } from "./params.js";
+import { pathMailbox, queryCursor, queryLimit, queryMailboxes, queryView, queryWaitMs } from "./params.js";
+
+/** `"messages":[…]` of a JSON answer: each message with the cursor after it. */
+export function messagesJson(messages: readonly { message: StoredMessage; cursor: string }[]): string {
+  return `"messages":[${messages.map(({ message, cursor }) => withCursor(message.json, cursor)).join(",")}]`;
+}
 
 function answerJson(answer: ReadAnswer): string {
-  const messages = answer.messages.map(({ message, cursor }) => withCursor(message.json, cursor)).join(",");
   const gap = answer.gaps.length > 0;
   const gaps = gap ? `,"gaps":${JSON.stringify(answer.gaps)}` : "";
-  return `{"messages":[${messages}],"cursor":"${answer.cursor}","gap":${gap}${gaps}}`;
+  const conflated = answer.conflated.length > 0 ? `,"conflated":${JSON.stringify(answer.conflated)}` : "";
+  return `{${messagesJson(answer.messages)},"cursor":"${answer.cursor}","gap":${gap}${gaps}${conflated}}`;
 }
 
 async function read(c: Context, deps: AppDeps, mailboxes: string[]): Promise<Response> {
   const cursor = queryCursor(c);
   const limit = queryLimit(c);
   const requestedWaitMs = queryWaitMs(c);
+  const view = queryView(c);
   const grant = await admitReader(c, deps.access, mailboxes, requestedWaitMs > 0 ? "long-poll" : undefined);
   let answer: ReadAnswer;
   try {
@@ -25,7 +32,7 @@ async function read(c: Context, deps: AppDeps, mailboxes: string[]): Promise<Res
     const waitMs =
       expiresAt === undefined ? requestedWaitMs : Math.max(0, Math.min(requestedWaitMs, expiresAt - Date.now()));
     const reader = queryReader(c, grant.caller, deps.access.authOn);
-    answer = await deps.hub.read({ mailboxes, cursor, limit, waitMs, signal: c.req.raw.signal }, reader);
+    answer = await deps.hub.read({ mailboxes, cursor, limit, waitMs, view, signal: c.req.raw.signal }, reader);
   } finally {
     grant.release();
   }

@@ -5,19 +5,21 @@ import type { AppDeps, Handler, HeraldEnv } from "../deps.js";
 import { admitReader } from "../middleware/admission.js";
 import { queryReader, requireReader } from "../middleware/reader-identity.js";
 import { type StreamKind, StreamSink } from "../transports/stream-sink.js";
-import { pathMailbox, queryFlag, queryMailboxes, streamCursor } from "./params.js";
+import { pathMailbox, queryFlag, queryMailboxes, queryView, streamCursor } from "./params.js";
 
 /**
  * GET …/events (SSE) and …/stream (JSON lines): subscribes (which checks the
  * cursor and may answer 400), then writes the head, registers the connection
  * and starts the replay. `presence=1` adds presence events, `unread=1` unread
- * counts (it needs a reader); see core/reader-session.ts.
+ * counts (it needs a reader); see core/reader-session.ts. `tags`, `priority`,
+ * `key` and `mode=latest` choose what of the log is delivered (core/message-filter.ts).
  */
 function streamRoute(kind: StreamKind, mailboxesOf: (c: Context<HeraldEnv>) => string[]): Handler {
   return async (c, deps: AppDeps) => {
     const mailboxes = mailboxesOf(c);
     const presence = queryFlag(c, "presence");
     const unread = queryFlag(c, "unread");
+    const view = queryView(c);
     const grant = await admitReader(c, deps.access, mailboxes, "stream");
     const { incoming, outgoing } = c.env;
     let subscription: Subscription | undefined;
@@ -25,7 +27,7 @@ function streamRoute(kind: StreamKind, mailboxesOf: (c: Context<HeraldEnv>) => s
       const reader = queryReader(c, grant.caller, deps.access.authOn);
       if (unread) requireReader(reader);
       const sink = new StreamSink(kind, outgoing, grant.caller);
-      subscription = await deps.hub.subscribe(mailboxes, streamCursor(c), sink, { reader, presence, unread });
+      subscription = await deps.hub.subscribe(mailboxes, streamCursor(c), sink, { reader, presence, unread, ...view });
       if (incoming.destroyed || outgoing.destroyed) throw new Error("the client left before the stream opened");
       const opened = subscription;
       sink.open(opened.cursor, deps.config.sseRetryMs);

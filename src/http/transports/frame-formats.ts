@@ -19,14 +19,19 @@ function gapJson(gaps: readonly GapNotice[], cursor: string): string {
   return `{"type":"gap","gaps":${JSON.stringify(gaps)},"cursor":"${cursor}"}`;
 }
 
+/** Where a stream is: its opening frame, and where a filter moved it past messages without one. */
+function cursorJson(cursor: string): string {
+  return `{"type":"cursor","cursor":"${cursor}"}`;
+}
+
 /** Server-Sent Events: `id:` carries the cursor, so EventSource resumes by itself. */
 export const SSE_FORMAT: WireFormat = {
   message: (message: StoredMessage, cursor: string) =>
     `id: ${cursor}\nevent: message\ndata: ${withCursor(message.json, cursor)}\n\n`,
   gap: (gaps, cursor) => `id: ${cursor}\nevent: gap\ndata: ${gapJson(gaps, cursor)}\n\n`,
+  moved: (cursor) => `id: ${cursor}\nevent: cursor\ndata: ${cursorJson(cursor)}\n\n`,
   event: (name, json) => `event: ${name}\ndata: ${json}\n\n`,
-  opening: (cursor, retryMs) =>
-    `retry: ${retryMs}\nid: ${cursor}\nevent: cursor\ndata: {"type":"cursor","cursor":"${cursor}"}\n\n`,
+  opening: (cursor, retryMs) => `retry: ${retryMs}\nid: ${cursor}\nevent: cursor\ndata: ${cursorJson(cursor)}\n\n`,
   heartbeat: ": heartbeat\n\n",
   authExpired: 'event: auth-expired\ndata: {"type":"auth-expired"}\n\n',
 };
@@ -39,8 +44,9 @@ export const JSON_LINES_FORMAT: WireFormat = {
   message: (message: StoredMessage, cursor: string) =>
     `{"type":"message",${withCursor(message.json, cursor).slice(1)}\n`,
   gap: (gaps, cursor) => `${gapJson(gaps, cursor)}\n`,
+  moved: (cursor) => `${cursorJson(cursor)}\n`,
   event: (_name, json) => `${json}\n`,
-  opening: (cursor) => `{"type":"cursor","cursor":"${cursor}"}\n`,
+  opening: (cursor) => `${cursorJson(cursor)}\n`,
   heartbeat: '{"type":"heartbeat"}\n',
   authExpired: '{"type":"auth-expired"}\n',
 };

@@ -3,10 +3,13 @@ import { withCursor } from "../../core/delivery.js";
 import type { Hub } from "../../core/hub.js";
 import { parseJsonText } from "../../core/json-text.js";
 import { assertMailboxName } from "../../core/mailbox-name.js";
+import { parseFilter, parseLatestMode } from "../../core/message-filter.js";
 import { parseMessageFields } from "../../core/message-input.js";
 import { presenceAnswerFields } from "../../core/presence.js";
 import { clientIdempotencyKey, type Publisher } from "../../core/publish-command.js";
 import { MAX_SUBSCRIPTION_MAILBOXES } from "../../core/read-plan.js";
+import { splitSchedule } from "../../core/schedule-input.js";
+import { scheduledJson } from "../../core/scheduled-messages.js";
 import type { Subscription } from "../../core/subscription.js";
 import { HeraldError } from "../../errors.js";
 import type { Access } from "../middleware/access.js";
@@ -21,7 +24,7 @@ export const MAX_WS_REF_LENGTH = 128;
 export const WS_SUBSCRIBE_RATE = { rate: 2, burst: 10 } as const;
 
 const FRAME_KEYS: Record<string, readonly string[]> = {
-  subscribe: ["type", "mailboxes", "cursor", "presence", "unread", "reader", "ref"],
+  subscribe: ["type", "mailboxes", "cursor", "presence", "unread", "reader", "tags", "priority", "key", "mode", "ref"],
   presence: ["type", "mailbox", "ref"],
   unsubscribe: ["type", "ref"],
   publish: ["type", "mailbox", "message", "idempotencyKey", "ref"],
@@ -52,6 +55,20 @@ function flag(value: unknown, name: string): boolean {
   return value;
 }
 
+/** `tags` and `key` in a frame: a comma-separated string or an array of strings. */
+function filterList(value: unknown, name: string): string | string[] | undefined {
+  if (value === undefined || value === null) return undefined;
+  if (typeof value === "string") return value;
+  if (Array.isArray(value) && value.every((item) => typeof item === "string")) return value as string[];
+  throw badFrame(`"${name}" must be a string or an array of strings`);
+}
+
+function filterPriority(value: unknown): number | string | undefined {
+  if (value === undefined || value === null) return undefined;
+  if (typeof value === "number" || typeof value === "string") return value;
+  throw badFrame('"priority" must be an integer from 1 to 5');
+}
+
 function withRef(ref: Ref): { ref?: string | number } {
   return ref === undefined ? {} : { ref };
 }
@@ -69,11 +86,13 @@ export interface WsProtocolDeps {
 /**
  * The frame protocol of `GET /v1/ws`, over a WsSink (JSON text frames, handled
  * in order; any frame may carry a `ref` its answer echoes):
- * - `subscribe {mailboxes, cursor?, presence?, unread?, reader?}` replaces the current subscription;
+ * - `subscribe {mailboxes, cursor?, presence?, unread?, reader?, tags?, priority?, key?, mode?}` replaces
+ *   the current subscription (filters and `mode: "latest"` as the stream routes' query parameters);
  *   answered `subscribed`, then `message` and `gap` frames as on the other transports, and the
  *   presence, read and unread events the stream routes send (see core/reader-session.ts);
  * - `presence {mailbox}` → `presence` with who is on it now (as GET …/presence answers);
- * - `unsubscribe` → `unsubscribed`; `publish {mailbox, message, idempotencyKey?}` → `published`;
+ * - `unsubscribe` → `unsubscribed`; `publish {mailbox, message, idempotencyKey?}` → `published`, or, with
+ *   `delay` / `at` in the message, `scheduled {duplicate, scheduled: {id, mailbox, scheduledFor}}`;
  *   `ping` → `pong` (browsers cannot send ping frames);
  * - anything wrong → `error {code, message}` from the error catalogue; the connection stays open.
  * Nothing is acted on once the connection is ending (drain, token expiry).
@@ -163,6 +182,12 @@ export class WsProtocol {
     }
     const presence = flag(frame.presence, "presence");
     const unread = flag(frame.unread, "unread");
+    const filter = parseFilter({
+      tags: filterList(frame.tags, "tags"),
+      priority: filterPriority(frame.priority),
+      key: filterList(frame.key, "key"),
+    });
+    const latest = parseLatestMode(frame.mode);
     this.#deps.access.checkRead(this.#sink.caller, names);
     const reader = readerFor(this.#sink.caller, frame.reader ?? undefined, this.#deps.access.authOn);
     if (unread) requireReader(reader);
@@ -174,6 +199,8 @@ export class WsProtocol {
       reader,
       presence,
       unread,
+      ...(filter ? { filter } : {}),
+      latest,
     });
     if (generation !== this.#generation || this.#sink.closed) {
       subscription.close();
@@ -213,11 +240,26 @@ export class WsProtocol {
   async #publish(frame: Record<string, unknown>, ref: Ref): Promise<void> {
     const mailbox = assertMailboxName(frame.mailbox);
     const key = clientIdempotencyKey(frame.idempotencyKey, '"idempotencyKey"');
-    const message = typeof frame.message === "string" ? { body: frame.message } : frame.message;
+    const { message, when } = splitSchedule(
+      typeof frame.message === "string" ? { body: frame.message } : frame.message,
+      "message: ",
+    );
     const fields = parseMessageFields(message, this.#deps.maxTtlSeconds, "message: ");
+    const refJson = ref === undefined ? "" : `,"ref":${JSON.stringify(ref)}`;
+    if (when !== undefined) {
+      const [scheduled] = await this.#deps.hub.publishing.schedule(
+        this.#deps.publisher,
+        [{ mailbox, fields, when }],
+        key,
+      );
+      if (scheduled === undefined) throw new HeraldError("internal");
+      this.#sink.send(
+        `{"type":"scheduled"${refJson},"duplicate":${scheduled.duplicate},"scheduled":${scheduledJson(scheduled)}}`,
+      );
+      return;
+    }
     const [published] = await this.#deps.hub.publishing.publish(this.#deps.publisher, [{ mailbox, fields }], key);
     if (published === undefined) throw new HeraldError("internal");
-    const refJson = ref === undefined ? "" : `,"ref":${JSON.stringify(ref)}`;
     this.#sink.send(
       `{"type":"published"${refJson},"duplicate":${published.duplicate},"message":${withCursor(published.message.json, published.cursor)}}`,
     );
