@@ -1,6 +1,6 @@
 // Shared by the demo pages: query parameters, the token, client options, the status line and the notices
 // (server down, token needed) every page shows the same way.
-import { publish as clientPublish, subscribe } from "/client.js";
+import { latest as clientLatest, publish as clientPublish, subscribe } from "/client.js";
 
 export { subscribe };
 
@@ -59,6 +59,11 @@ export function clientOptions(overrides = {}) {
 /** The client's publish, with the page's token. */
 export function publish(mailbox, message, options = {}) {
   return clientPublish(mailbox, message, tokenProvider ? { token: tokenProvider, ...options } : options);
+}
+
+/** The client's latest() (each key's current value, and the cursor to subscribe from), with the page's token. */
+export function latest(mailbox, options = {}) {
+  return clientLatest(mailbox, tokenProvider ? { token: tokenProvider, ...options } : options);
 }
 
 // Links between the demos keep the token, so a reader with auth on gives it once.

@@ -2,8 +2,11 @@
 //
 // Messages only record data; drawing happens once per animation frame, so a feed publishing 20 times a
 // second costs at most one setData per chart per frame. The page reports what it received and drew as
-// data- attributes on #charts and on each .chart, which the browser tests read.
-import { clientOptions, curlExample, liveStatus, param, subscribe } from "/demo/assets/common.js";
+// data- attributes on #charts and on each .chart, which the browser tests read. How it gets its messages
+// (the current values at load, then live in latest mode) is in dashboard-feed.js.
+import { curlExample, liveStatus, param } from "/demo/assets/common.js";
+import { captions, followFeed } from "/demo/assets/dashboard-feed.js";
+import { add, measureVisible, trim, yRange } from "/demo/assets/dashboard-series.js";
 
 const uPlot = globalThis.uPlot;
 
@@ -33,6 +36,7 @@ const feed = param("feed", "demo");
 const mailbox = `feed:${feed}`;
 const chartsElement = document.getElementById("charts");
 const caption = document.getElementById("caption");
+const captionOf = captions(summary);
 const latest = document.getElementById("latest");
 const log = document.getElementById("messages");
 const recent = document.getElementById("recent");
@@ -128,7 +132,7 @@ function receive(message) {
   live.onMessage(message);
   const parsed = Date.parse(message.time);
   const time = Number.isFinite(parsed) ? parsed / 1000 : Date.now() / 1000;
-  pendingCaption = message.body ?? summary(message.data);
+  pendingCaption = captionOf(message);
   pendingLog.push(message);
   if (pendingLog.length > MAX_LOG) pendingLog = pendingLog.slice(-MAX_LOG);
   const data = message.data;
@@ -181,93 +185,6 @@ function specFor(field) {
   if (Object.hasOwn(METRICS, field)) return METRICS[field];
   if (/(^|_)(pct|percent)$/i.test(field)) return { label: field, unit: "%", min: 0, max: 100 };
   return { label: field, unit: "", min: 0 };
-}
-
-/** Samples are kept in time order (uPlot needs ascending x); one from the past is put in its place. */
-function add(chart, time, value) {
-  const { xs, ys } = chart;
-  if (xs.length === 0 || xs[xs.length - 1] <= time) {
-    xs.push(time);
-    ys.push(value);
-  } else {
-    const at = firstIndexAfter(xs, time);
-    xs.splice(at, 0, time);
-    ys.splice(at, 0, value);
-  }
-  chart.dirty = true;
-}
-
-/** The first index whose x is greater than `time` (binary search). */
-function firstIndexAfter(xs, time) {
-  let lo = 0;
-  let hi = xs.length;
-  while (lo < hi) {
-    const mid = (lo + hi) >>> 1;
-    if (xs[mid] <= time) lo = mid + 1;
-    else hi = mid;
-  }
-  return lo;
-}
-
-/** The first index whose x is at or after `time`. */
-function firstIndexFrom(xs, time) {
-  let lo = 0;
-  let hi = xs.length;
-  while (lo < hi) {
-    const mid = (lo + hi) >>> 1;
-    if (xs[mid] < time) lo = mid + 1;
-    else hi = mid;
-  }
-  return lo;
-}
-
-function trim(chart) {
-  const drop = Math.max(firstIndexFrom(chart.xs, viewEnd - KEEP_SECONDS), chart.xs.length - MAX_POINTS);
-  if (drop > 0) {
-    chart.xs.splice(0, drop);
-    chart.ys.splice(0, drop);
-  }
-}
-
-function measureVisible(chart) {
-  let min = Number.POSITIVE_INFINITY;
-  let max = Number.NEGATIVE_INFINITY;
-  const from = firstIndexFrom(chart.xs, viewEnd - windowSeconds);
-  for (let i = from; i < chart.ys.length; i++) {
-    const value = chart.ys[i];
-    if (value < min) min = value;
-    if (value > max) max = value;
-  }
-  chart.visible = { min, max, count: chart.ys.length - from };
-}
-
-// ---------------------------------------------------------------------------------------------------------
-// Scales: fixed where the metric has a natural range, otherwise from zero to a round number above the
-// data that grows at once and shrinks only when the data falls well below it (no jumping on every sample).
-
-function niceCeil(value) {
-  if (value <= 0) return 0;
-  const power = 10 ** Math.floor(Math.log10(value));
-  for (const step of [1, 1.2, 1.5, 2, 2.5, 3, 4, 5, 6, 8, 10]) {
-    if (step * power >= value - power * 1e-9) return step * power;
-  }
-  return 10 * power;
-}
-
-function yRange(chart) {
-  const { spec, visible } = chart;
-  const has = visible.count > 0;
-  let lo = spec.min ?? 0;
-  if (has && visible.min < lo) lo = -niceCeil(-visible.min * 1.1);
-  if (spec.max !== undefined) {
-    const hi = has && visible.max > spec.max ? niceCeil(visible.max) : spec.max;
-    return [lo, hi];
-  }
-  const top = has ? Math.max(visible.max, lo) : lo + 1;
-  let wanted = niceCeil(top + (top - lo) * 0.05);
-  if (wanted <= lo) wanted = lo + 1;
-  if (chart.hi === undefined || wanted > chart.hi || wanted < chart.hi / 3 || chart.hi <= lo) chart.hi = wanted;
-  return [lo, chart.hi];
 }
 
 // ---------------------------------------------------------------------------------------------------------
@@ -415,8 +332,8 @@ function buildPlot(chart) {
 }
 
 function draw(chart) {
-  trim(chart);
-  measureVisible(chart);
+  trim(chart, viewEnd - KEEP_SECONDS, MAX_POINTS);
+  measureVisible(chart, viewEnd - windowSeconds);
   const { card, plot, xs, ys, spec } = chart;
   if (plot) {
     plot.setData([xs, ys]);
@@ -570,8 +487,8 @@ if (!uPlot) {
   chartsElement.before(warning);
 }
 
-subscribe(
-  [mailbox],
+followFeed(
+  mailbox,
   { onMessage: receive, onStatus: live.onStatus, onError: live.onError },
-  clientOptions({ cursorStore: null }),
+  { report: chartsElement, note: document.getElementById("skipped") },
 );

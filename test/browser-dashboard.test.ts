@@ -5,6 +5,7 @@ import { setTimeout as sleep } from "node:timers/promises";
 import { type Browser, type BrowserContextOptions, chromium, type Page } from "playwright-core";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { RunningHerald } from "../src/server.js";
+import { publishBatch } from "./helpers/batch.js";
 import { CHROMIUM, CHROMIUM_ARGS, SCREENSHOTS } from "./helpers/chromium.js";
 import { publish } from "./helpers/clients.js";
 import { startTestServer } from "./helpers/server.js";
@@ -25,6 +26,8 @@ const IN_CI = process.env.CI !== undefined && process.env.CI !== "" && process.e
 interface Dashboard {
   readonly page: Page;
   readonly problems: string[];
+  /** Every request the page made, as URLs. */
+  readonly requests: URL[];
 }
 
 /** A random walk like the demo feed's, for charts that look like a real service. */
@@ -40,6 +43,15 @@ function sampler(): () => { cpu: number; memory: number; requests: number } {
     requests = step(requests, 60, 50, 1200);
     return { cpu: Math.round(cpu), memory: Math.round(memory), requests: Math.round(requests) };
   };
+}
+
+/** One sample of each metric as the demo feed publishes it: a message per metric, keyed by its name. */
+function keyedSample(data: { cpu: number; memory: number; requests: number }): Record<string, unknown>[] {
+  return [
+    { key: "cpu", body: `cpu ${data.cpu}%`, data: { cpu: data.cpu } },
+    { key: "memory", body: `memory ${data.memory}%`, data: { memory: data.memory } },
+    { key: "requests", body: `${data.requests} req/s`, data: { requests: data.requests } },
+  ];
 }
 
 describe.skipIf(!HAVE_CHROMIUM && !IN_CI)("dashboard demo in Chromium", () => {
@@ -63,6 +75,8 @@ describe.skipIf(!HAVE_CHROMIUM && !IN_CI)("dashboard demo in Chromium", () => {
     const context = await browser.newContext(options);
     const page = await context.newPage();
     const problems: string[] = [];
+    const requests: URL[] = [];
+    page.on("request", (request) => requests.push(new URL(request.url())));
     page.on("console", (message) => {
       if (message.type() === "error") problems.push(`console error: ${message.text()}`);
     });
@@ -73,7 +87,7 @@ describe.skipIf(!HAVE_CHROMIUM && !IN_CI)("dashboard demo in Chromium", () => {
     page.on("close", () => void context.close());
     await page.goto(`${herald.url}/demo/dashboard?${query}`);
     await page.locator('#status[data-state="open"]').waitFor({ timeout: 15_000 });
-    return { page, problems };
+    return { page, problems, requests };
   }
 
   function chart(page: Page, field: string) {
@@ -295,4 +309,71 @@ describe.skipIf(!HAVE_CHROMIUM && !IN_CI)("dashboard demo in Chromium", () => {
       await publisher;
     }
   }, 60_000);
+
+  it("shows each key's current value at load from /latest, then follows in latest mode and says what it skipped", async () => {
+    const mailbox = "feed:keyed";
+    await publishBatch(herald.url, mailbox, keyedSample({ cpu: 30, memory: 60, requests: 300 }));
+    await publishBatch(herald.url, mailbox, keyedSample({ cpu: 41, memory: 63, requests: 380 }));
+    const snapshot = (await (await fetch(`${herald.url}/v1/mailboxes/${mailbox}/latest`)).json()) as {
+      cursor: string;
+    };
+    const { page, problems, requests } = await openDashboard("feed=keyed");
+    const charts = page.locator("#charts");
+
+    // The current values are there at once, from the snapshot, with nothing new published.
+    await expect.poll(() => chart(page, "requests").locator(".value").textContent()).toBe("380 req/s");
+    expect(await chart(page, "cpu").locator(".value").textContent()).toBe("41%");
+    expect(await chart(page, "memory").locator(".value").textContent()).toBe("63%");
+    expect(await chart(page, "cpu").getAttribute("data-points")).toBe("1");
+    expect(await charts.getAttribute("data-snapshot")).toBe("3");
+    expect(await charts.getAttribute("data-updates")).toBe("3");
+    expect(await page.locator("#caption").textContent()).toBe("cpu 41% · memory 63% · 380 req/s");
+    expect(await page.locator("#empty").isVisible()).toBe(false);
+    // One snapshot, then a latest-mode stream from its cursor (so nothing of it comes again).
+    const api = requests.filter((url) => url.pathname.startsWith("/v1/"));
+    expect(api.map((url) => url.pathname)).toEqual([
+      `/v1/mailboxes/${encodeURIComponent(mailbox)}/latest`,
+      "/v1/events",
+    ]);
+    expect(api[1]?.searchParams.get("mode")).toBe("latest");
+    expect(api[1]?.searchParams.get("cursor")).toBe(snapshot.cursor);
+
+    // Live values arrive as they are published.
+    await publishBatch(herald.url, mailbox, keyedSample({ cpu: 55, memory: 64, requests: 410 }));
+    await expect.poll(() => chart(page, "cpu").locator(".value").textContent()).toBe("55%");
+    await expect.poll(() => chart(page, "requests").getAttribute("data-points")).toBe("2");
+    expect(await charts.getAttribute("data-updates")).toBe("6");
+    expect(await page.locator("#skipped").isVisible()).toBe(false);
+
+    // Cut off while ten samples of each metric go by: back, the page gets the newest of each, and says so.
+    await page.route("**/v1/events?*", (route) => route.abort().catch(() => {}));
+    herald.connections.endAll("draining");
+    await page.locator('#status[data-state="connecting"]').waitFor();
+    for (let i = 1; i <= 10; i++) {
+      await publishBatch(herald.url, mailbox, keyedSample({ cpu: 60 + i, memory: 65, requests: 400 + i }));
+    }
+    await page.unrouteAll({ behavior: "ignoreErrors" });
+    await page.locator('#status[data-state="open"]').waitFor({ timeout: 15_000 });
+    await expect.poll(() => charts.getAttribute("data-skipped"), { timeout: 15_000 }).toBe("27");
+    await expect.poll(() => chart(page, "cpu").locator(".value").textContent()).toBe("70%");
+    expect(await chart(page, "requests").locator(".value").textContent()).toBe("410 req/s");
+    expect(await chart(page, "cpu").getAttribute("data-points")).toBe("3");
+    expect(await charts.getAttribute("data-updates")).toBe("9");
+    const skipped = page.locator("#skipped");
+    expect(await skipped.isVisible()).toBe(true);
+    expect(await skipped.textContent()).toBe("Skipped 27 stale updates");
+    await screenshot(page, "latest-desktop");
+    await page.setViewportSize(PHONE.viewport ?? { width: 390, height: 844 });
+    expect(await skipped.isVisible()).toBe(true);
+    expect(await overflowsSideways(page)).toBe(false);
+    await screenshot(page, "latest-phone");
+
+    // And it stays live.
+    await publishBatch(herald.url, mailbox, keyedSample({ cpu: 12, memory: 66, requests: 420 }));
+    await expect.poll(() => chart(page, "cpu").locator(".value").textContent()).toBe("12%");
+    expect(await chart(page, "cpu").getAttribute("data-points")).toBe("4");
+    // The blocked reconnects are the only failures: Chromium logs each aborted request.
+    expect(problems.filter((problem) => !problem.includes("net::ERR_FAILED"))).toEqual([]);
+    await page.close();
+  });
 });

@@ -237,7 +237,7 @@ describe.skipIf(!HAVE_CHROMIUM && !IN_CI)("demo apps in Chromium", () => {
     await b.close();
   });
 
-  it("dashboard: the demo feed updates over one long-lived connection with no polling", async () => {
+  it("dashboard: the demo feed's current values at load, then updates over one long-lived connection with no polling", async () => {
     const page = await context.newPage();
     const requests: string[] = [];
     page.on("request", (request) => requests.push(new URL(request.url()).pathname));
@@ -249,8 +249,9 @@ describe.skipIf(!HAVE_CHROMIUM && !IN_CI)("demo apps in Chromium", () => {
     await publish(herald.url, "feed:demo", { body: "deploy finished", data: { deploys: 7 } });
     await untilBodies(page, (seen) => seen.includes("deploy finished"));
     await page.locator('.chart[data-field="deploys"]').waitFor();
+    // One snapshot of the current values at load, then one stream.
     const api = requests.filter((path) => path.startsWith("/v1/"));
-    expect(api).toEqual(["/v1/events"]);
+    expect(api).toEqual([`/v1/mailboxes/${encodeURIComponent("feed:demo")}/latest`, "/v1/events"]);
     await expect.poll(() => herald.connections.count("sse", "ndjson")).toBe(1);
     await screenshot(page, "dashboard");
     await page.close();

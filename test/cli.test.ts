@@ -95,16 +95,31 @@ describe("herald publish", () => {
     });
   });
 
-  it("takes HERALD_URL, prints JSON, and stores a repeated --key once", async () => {
-    const first = await herald(["publish", "room:key", "once", "--key", "k1", "--json"], { HERALD_URL: server.url });
-    const again = await herald(["publish", "room:key", "once", "--key", "k1", "--json"], { HERALD_URL: server.url });
+  it("takes HERALD_URL, prints JSON, and stores a repeated --idempotency-key once", async () => {
+    const first = await herald(["publish", "room:key", "once", "--idempotency-key", "k1", "--json"], {
+      HERALD_URL: server.url,
+    });
+    const again = await herald(["publish", "room:key", "once", "--idempotency-key", "k1", "--json"], {
+      HERALD_URL: server.url,
+    });
     expect(first.code).toBe(0);
     expect(again.code).toBe(0);
     const a = JSON.parse(first.stdout) as { id: string; seq: number; cursor: string };
     expect(JSON.parse(again.stdout)).toMatchObject({ id: a.id, seq: 1 });
     expect(typeof a.cursor).toBe("string");
-    const plain = await herald(["publish", "room:key", "once", "--key", "k1", "--url", server.url]);
-    expect(plain.stdout).toBe(`room:key #1 ${a.id} (already stored under --key k1; not stored again)\n`);
+    const plain = await herald(["publish", "room:key", "once", "--idempotency-key", "k1", "--url", server.url]);
+    expect(plain.stdout).toBe(`room:key #1 ${a.id} (already stored under --idempotency-key k1; not stored again)\n`);
+  });
+
+  it("publishes a message key with --key, which /latest then answers", async () => {
+    for (const value of ["40", "42"]) {
+      const run = await herald(["publish", "metrics:cli", value, "--key", "cpu", "--url", server.url]);
+      expect(run.code).toBe(0);
+    }
+    const latest = (await (await fetch(`${server.url}/v1/mailboxes/metrics:cli/latest`)).json()) as {
+      messages: Record<string, unknown>[];
+    };
+    expect(latest.messages).toMatchObject([{ key: "cpu", body: "42" }]);
   });
 
   it("fails with a clear message and a non-zero exit", async () => {

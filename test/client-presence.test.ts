@@ -1,5 +1,4 @@
 import { afterEach, describe, expect, it } from "vitest";
-import WebSocket from "ws";
 import {
   type HeraldClientError,
   type HeraldMessage,
@@ -13,10 +12,10 @@ import {
   subscribe,
   type TransportName,
   type UnreadEvent,
-  type WebSocketConstructor,
 } from "../client/src/index.js";
 import type { RunningHerald } from "../src/server.js";
 import { hsToken, makeKey, SECRET, startAuthServer } from "./helpers/auth.js";
+import { testClientOptions } from "./helpers/client-options.js";
 import { publishMany } from "./helpers/clients.js";
 import { startTestServer } from "./helpers/server.js";
 import { until } from "./helpers/until.js";
@@ -56,14 +55,7 @@ function watch(url: string, mailboxes: string[], options: SubscribeOptions): Wat
       onUnread: (event) => seen.unread.push(event),
       onError: (error) => seen.errors.push(error),
     },
-    {
-      url,
-      cursorStore: null,
-      WebSocket: WebSocket as unknown as WebSocketConstructor,
-      longPollWaitSeconds: 1,
-      backoff: { baseMs: 20, maxMs: 100 },
-      ...options,
-    },
+    { ...testClientOptions(url), ...options },
   );
   cleanups.push(() => subscription.close());
   return { subscription, ...seen };

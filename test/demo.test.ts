@@ -105,8 +105,17 @@ describe("demo feed", () => {
       expect(await retained(DEMO_FEED_MAILBOX)).toBe(0);
       const watcher = new StreamClient(`${herald.url}/v1/mailboxes/${DEMO_FEED_MAILBOX}/stream`);
       await watcher.opened;
+      // One message per metric, keyed by it, so /latest has the current value of each.
       const samples = await watcher.untilMessages(3);
-      expect(samples[0]?.data).toMatchObject({ cpu: expect.any(Number), memory: expect.any(Number) });
+      expect(samples.map((sample) => [sample.key, Object.keys(sample.data as object)])).toEqual([
+        ["cpu", ["cpu"]],
+        ["memory", ["memory"]],
+        ["requests", ["requests"]],
+      ]);
+      expect(samples[0]?.body).toMatch(/^cpu \d+%$/);
+      const latest = await fetch(`${herald.url}/v1/mailboxes/${DEMO_FEED_MAILBOX}/latest`);
+      const snapshot = (await latest.json()) as { messages: { key: string }[] };
+      expect(snapshot.messages.map((message) => message.key)).toEqual(["cpu", "memory", "requests"]);
       watcher.close();
       await expect.poll(() => herald.hub.watcherCount(DEMO_FEED_MAILBOX)).toBe(0);
       const stored = await retained(DEMO_FEED_MAILBOX);

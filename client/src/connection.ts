@@ -5,6 +5,7 @@ import { longPollTransport } from "./long-poll-transport.js";
 import { sseTransport } from "./sse-transport.js";
 import type { StreamExtras, Transport, TransportHandle } from "./transport.js";
 import type {
+  ConflatedEvent,
   GapEvent,
   HeraldMessage,
   ReaderEvent,
@@ -13,6 +14,7 @@ import type {
   TransportName,
   WebSocketConstructor,
 } from "./types.js";
+import type { StreamView } from "./view.js";
 import { wsTransport } from "./ws-transport.js";
 
 /**
@@ -36,6 +38,7 @@ export interface ConnectionOptions {
   readonly stallMs: number;
   readonly longPollWaitSeconds: number;
   readonly extras: StreamExtras;
+  readonly view: StreamView;
   readonly backoff: BackoffOptions;
   readonly random: () => number;
 }
@@ -43,6 +46,9 @@ export interface ConnectionOptions {
 export interface ConnectionEvents {
   message(message: HeraldMessage): void;
   gap(gap: GapEvent): void;
+  /** The cursor moved with no message: a filter left messages out, or a stream said where it starts. */
+  cursor(cursor: string): void;
+  conflated(event: ConflatedEvent): void;
   reader(event: ReaderEvent): void;
   status(state: SubscriptionStatus["state"], transport: TransportName): void;
   error(error: HeraldClientError): void;
@@ -123,6 +129,7 @@ export class Connection {
         WebSocket: this.#options.WebSocket,
         longPollWaitSeconds: this.#options.longPollWaitSeconds,
         extras: this.#options.extras,
+        view: this.#options.view,
       },
       {
         alive: () => {
@@ -145,6 +152,14 @@ export class Connection {
           if (handle !== this.#handle) return;
           this.#cursor = gap.cursor;
           this.#events.gap(gap);
+        },
+        cursor: (cursor) => {
+          if (handle !== this.#handle) return;
+          this.#cursor = cursor;
+          this.#events.cursor(cursor);
+        },
+        conflated: (event) => {
+          if (handle === this.#handle) this.#events.conflated(event);
         },
         reader: (event) => {
           if (handle === this.#handle) this.#events.reader(event);

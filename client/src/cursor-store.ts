@@ -4,7 +4,10 @@
  */
 export interface CursorStore {
   load(key: string): string | undefined | Promise<string | undefined>;
-  /** Called after every message and gap; may be asynchronous, need not finish before the next call. */
+  /**
+   * Called after every message, gap and move past filtered-out messages; may be asynchronous, need not
+   * finish before the next call.
+   */
   save(key: string, cursor: string): void | Promise<void>;
 }
 

@@ -3,6 +3,7 @@ import type { HeraldClientError } from "./errors.js";
 import { ReaderState } from "./reader-state.js";
 import { SeenIds } from "./seen-ids.js";
 import type {
+  ConflatedEvent,
   GapEvent,
   HeraldMessage,
   PresenceEvent,
@@ -18,6 +19,11 @@ export interface SubscribeHandlers {
   onMessage(message: HeraldMessage): void;
   /** The server could not deliver everything after the cursor; what follows starts at its earliest message. */
   onGap?(gap: GapEvent): void;
+  /**
+   * With `mode: "latest"`: the subscription fell behind, or resumed from an old cursor, and the server left
+   * out `skipped` older messages of keys that have a newer one; the newest of each follows (or came with it).
+   */
+  onConflated?(event: ConflatedEvent): void;
   onStatus?(status: SubscriptionStatus): void;
   /**
    * A failed attempt; the subscription retries unless the error is fatal (then status turns "closed").
@@ -67,6 +73,15 @@ export class Delivery {
   gap(gap: GapEvent): void {
     this.#advance(gap.cursor);
     this.#handlers.onGap?.(gap);
+  }
+
+  /** The server moved the cursor past messages a filter left out: saved, but no handler hears of it. */
+  moved(cursor: string): void {
+    this.#advance(cursor);
+  }
+
+  conflated(event: ConflatedEvent): void {
+    this.#handlers.onConflated?.(event);
   }
 
   reader(event: ReaderEvent): void {

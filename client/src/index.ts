@@ -1,19 +1,23 @@
 /**
  * Herald's client: subscribe (SSE, long-poll fallback, or WebSocket) with a
- * cursor that survives reconnects and reloads, and publish; presence (who is
- * here) and read state (what a reader has read, on all its devices). No
- * runtime dependencies; runs in browsers and Node 20.
+ * cursor that survives reconnects and reloads, filters and latest-value
+ * subscriptions, and publish; presence (who is here) and read state (what a
+ * reader has read, on all its devices). No runtime dependencies; runs in
+ * browsers and Node 20.
  */
 export { type BackoffOptions, backoffDelay, DEFAULT_BACKOFF } from "./backoff.js";
 export { type CursorStore, callbackCursorStore, fileCursorStore, localStorageCursorStore } from "./cursor-store.js";
 export type { SubscribeHandlers } from "./delivery.js";
 export { HeraldClientError } from "./errors.js";
+export { type LatestOptions, latest } from "./latest.js";
 export { type PublishOptions, publish } from "./publish.js";
 export { markRead, presence, type ReaderOptions, readState } from "./reader-api.js";
 export { type SubscribeOptions, type Subscription, subscribe } from "./subscribe.js";
 export type {
+  ConflatedEvent,
   GapEvent,
   HeraldMessage,
+  LatestSnapshot,
   MessageFields,
   PresenceAnswer,
   PresenceEvent,
@@ -27,3 +31,4 @@ export type {
   UnreadEvent,
   WebSocketConstructor,
 } from "./types.js";
+export type { SubscribeFilter } from "./view.js";

@@ -1,8 +1,9 @@
 import { HeraldClientError, networkError, responseError } from "./errors.js";
 import { mailboxQuery } from "./http.js";
 import { LongPollExtras } from "./long-poll-extras.js";
-import type { Transport } from "./transport.js";
+import { conflatedEvent, type Transport } from "./transport.js";
 import type { HeraldMessage } from "./types.js";
+import { viewQuery } from "./view.js";
 
 /** Messages one poll may return. */
 export const LONG_POLL_LIMIT = 500;
@@ -16,6 +17,8 @@ interface ReadAnswer {
   cursor: string;
   gap: boolean;
   gaps?: { mailbox: string; reason: "epoch" | "expired" | "trimmed" }[];
+  /** `mode=latest`: per mailbox, how many older messages of keys with a newer one the answer left out. */
+  conflated?: unknown[];
 }
 
 /**
@@ -45,6 +48,7 @@ export const longPollTransport: Transport = (request, events) => {
         wait,
         limit: String(LONG_POLL_LIMIT),
         reader: request.extras.reader,
+        ...viewQuery(request.view),
       });
       let answer: ReadAnswer;
       try {
@@ -67,12 +71,22 @@ export const longPollTransport: Transport = (request, events) => {
       }
       if (done) return;
       events.alive();
-      if (answer.gap && answer.gaps)
-        events.gap({ gaps: answer.gaps, cursor: answer.messages[0]?.cursor ?? answer.cursor });
+      let reached = cursor;
+      if (answer.gap && answer.gaps) {
+        reached = answer.messages[0]?.cursor ?? answer.cursor;
+        events.gap({ gaps: answer.gaps, cursor: reached });
+      }
+      for (const item of answer.conflated ?? []) {
+        const conflated = conflatedEvent(item);
+        if (conflated) events.conflated(conflated);
+      }
       for (const message of answer.messages) {
         if (done) return;
         events.message(message);
+        reached = message.cursor;
       }
+      // A filter left out the answer's last messages: its cursor is past them, and so is this subscription's.
+      if (answer.cursor !== reached && !done) events.cursor(answer.cursor);
       if (extras.wanted) {
         controller = new AbortController();
         const refreshTimer = setTimeout(() => controller?.abort(), LONG_POLL_GRACE_MS);

@@ -1,5 +1,4 @@
-import { networkError, responseError } from "./errors.js";
-import { authHeaders, mailboxQuery, resolveBaseUrl } from "./http.js";
+import { type Endpoint, mailboxPath, mailboxQuery, requestJson, resolveBaseUrl } from "./http.js";
 import type { PresenceAnswer, ReadState, TokenProvider } from "./types.js";
 
 export interface ReaderOptions {
@@ -16,11 +15,8 @@ export interface ReaderOptions {
 }
 
 /** Resolved once per subscription, so its HTTP calls go where and as whom its connection does. */
-export interface ReaderEndpoint {
-  readonly baseUrl: string;
-  readonly token: TokenProvider | undefined;
+export interface ReaderEndpoint extends Endpoint {
   readonly reader: string | undefined;
-  readonly fetch: typeof fetch;
 }
 
 export function readerEndpoint(options: ReaderOptions): ReaderEndpoint {
@@ -32,28 +28,12 @@ export function readerEndpoint(options: ReaderOptions): ReaderEndpoint {
   };
 }
 
-function mailboxPath(mailbox: string, what: string): string {
-  return `/v1/mailboxes/${encodeURIComponent(mailbox)}/${what}`;
-}
-
 function readerQuery(endpoint: ReaderEndpoint): string {
   return endpoint.reader === undefined ? "" : `?${new URLSearchParams({ reader: endpoint.reader })}`;
 }
 
-async function call<T>(endpoint: ReaderEndpoint, path: string, init: RequestInit = {}): Promise<T> {
-  const headers = { ...(init.headers as Record<string, string> | undefined), ...(await authHeaders(endpoint.token)) };
-  let response: Response;
-  try {
-    response = await endpoint.fetch(`${endpoint.baseUrl}${path}`, { ...init, headers, cache: "no-store" });
-  } catch (error) {
-    throw networkError(error);
-  }
-  if (!response.ok) throw await responseError(response);
-  return (await response.json()) as T;
-}
-
 export function putReadMark(endpoint: ReaderEndpoint, mailbox: string, cursor: string): Promise<ReadState> {
-  return call(endpoint, `${mailboxPath(mailbox, "read")}${readerQuery(endpoint)}`, {
+  return requestJson(endpoint, `${mailboxPath(mailbox, "read")}${readerQuery(endpoint)}`, {
     method: "PUT",
     headers: { "Content-Type": "application/json" },
     body: JSON.stringify({ cursor }),
@@ -66,11 +46,11 @@ export async function getReadStates(
   signal?: AbortSignal,
 ): Promise<ReadState[]> {
   const query = mailboxQuery(mailboxes, { reader: endpoint.reader });
-  return (await call<{ mailboxes: ReadState[] }>(endpoint, `/v1/read?${query}`, { signal })).mailboxes;
+  return (await requestJson<{ mailboxes: ReadState[] }>(endpoint, `/v1/read?${query}`, { signal })).mailboxes;
 }
 
 export function getPresence(endpoint: ReaderEndpoint, mailbox: string, signal?: AbortSignal): Promise<PresenceAnswer> {
-  return call(endpoint, mailboxPath(mailbox, "presence"), { signal });
+  return requestJson(endpoint, mailboxPath(mailbox, "presence"), { signal });
 }
 
 /**
@@ -92,7 +72,7 @@ export async function readState(
 ): Promise<ReadState | ReadState[]> {
   const endpoint = readerEndpoint(options);
   if (typeof mailboxes !== "string") return getReadStates(endpoint, mailboxes);
-  return call(endpoint, `${mailboxPath(mailboxes, "read")}${readerQuery(endpoint)}`);
+  return requestJson(endpoint, `${mailboxPath(mailboxes, "read")}${readerQuery(endpoint)}`);
 }
 
 /** Who is on `mailbox` now, over every node (needs read permission on it). */

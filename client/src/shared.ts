@@ -1,7 +1,16 @@
 import type { Delivery } from "./delivery.js";
 import { HeraldClientError, networkError, responseError } from "./errors.js";
 import { mailboxQuery } from "./http.js";
-import type { GapEvent, HeraldMessage, ReaderEvent, SubscriptionStatus, TokenProvider } from "./types.js";
+import { conflatedEvent } from "./transport.js";
+import type {
+  ConflatedEvent,
+  GapEvent,
+  HeraldMessage,
+  ReaderEvent,
+  SubscriptionStatus,
+  TokenProvider,
+} from "./types.js";
+import { type StreamView, viewQuery } from "./view.js";
 
 /** Pages a follower tab reads to catch up before it relies on the leader's broadcasts. */
 export const MAX_CATCH_UP_PAGES = 20;
@@ -10,6 +19,8 @@ const CATCH_UP_PAGE_SIZE = 1000;
 type Broadcast =
   | { kind: "message"; message: HeraldMessage }
   | { kind: "gap"; gap: GapEvent }
+  | { kind: "cursor"; cursor: string }
+  | { kind: "conflated"; event: ConflatedEvent }
   | { kind: "reader"; event: ReaderEvent }
   | { kind: "status"; status: SubscriptionStatus }
   | { kind: "hello" };
@@ -18,6 +29,8 @@ type Broadcast =
 export interface LeaderSink {
   message(message: HeraldMessage): void;
   gap(gap: GapEvent): void;
+  cursor(cursor: string): void;
+  conflated(event: ConflatedEvent): void;
   reader(event: ReaderEvent): void;
   status(status: Omit<SubscriptionStatus, "role">): void;
 }
@@ -27,6 +40,8 @@ export interface SharedOptions {
   readonly name: string;
   readonly baseUrl: string;
   readonly mailboxes: readonly string[];
+  /** The subscription's filters and mode: a follower's catch-up reads what the leader's stream sends. */
+  readonly view: StreamView;
   readonly token: TokenProvider | undefined;
   readonly fetch: typeof fetch;
   readonly delivery: Delivery;
@@ -61,6 +76,8 @@ export function startShared(options: SharedOptions): () => void {
   const apply = (event: Broadcast) => {
     if (event.kind === "message") delivery.message(event.message);
     else if (event.kind === "gap") delivery.gap(event.gap);
+    else if (event.kind === "cursor") delivery.moved(event.cursor);
+    else if (event.kind === "conflated") delivery.conflated(event.event);
     else if (event.kind === "reader") delivery.reader(event.event);
     else if (event.kind === "status") delivery.status({ ...event.status, role: "follower" });
   };
@@ -96,6 +113,14 @@ export function startShared(options: SharedOptions): () => void {
       gap: (gap) => {
         delivery.gap(gap);
         channel.postMessage({ kind: "gap", gap });
+      },
+      cursor: (cursor) => {
+        delivery.moved(cursor);
+        channel.postMessage({ kind: "cursor", cursor });
+      },
+      conflated: (event) => {
+        delivery.conflated(event);
+        channel.postMessage({ kind: "conflated", event });
       },
       reader: (event) => {
         delivery.reader(event);
@@ -146,7 +171,11 @@ async function catchUp(options: SharedOptions): Promise<void> {
   const { delivery } = options;
   for (let page = 0; page < MAX_CATCH_UP_PAGES; page++) {
     const token = await options.token?.();
-    const query = mailboxQuery(options.mailboxes, { cursor: delivery.cursor, limit: String(CATCH_UP_PAGE_SIZE) });
+    const query = mailboxQuery(options.mailboxes, {
+      cursor: delivery.cursor,
+      limit: String(CATCH_UP_PAGE_SIZE),
+      ...viewQuery(options.view),
+    });
     let response: Response;
     try {
       response = await options.fetch(`${options.baseUrl}/v1/messages?${query}`, {
@@ -161,12 +190,20 @@ async function catchUp(options: SharedOptions): Promise<void> {
       messages: HeraldMessage[];
       cursor: string;
       gaps?: GapEvent["gaps"];
+      conflated?: unknown[];
     };
     if (answer.gaps && answer.gaps.length > 0) {
       delivery.gap({ gaps: answer.gaps, cursor: answer.messages[0]?.cursor ?? answer.cursor });
     }
+    for (const item of answer.conflated ?? []) {
+      const conflated = conflatedEvent(item);
+      if (conflated) delivery.conflated(conflated);
+    }
     for (const message of answer.messages) delivery.message(message);
+    const sent = delivery.cursor;
     delivery.cursor = answer.cursor;
-    if (answer.messages.length < CATCH_UP_PAGE_SIZE) return;
+    // A page is short at the head, but also where a filter or latest mode left messages out (or several
+    // mailboxes shared it): only an empty answer that did not move the cursor means there is no more.
+    if (answer.messages.length === 0 && answer.cursor === sent) return;
   }
 }

@@ -1,8 +1,9 @@
 import { HeraldClientError, networkError, responseError } from "./errors.js";
 import { mailboxQuery } from "./http.js";
 import { isReaderEvent } from "./reader-state.js";
-import { extrasQuery, type Transport } from "./transport.js";
+import { conflatedEvent, extrasQuery, frameCursor, type Transport } from "./transport.js";
 import type { GapEvent, HeraldMessage } from "./types.js";
+import { viewQuery } from "./view.js";
 
 /** Longest event the parser buffers; a larger one means a broken stream. */
 export const MAX_SSE_EVENT_CHARS = 4 * 1024 * 1024;
@@ -22,7 +23,11 @@ export const sseTransport: Transport = (request, events) => {
     controller.abort();
     events.closed(error, fallback);
   };
-  const url = `${request.baseUrl}/v1/events?${mailboxQuery(request.mailboxes, { cursor: request.cursor, ...extrasQuery(request.extras) })}`;
+  const url = `${request.baseUrl}/v1/events?${mailboxQuery(request.mailboxes, {
+    cursor: request.cursor,
+    ...extrasQuery(request.extras),
+    ...viewQuery(request.view),
+  })}`;
   const headers: Record<string, string> = { Accept: "text/event-stream" };
   if (request.token) headers.Authorization = `Bearer ${request.token}`;
 
@@ -30,7 +35,13 @@ export const sseTransport: Transport = (request, events) => {
   const dispatch = (event: string, data: string) => {
     if (event === "message") events.message(JSON.parse(data) as HeraldMessage);
     else if (event === "gap") events.gap(JSON.parse(data) as GapEvent);
-    else if (event === "presence" || event === "read" || event === "unread") {
+    else if (event === "cursor") {
+      const cursor = frameCursor(JSON.parse(data));
+      if (cursor !== undefined) events.cursor(cursor);
+    } else if (event === "conflated") {
+      const conflated = conflatedEvent(JSON.parse(data));
+      if (conflated) events.conflated(conflated);
+    } else if (event === "presence" || event === "read" || event === "unread") {
       const parsed: unknown = JSON.parse(data);
       if (isReaderEvent(parsed)) events.reader(parsed);
     }

@@ -15,6 +15,7 @@ import type {
   TransportName,
   WebSocketConstructor,
 } from "./types.js";
+import { type SubscribeFilter, streamView, viewName } from "./view.js";
 
 export interface SubscribeOptions {
   /** Herald's base URL; defaults to the page's origin. */
@@ -26,6 +27,19 @@ export interface SubscribeOptions {
   /** Where the cursor is kept between runs; localStorage by default in a browser, nothing in Node. null disables. */
   cursorStore?: CursorStore | null;
   token?: TokenProvider;
+  /**
+   * Only messages with any of `tags`, of at least `priority`, with one of `key`s: the server skips the rest
+   * (they are not gaps) and moves the cursor past them, so a resumed subscription neither re-reads nor
+   * misses anything. The saved cursor is kept apart for each filter and mode.
+   */
+  filter?: SubscribeFilter;
+  /**
+   * "latest": when the subscription falls behind (a slow network, a sleeping tab) or resumes from an old
+   * cursor, the server sends only the newest message of each `key` among those missed (messages without a
+   * key are never skipped) and says so (`onConflated`), instead of the whole backlog. For dashboards:
+   * start from a `latest()` snapshot's cursor. Default "all".
+   */
+  mode?: "all" | "latest";
   /**
    * Who reads, where reads need no token (with a token the reader is its `sub`; a different name is refused):
    * makes this subscription present on its mailboxes and gives it read state. Unauthenticated: anyone may
@@ -57,7 +71,7 @@ export interface SubscribeOptions {
 }
 
 export interface Subscription {
-  /** The cursor after the last message or gap this tab has seen. */
+  /** The cursor after the last message, gap or filtered-out message this tab has heard of. */
   readonly cursor: string | undefined;
   readonly status: SubscriptionStatus;
   /**
@@ -108,7 +122,10 @@ export function subscribe(
   const baseUrl = resolveBaseUrl(options.url);
   const transport = options.transport ?? "auto";
   const names = [...new Set(mailboxes)];
-  const key = `${baseUrl}|${[...names].sort().join(",")}`;
+  const view = streamView(options.filter, options.mode);
+  // A filtered or latest-mode cursor moved past messages this view left out: no other view may resume from it
+  // (nor share a connection, whose name holds the key).
+  const key = `${baseUrl}|${[...names].sort().join(",")}${viewName(view)}`;
   const extras: StreamExtras = { reader: options.reader, presence: options.presence, unread: options.unread };
   const store = options.cursorStore === null ? undefined : (options.cursorStore ?? defaultCursorStore());
   const fetcher = options.fetch ?? globalThis.fetch.bind(globalThis);
@@ -132,6 +149,8 @@ export function subscribe(
   const connect = (onEvent: {
     message: Delivery["message"];
     gap: Delivery["gap"];
+    cursor: Delivery["moved"];
+    conflated: Delivery["conflated"];
     reader: Delivery["reader"];
     status: (s: Omit<SubscriptionStatus, "role">) => void;
   }) =>
@@ -148,12 +167,15 @@ export function subscribe(
         stallMs: options.stallMs ?? DEFAULT_STALL_MS,
         longPollWaitSeconds: options.longPollWaitSeconds ?? DEFAULT_LONG_POLL_WAIT_SECONDS,
         extras,
+        view,
         backoff: options.backoff ?? DEFAULT_BACKOFF,
         random: options.random ?? Math.random,
       },
       {
         message: onEvent.message,
         gap: onEvent.gap,
+        cursor: onEvent.cursor,
+        conflated: onEvent.conflated,
         reader: onEvent.reader,
         status: (state, current) => onEvent.status({ state, transport: current }),
         error: (error) => delivery.error(error),
@@ -172,6 +194,7 @@ export function subscribe(
           name: `herald:${transport}:${shareName(extras)}${key}`,
           baseUrl,
           mailboxes: names,
+          view,
           token: options.token,
           fetch: fetcher,
           delivery,
@@ -184,6 +207,8 @@ export function subscribe(
         const connection = connect({
           message: (message) => delivery.message(message),
           gap: (gap) => delivery.gap(gap),
+          cursor: (cursor) => delivery.moved(cursor),
+          conflated: (event) => delivery.conflated(event),
           reader: (event) => delivery.reader(event),
           status: (s) => delivery.status({ ...s, role: "solo" }),
         });

@@ -1,5 +1,6 @@
 import type { HeraldClientError } from "./errors.js";
-import type { GapEvent, HeraldMessage, ReaderEvent, WebSocketConstructor } from "./types.js";
+import type { ConflatedEvent, GapEvent, HeraldMessage, ReaderEvent, WebSocketConstructor } from "./types.js";
+import type { StreamView } from "./view.js";
 
 export interface TransportRequest {
   readonly baseUrl: string;
@@ -13,6 +14,8 @@ export interface TransportRequest {
   readonly longPollWaitSeconds: number;
   /** What the subscription asks beyond messages; sent only when set, so older servers see the same requests. */
   readonly extras: StreamExtras;
+  /** Filters and mode; empty for every message. */
+  readonly view: StreamView;
 }
 
 export interface StreamExtras {
@@ -37,6 +40,10 @@ export interface TransportEvents {
   alive(): void;
   message(message: HeraldMessage): void;
   gap(gap: GapEvent): void;
+  /** The server moved the cursor past messages the filter left out (or said where a stream starts): adopt it. */
+  cursor(cursor: string): void;
+  /** `mode: "latest"` left out older messages of keys with a newer one. */
+  conflated(event: ConflatedEvent): void;
   /** Presence, read and unread events; they do not move the cursor. */
   reader(event: ReaderEvent): void;
   /** The connection ended: cleanly when `error` is undefined. `fallback` means this transport cannot work here. */
@@ -49,3 +56,15 @@ export interface TransportHandle {
 }
 
 export type Transport = (request: TransportRequest, events: TransportEvents) => TransportHandle;
+
+/** The cursor of a `{"type":"cursor"}` frame, if it carries one. */
+export function frameCursor(frame: unknown): string | undefined {
+  const cursor = (frame as { cursor?: unknown } | null)?.cursor;
+  return typeof cursor === "string" && cursor.length > 0 ? cursor : undefined;
+}
+
+/** A `{"type":"conflated"}` frame (or an item of a read's `conflated` list) as the handler gets it. */
+export function conflatedEvent(frame: unknown): ConflatedEvent | undefined {
+  const { mailbox, skipped } = (frame ?? {}) as { mailbox?: unknown; skipped?: unknown };
+  return typeof mailbox === "string" && typeof skipped === "number" ? { mailbox, skipped } : undefined;
+}

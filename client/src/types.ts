@@ -12,6 +12,8 @@ export interface HeraldMessage {
   readonly tags?: readonly string[];
   readonly priority?: number;
   readonly ttl?: number;
+  /** What the message is the latest value of ("cpu", "price:ACME"): see `latest()` and `mode: "latest"`. */
+  readonly key?: string;
 }
 
 // The server's own definition of what a publisher may set. A type-only export: esbuild drops it, so the
@@ -23,6 +25,23 @@ export type GapReason = "epoch" | "expired" | "trimmed";
 /** The server could not deliver everything after the cursor; delivery continues from its earliest message. */
 export interface GapEvent {
   readonly gaps: readonly { readonly mailbox: string; readonly reason: GapReason }[];
+  readonly cursor: string;
+}
+
+/**
+ * A `mode: "latest"` subscription fell behind (or resumed from an old cursor) and the server left out
+ * `skipped` older messages of keys that have a newer one; what follows is the newest of each.
+ */
+export interface ConflatedEvent {
+  readonly mailbox: string;
+  readonly skipped: number;
+}
+
+/** GET …/latest: the newest retained message of each key, and the cursor to subscribe from. */
+export interface LatestSnapshot {
+  /** The newest message of each key, in seq order; messages without a key are not in it. */
+  readonly messages: readonly HeraldMessage[];
+  /** The mailbox's head when the snapshot was taken: subscribing from it misses nothing and repeats nothing. */
   readonly cursor: string;
 }
 

@@ -1,7 +1,8 @@
 import { HeraldClientError } from "./errors.js";
 import { isReaderEvent } from "./reader-state.js";
-import type { Transport } from "./transport.js";
+import { conflatedEvent, frameCursor, type Transport } from "./transport.js";
 import type { GapEvent, HeraldMessage, WebSocketConstructor } from "./types.js";
+import { viewFrame } from "./view.js";
 
 /** Browsers cannot send WebSocket pings, so the client sends a `ping` frame this often to prove the path. */
 export const WS_CLIENT_PING_MS = 20_000;
@@ -16,7 +17,10 @@ const STATUS_OF_CODE: Record<string, number> = {
   store_unavailable: 503,
 };
 
-/** GET /v1/ws: one subscribe frame with the cursor, then message, gap, presence, read and unread frames. */
+/**
+ * GET /v1/ws: one subscribe frame with the cursor (and filters and mode), then message, gap, cursor,
+ * conflated, presence, read and unread frames.
+ */
 export const wsTransport: Transport = (request, events) => {
   const Socket = request.WebSocket ?? (globalThis as unknown as { WebSocket?: WebSocketConstructor }).WebSocket;
   let done = false;
@@ -49,6 +53,7 @@ export const wsTransport: Transport = (request, events) => {
     if (reader !== undefined) frame.reader = reader;
     if (presence) frame.presence = true;
     if (unread) frame.unread = true;
+    Object.assign(frame, viewFrame(request.view));
     socket.send(JSON.stringify(frame));
     pinger = setInterval(() => socket.send('{"type":"ping"}'), WS_CLIENT_PING_MS);
   };
@@ -58,6 +63,14 @@ export const wsTransport: Transport = (request, events) => {
     const frame = JSON.parse(String(event.data)) as { type: string; ref?: unknown; code?: string; message?: string };
     if (frame.type === "message") events.message(frame as unknown as HeraldMessage);
     else if (frame.type === "gap") events.gap(frame as unknown as GapEvent);
+    else if (frame.type === "cursor" || (frame.type === "subscribed" && frame.ref === SUBSCRIBE_REF)) {
+      // Where the subscription starts, and where a filter moved it past messages it left out.
+      const cursor = frameCursor(frame);
+      if (cursor !== undefined) events.cursor(cursor);
+    } else if (frame.type === "conflated") {
+      const conflated = conflatedEvent(frame);
+      if (conflated) events.conflated(conflated);
+    }
     // A presence frame with a ref answers a request; the stream's own events carry none.
     else if (frame.ref === undefined && isReaderEvent(frame)) events.reader(frame);
     else if (frame.type === "error" && frame.ref === SUBSCRIBE_REF) {

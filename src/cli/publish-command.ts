@@ -1,10 +1,11 @@
-import { HeraldClientError, type MessageFields, publish } from "../../client/src/index.js";
+import { HeraldClientError, type HeraldMessage, type MessageFields, publish } from "../../client/src/index.js";
 import { ConfigError } from "../errors.js";
 import { describeFailure, fail, flagOrEnv, parseCommand, URL_HELP } from "./remote.js";
 
 export const PUBLISH_USAGE = `Usage: herald publish <mailbox> [text] [options]
 
 Publishes one message; prints "mailbox #seq id" (or the stored message with --json).
+With --delay or --at it is scheduled instead; prints "mailbox scheduled for TIME id".
 Use "-" as the text to read it from stdin.
 
 Options:
@@ -13,7 +14,10 @@ Options:
   --tag T             a tag; repeat for several
   --data JSON         any JSON value, e.g. '{"cpu":42}'
   --ttl SECONDS       how long the message is kept
-  --key K             idempotency key: retrying with the same key stores the message once
+  --key K             the message's key: /latest and mode=latest keep the newest message per key
+  --idempotency-key K retrying with the same idempotency key stores the message once
+  --delay D           deliver it later: seconds, or a duration such as 90s, 30m, 2h, 1d (at most 7 days)
+  --at TIME           deliver it at an RFC 3339 time, e.g. 2030-01-31T09:00:00Z
   --api-key KEY       credential sent as Authorization: Bearer (HERALD_API_KEY; a token also works)
   --json              print the stored message as JSON
 ${URL_HELP}
@@ -50,6 +54,9 @@ export async function publishCommand(argv: readonly string[], env: NodeJS.Proces
       data: { type: "string" },
       ttl: { type: "string" },
       key: { type: "string" },
+      "idempotency-key": { type: "string" },
+      delay: { type: "string" },
+      at: { type: "string" },
       "api-key": { type: "string" },
       json: { type: "boolean" },
     },
@@ -71,6 +78,7 @@ export async function publishCommand(argv: readonly string[], env: NodeJS.Proces
   const ttl = number(values.ttl as string | undefined, "ttl");
   if (ttl !== undefined) message.ttl = ttl;
   if (values.tag !== undefined) message.tags = values.tag as string[];
+  if (values.key !== undefined) message.key = values.key as string;
   if (values.data !== undefined) {
     try {
       message.data = JSON.parse(values.data as string);
@@ -78,7 +86,11 @@ export async function publishCommand(argv: readonly string[], env: NodeJS.Proces
       throw new ConfigError(`--data must be JSON, got ${JSON.stringify(values.data)}`);
     }
   }
+  if (values.delay !== undefined && values.at !== undefined) throw new ConfigError("give --delay or --at, not both");
+  // Not message fields: the server takes them out of the published object and schedules it.
+  const when = values.delay !== undefined ? { delay: values.delay } : values.at !== undefined ? { at: values.at } : {};
   const apiKey = flagOrEnv(values, "api-key", env, "HERALD_API_KEY");
+  const idempotencyKey = values["idempotency-key"] as string | undefined;
   // The server answers 200, not 201, when the idempotency key was seen: the message was stored before.
   let status = 0;
   const recordingFetch: typeof fetch = async (input, init) => {
@@ -87,16 +99,24 @@ export async function publishCommand(argv: readonly string[], env: NodeJS.Proces
     return response;
   };
   try {
-    const stored = await publish(mailbox, message, {
-      url,
-      fetch: recordingFetch,
-      ...(apiKey === undefined ? {} : { token: () => apiKey }),
-      ...(values.key === undefined ? {} : { idempotencyKey: values.key as string }),
-    });
+    const stored: HeraldMessage & { scheduledFor?: string } = await publish(
+      mailbox,
+      { ...message, ...when },
+      {
+        url,
+        fetch: recordingFetch,
+        ...(apiKey === undefined ? {} : { token: () => apiKey }),
+        ...(idempotencyKey === undefined ? {} : { idempotencyKey }),
+      },
+    );
     if (values.json) console.log(JSON.stringify(stored));
-    else if (status === 200) {
+    else if (stored.scheduledFor !== undefined) {
+      const again =
+        status === 200 ? ` (already scheduled under --idempotency-key ${idempotencyKey}; not scheduled again)` : "";
+      console.log(`${stored.mailbox} scheduled for ${stored.scheduledFor} ${stored.id}${again}`);
+    } else if (status === 200) {
       console.log(
-        `${stored.mailbox} #${stored.seq} ${stored.id} (already stored under --key ${values.key}; not stored again)`,
+        `${stored.mailbox} #${stored.seq} ${stored.id} (already stored under --idempotency-key ${idempotencyKey}; not stored again)`,
       );
     } else console.log(`${stored.mailbox} #${stored.seq} ${stored.id}`);
   } catch (error) {

@@ -4,10 +4,13 @@ import {
   fileCursorStore,
   type GapEvent,
   type HeraldMessage,
+  type SubscribeFilter,
   type SubscribeOptions,
   subscribe,
   type WebSocketConstructor,
 } from "../../client/src/index.js";
+import { MAX_FILTER_VALUES } from "../core/message-filter.js";
+import { MAX_TAG_LENGTH, MESSAGE_KEY } from "../core/message-input.js";
 import { ConfigError } from "../errors.js";
 import { describeFailure, fail, flagOrEnv, parseCommand, URL_HELP } from "./remote.js";
 
@@ -22,8 +25,13 @@ Options:
   --from-start        with no cursor, print every retained message first (default: only new ones)
   --count N           exit after N messages
   --transport T       auto (SSE, long-poll fallback; default), sse, long-poll or websocket
+  --tags A,B          only messages with any of these tags
+  --priority N        only messages of priority N (1-5) or higher; no priority counts as 3
+  --key K1,K2         only messages with one of these keys
+  --latest            when behind (or resuming), only the newest message of each key, and a note
+                      of how many older ones were skipped; with --from-start: each key's current value
   --token TOKEN       subscriber token or API key (HERALD_TOKEN)
-  --json              one JSON object a line: messages (with their cursor) and gaps
+  --json              one JSON object a line: messages (with their cursor), gaps, conflated
 ${URL_HELP}
   -h, --help          show this help`;
 
@@ -31,8 +39,48 @@ const TRANSPORTS = ["auto", "sse", "long-poll", "websocket"] as const;
 
 function line(message: HeraldMessage): string {
   const time = message.time.slice(11, 19);
+  const key = message.key === undefined ? "" : ` [${message.key}]`;
   const title = message.title ? `${message.title}: ` : "";
-  return `${time} ${message.mailbox} #${message.seq} ${title}${message.body ?? ""}`;
+  return `${time} ${message.mailbox} #${message.seq}${key} ${title}${message.body ?? ""}`;
+}
+
+/** `--tags a,b` (or repeated): the names, or a one-line usage error. */
+function names(raw: string[] | undefined, flag: string, valid: (name: string) => boolean, what: string): string[] {
+  const list = (raw ?? []).flatMap((value) => value.split(",")).map((name) => name.trim());
+  const given = list.filter((name) => name.length > 0);
+  if (raw !== undefined && given.length === 0) throw new ConfigError(`--${flag} needs at least one name`);
+  const bad = given.find((name) => !valid(name));
+  if (bad !== undefined) throw new ConfigError(`--${flag} values are ${what}, got "${bad}"`);
+  if (new Set(given).size > MAX_FILTER_VALUES) throw new ConfigError(`--${flag} names at most ${MAX_FILTER_VALUES}`);
+  return given;
+}
+
+/** The server-side filter the flags ask for; usage errors (exit 2) for values the server would refuse. */
+function filterFlags(values: Record<string, unknown>): SubscribeFilter | undefined {
+  const filter: SubscribeFilter = {};
+  const tags = names(
+    values.tags as string[] | undefined,
+    "tags",
+    (tag) => tag.length <= MAX_TAG_LENGTH,
+    `at most ${MAX_TAG_LENGTH} characters`,
+  );
+  if (tags.length > 0) filter.tags = tags;
+  const keys = names(
+    values.key as string[] | undefined,
+    "key",
+    (key) => MESSAGE_KEY.test(key),
+    "1-128 characters of A-Z a-z 0-9 _ - . : @ /",
+  );
+  if (keys.length > 0) filter.key = keys;
+  const raw = values.priority as string | undefined;
+  if (raw !== undefined) {
+    const priority = Number(raw);
+    if (raw.trim() === "" || !Number.isInteger(priority) || priority < 1 || priority > 5) {
+      throw new ConfigError(`--priority must be a whole number from 1 to 5, got "${raw}"`);
+    }
+    filter.priority = priority;
+  }
+  return Object.keys(filter).length === 0 ? undefined : filter;
 }
 
 /** Resolves once the subscription ends: interrupted, --count reached, or a fatal error. */
@@ -47,6 +95,10 @@ export async function tailCommand(argv: readonly string[], env: NodeJS.ProcessEn
       transport: { type: "string" },
       token: { type: "string" },
       json: { type: "boolean" },
+      tags: { type: "string", multiple: true },
+      priority: { type: "string" },
+      key: { type: "string", multiple: true },
+      latest: { type: "boolean" },
     },
     env,
   );
@@ -70,6 +122,7 @@ export async function tailCommand(argv: readonly string[], env: NodeJS.ProcessEn
   }
   const token = flagOrEnv(values, "token", env, "HERALD_TOKEN");
   const json = values.json === true;
+  const filter = filterFlags(values);
 
   let pendingSave: Promise<void> | undefined;
   // Where the starting cursor came from, when a person supplied it: a refusal of it must stop tail, not replay everything.
@@ -105,6 +158,8 @@ export async function tailCommand(argv: readonly string[], env: NodeJS.ProcessEn
       cursor: cursor ?? (values["from-start"] ? undefined : "now"),
       cursorStore: store,
       transport: transport as SubscribeOptions["transport"],
+      ...(filter ? { filter } : {}),
+      ...(values.latest ? { mode: "latest" } : {}),
       WebSocket: WebSocket as unknown as WebSocketConstructor,
       ...(token === undefined ? {} : { token: () => token }),
     };
@@ -124,6 +179,10 @@ export async function tailCommand(argv: readonly string[], env: NodeJS.ProcessEn
           console.error(
             `herald: gap in ${what}: some messages after the cursor are gone; continuing from the earliest`,
           );
+        },
+        onConflated(event) {
+          if (json) console.log(JSON.stringify({ type: "conflated", ...event }));
+          else console.error(`herald: skipped ${event.skipped} older values in ${event.mailbox} (--latest)`);
         },
         onStatus(status) {
           if (status.state === "open") {

@@ -1,4 +1,5 @@
 import type { Hub } from "../core/hub.js";
+import type { MessageFields } from "../core/message-input.js";
 import type { Publisher } from "../core/publish-command.js";
 
 /** The mailbox `/demo/dashboard?feed=demo` and `/demo/ticker?feed=demo` watch. */
@@ -18,9 +19,24 @@ function step(value: number, spread: number, min: number, max: number): number {
   return Math.min(max, Math.max(min, value + (Math.random() - 0.5) * spread));
 }
 
+/** One message per metric, keyed by it: `/latest` answers the current value of each, `mode=latest` conflates them. */
+function samples(cpu: number, memory: number, requests: number): MessageFields[] {
+  const metric = (key: string, value: number, body: string): MessageFields => ({
+    key,
+    body,
+    data: { [key]: value },
+    ttl: DEMO_SAMPLE_TTL_SECONDS,
+  });
+  return [
+    metric("cpu", cpu, `cpu ${cpu}%`),
+    metric("memory", memory, `memory ${memory}%`),
+    metric("requests", requests, `${requests} req/s`),
+  ];
+}
+
 /**
- * Publishes a sample to `feed:demo` every interval, but only while someone is
- * subscribed or long-polling there, so an idle server stores nothing.
+ * Publishes a sample of each metric to `feed:demo` every interval (one batch, one message per metric), but
+ * only while someone is subscribed or long-polling there, so an idle server stores nothing.
  */
 export function startDemoFeed(hub: Hub, intervalMs = DEMO_FEED_INTERVAL_MS): DemoFeed {
   let cpu = 35;
@@ -32,19 +48,13 @@ export function startDemoFeed(hub: Hub, intervalMs = DEMO_FEED_INTERVAL_MS): Dem
     cpu = step(cpu, 12, 1, 99);
     memory = step(memory, 4, 20, 95);
     requests = step(requests, 80, 50, 1200);
-    const data = { cpu: Math.round(cpu), memory: Math.round(memory), requests: Math.round(requests) };
+    const fields = samples(Math.round(cpu), Math.round(memory), Math.round(requests));
     publishing = true;
     hub.publishing
-      .publish(FEED_PUBLISHER, [
-        {
-          mailbox: DEMO_FEED_MAILBOX,
-          fields: {
-            body: `cpu ${data.cpu}% · memory ${data.memory}% · ${data.requests} req/s`,
-            data,
-            ttl: DEMO_SAMPLE_TTL_SECONDS,
-          },
-        },
-      ])
+      .publish(
+        FEED_PUBLISHER,
+        fields.map((sample) => ({ mailbox: DEMO_FEED_MAILBOX, fields: sample })),
+      )
       .catch(() => {
         // The store is down or the server drains: skip this sample.
       })
