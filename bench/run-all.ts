@@ -11,8 +11,10 @@ const SCENARIOS = [
   "long-poll",
   "resume",
   "many-mailboxes",
+  "conflation",
   "sqlite",
   "redis",
+  "schedule-lateness",
 ];
 
 /** Runs of each scenario: the machine is shared, so one run can be skewed by other work. */

@@ -11,12 +11,13 @@ export class Publisher {
     this.pool = new Pool(url, { connections, pipelining: 1 });
   }
 
-  async publish(mailbox: string, extra = ""): Promise<number> {
+  /** `extra` goes inside `data` after `t`; `fields` are top-level fields before it, e.g. `"key":"cpu",`. */
+  async publish(mailbox: string, extra = "", fields = ""): Promise<number> {
     const response = await this.pool.request({
       method: "POST",
       path: `/v1/mailboxes/${encodeURIComponent(mailbox)}/messages`,
       headers: { "content-type": "application/json" },
-      body: `{"data":{"t":${now()}${extra}}}`,
+      body: `{${fields}"data":{"t":${now()}${extra}}}`,
     });
     const text = await response.body.text();
     if (response.statusCode !== 201) {

@@ -143,8 +143,10 @@ const SCENARIO_ORDER = [
   "long-poll",
   "resume",
   "many-mailboxes",
+  "conflation",
   "sqlite",
   "redis",
+  "schedule-lateness",
 ];
 
 function formatValue(metric: Metric): string {
@@ -197,6 +199,16 @@ export function writeSummary(): void {
   writeFileSync(join(RESULTS_DIR, "summary.md"), `${lines.join("\n")}\n`);
 }
 
+/** Runs this script again as `command` (a bash `-c` line that ends by exec-ing it) and exits with its status. */
+function rerun(command: string[], line: string, env: Record<string, string>): never {
+  const run = spawnSync(command[0] as string, [...command.slice(1), "-c", line, "bench", ...process.argv.slice(2)], {
+    stdio: "inherit",
+    env: { ...process.env, ...env },
+    cwd: ROOT,
+  });
+  process.exit(run.status ?? 1);
+}
+
 /**
  * Re-runs this script under `ulimit -n` raised to the bench limit when the
  * current soft limit is lower (Node cannot raise it itself).
@@ -205,17 +217,43 @@ export function ensureFileLimit(script: string): void {
   if (process.env.HERALD_BENCH_LIMITED === "1") return;
   const probe = spawnSync("bash", ["-c", "ulimit -n"], { encoding: "utf8" });
   if (Number(probe.stdout.trim()) >= BENCH_FILE_LIMIT) return;
-  const run = spawnSync(
-    "bash",
-    [
-      "-c",
-      `ulimit -n ${BENCH_FILE_LIMIT} && exec node --import tsx "${script}" "$@"`,
-      "bench",
-      ...process.argv.slice(2),
-    ],
-    { stdio: "inherit", env: { ...process.env, HERALD_BENCH_LIMITED: "1" }, cwd: ROOT },
+  rerun(["bash"], `ulimit -n ${BENCH_FILE_LIMIT} && exec node --import tsx "${script}" "$@"`, {
+    HERALD_BENCH_LIMITED: "1",
+  });
+}
+
+/**
+ * Re-runs this script, server and load generator both, in a network namespace
+ * of its own (`unshare --net`, so root) whose TCP send buffers grow to at most
+ * `maxBytes` (`net.ipv4.tcp_wmem` is per namespace). On loopback Linux lets a
+ * socket's send buffer grow to 4 MiB, so a slow reader falls 4 MiB behind in
+ * the kernel before the server's own queue sees any of it; over a real network
+ * the buffer stays near the path's bandwidth-delay product. Without the rights
+ * it says so and runs here unchanged: `sendBufferMax()` records which.
+ */
+export function ensureSendBufferCap(script: string, maxBytes: number): void {
+  if (process.env.HERALD_BENCH_NETNS === "1") return;
+  const setup = `ip link set lo up && sysctl -q -w net.ipv4.tcp_wmem="4096 16384 ${maxBytes}"`;
+  if (spawnSync("unshare", ["--net", "bash", "-c", setup], { stdio: "ignore" }).status !== 0) {
+    console.warn(
+      `no private network namespace (unshare --net needs root): kernel send buffers keep ${sendBufferMax()} bytes`,
+    );
+    return;
+  }
+  rerun(
+    ["unshare", "--net", "bash"],
+    `${setup} && ulimit -n ${BENCH_FILE_LIMIT} && exec node --import tsx "${script}" "$@"`,
+    { HERALD_BENCH_NETNS: "1", HERALD_BENCH_LIMITED: "1" },
   );
-  process.exit(run.status ?? 1);
+}
+
+/** The most a TCP socket's send buffer may grow to here (the third field of net.ipv4.tcp_wmem). */
+export function sendBufferMax(): number {
+  try {
+    return Number(readFileSync("/proc/sys/net/ipv4/tcp_wmem", "utf8").trim().split(/\s+/)[2]);
+  } catch {
+    return Number.NaN;
+  }
 }
 
 export function percentile(sorted: ArrayLike<number>, p: number): number {

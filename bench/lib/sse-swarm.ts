@@ -27,6 +27,19 @@ export interface SwarmOptions {
   readonly keepLastEventId?: boolean;
   /** Called with the time of every message received, after it is counted. */
   readonly onMessage?: (i: number, seq: number, now: number) => void;
+  /**
+   * Called with every message's text as read: `data` is where its `"seq":` stands in `text`
+   * and `end` where the event ends, for a bench that reads more of the payload than `seq` and `t`.
+   */
+  readonly onMessageText?: (i: number, seq: number, text: string, data: number, end: number, now: number) => void;
+  /**
+   * Bytes per second subscriber `i` reads at most (undefined: as fast as it can). Such a
+   * subscriber reads into its own small buffer and pauses its socket until its budget allows
+   * the next read, so what it does not read backs up in the kernel and then in the server.
+   */
+  readonly readBytesPerSecond?: (i: number) => number | undefined;
+  /** Counts `mode=latest` conflated notices and the messages they say were skipped. */
+  readonly conflation?: boolean;
 }
 
 const DEFAULT_CONNECT_CONCURRENCY = 256;
@@ -35,13 +48,15 @@ const DEFAULT_MAX_SAMPLES = 2_000_000;
 const CONNECT_TIMEOUT_MS = 30_000;
 /** One read buffer for every socket: each read is parsed before the next is taken. */
 const SHARED_READ_BUFFER = Buffer.allocUnsafe(256 * 1024);
+/** One read of a throttled subscriber takes at most this much, so its budget is kept read by read. */
+const THROTTLED_READ_BUFFER = Buffer.allocUnsafe(4 * 1024);
 
 export function now(): number {
   return performance.timeOrigin + performance.now();
 }
 
 /** Parses a non-negative decimal at `from` without allocating a substring. */
-function readNumber(text: string, from: number): number {
+export function readNumber(text: string, from: number): number {
   let value = 0;
   let i = from;
   let code = text.charCodeAt(i);
@@ -77,6 +92,11 @@ export class SseSwarm {
   presenceEvents = 0;
   /** Subscribers whose connection closed while the swarm still wanted it. */
   unexpectedCloses = 0;
+  /** 1 for each subscriber whose connection closed while the swarm still wanted it. */
+  readonly closedUnexpectedly: Uint8Array;
+  /** With `conflation`: conflated notices each subscriber got, and the messages they said were skipped. */
+  readonly conflatedNotices: Int32Array;
+  readonly skipped: Int32Array;
   lastReceiveAt = 0;
   /** Called with every message received, after it is counted; may be replaced between phases. */
   onMessage: ((i: number, seq: number, at: number) => void) | undefined;
@@ -97,6 +117,9 @@ export class SseSwarm {
     this.latencies = new Float64Array(options.maxSamples ?? DEFAULT_MAX_SAMPLES);
     this.#carry = new Array(n).fill("");
     this.#headerDone = new Uint8Array(n);
+    this.closedUnexpectedly = new Uint8Array(n);
+    this.conflatedNotices = new Int32Array(n);
+    this.skipped = new Int32Array(n);
   }
 
   /** Opens every subscriber and resolves once each has its 200 response head. */
@@ -117,16 +140,29 @@ export class SseSwarm {
     const localAddress = localAddresses?.[i % localAddresses.length];
     this.#headerDone[i] = 0;
     this.#carry[i] = "";
+    const bytesPerSecond = this.options.readBytesPerSecond?.(i);
     return new Promise<void>((resolve, reject) => {
       let opened = false;
+      // The earliest time a throttled subscriber may read again.
+      let readableAt = 0;
       // Reads land in one shared buffer and are parsed at once: no stream, 'data' event or Buffer per read.
       const onread = {
-        buffer: SHARED_READ_BUFFER,
+        buffer: bytesPerSecond === undefined ? SHARED_READ_BUFFER : THROTTLED_READ_BUFFER,
         callback: (bytes: number, buffer: Uint8Array) => {
           if (this.#onData(i, (buffer as Buffer).toString("latin1", 0, bytes)) && !opened) {
             opened = true;
             clearTimeout(timer);
             resolve();
+          }
+          if (bytesPerSecond !== undefined) {
+            const at = performance.now();
+            readableAt = Math.max(readableAt, at) + (bytes * 1000) / bytesPerSecond;
+            if (readableAt > at + 1) {
+              socket.pause();
+              setTimeout(() => {
+                if (!socket.destroyed) socket.resume();
+              }, readableAt - at);
+            }
           }
           return true;
         },
@@ -146,7 +182,10 @@ export class SseSwarm {
       });
       socket.on("close", () => {
         clearTimeout(timer);
-        if (!this.#closing && this.sockets[i] === socket) this.unexpectedCloses += 1;
+        if (!this.#closing && this.sockets[i] === socket) {
+          this.unexpectedCloses += 1;
+          this.closedUnexpectedly[i] = 1;
+        }
         if (!opened) reject(new Error(`subscriber ${i} closed before its response head`));
       });
     });
@@ -245,6 +284,7 @@ export class SseSwarm {
       this.presenceEvents += 1;
       presenceAt = text.indexOf("event: presence", presenceAt + 15);
     }
+    if (this.options.conflation) this.#countConflated(i, text, end);
     const timestamps = this.options.timestamps !== false;
     let pos = 0;
     for (;;) {
@@ -257,8 +297,19 @@ export class SseSwarm {
       const sent = tAt < 0 || tAt > eventEnd ? Number.NaN : readNumber(text, tAt + 4);
       pos = eventEnd;
       this.#record(i, seq, sent, at);
+      this.options.onMessageText?.(i, seq, text, seqAt, eventEnd, at);
     }
     return true;
+  }
+
+  #countConflated(i: number, text: string, end: number): void {
+    let at = text.indexOf("event: conflated");
+    while (at >= 0 && at < end) {
+      this.conflatedNotices[i] = (this.conflatedNotices[i] as number) + 1;
+      const skippedAt = text.indexOf('"skipped":', at);
+      if (skippedAt >= 0) this.skipped[i] = (this.skipped[i] as number) + readNumber(text, skippedAt + 10);
+      at = text.indexOf("event: conflated", at + 16);
+    }
   }
 
   #record(i: number, seq: number, sent: number, at: number): void {
