@@ -7,5 +7,7 @@ export default defineConfig({
     hookTimeout: 30_000,
     // Suites start real servers and child processes; two cores, so keep parallelism modest.
     maxWorkers: 2,
+    // bin/herald.js runs src/ through tsx, not dist/: tests spawn it, and a stale build must not matter.
+    env: { HERALD_FROM_SOURCE: "1" },
   },
 });

@@ -81,7 +81,8 @@ export async function startHeraldChild(args: readonly string[]): Promise<HeraldC
   const child = spawn(process.execPath, ["bin/herald.js", "serve", "--port", "0", ...args], {
     cwd: REPO_ROOT,
     stdio: ["ignore", "pipe", "pipe"],
-    env: { PATH: process.env.PATH ?? "", HOME: process.env.HOME ?? "" },
+    // The sources through tsx, like every test (vitest.config.ts), even with this bare environment.
+    env: { PATH: process.env.PATH ?? "", HOME: process.env.HOME ?? "", HERALD_FROM_SOURCE: "1" },
   });
   let stdout = "";
   let stderr = "";

@@ -1,31 +1,39 @@
+import { readFile } from "node:fs/promises";
 import { fileURLToPath } from "node:url";
+import type { BuildOptions } from "esbuild";
 import type { Context } from "hono";
 import { HeraldError } from "../../errors.js";
+import { BUILT, PACKAGE_ROOT } from "../../package-root.js";
 import type { AppDeps } from "../deps.js";
 
-const CLIENT_ENTRY = fileURLToPath(new URL("../../../client/src/index.ts", import.meta.url));
+/** Where the build writes the client bundle (scripts/build.ts builds it with CLIENT_BUILD_OPTIONS). */
+export const CLIENT_BUNDLE_FILE = fileURLToPath(new URL("dist/client.js", PACKAGE_ROOT));
+
+/** How client/ is bundled for browsers, at build time and when the sources run. */
+export const CLIENT_BUILD_OPTIONS: BuildOptions = {
+  entryPoints: [fileURLToPath(new URL("client/src/index.ts", PACKAGE_ROOT))],
+  bundle: true,
+  format: "esm",
+  platform: "browser",
+  target: "es2022",
+  legalComments: "none",
+  logLevel: "silent",
+};
 
 let bundle: Promise<string> | undefined;
 
 /**
- * Bundles client/ with esbuild (already installed as tsx's compiler) the first
- * time it is asked for, so `npm start` from a fresh clone serves it with no
- * build step and it can never be stale.
+ * The compiled server serves the bundle the build wrote into dist/ (no esbuild
+ * at run time). Run from the sources (`npm run dev`, the tests), it bundles
+ * client/ with esbuild, a dev dependency, the first time it is asked for, so
+ * it can never be stale.
  */
 export function clientBundle(): Promise<string> {
   bundle ??= (async () => {
+    if (BUILT) return readFile(CLIENT_BUNDLE_FILE, "utf8");
     const esbuild = await import("esbuild");
-    const result = await esbuild.build({
-      entryPoints: [CLIENT_ENTRY],
-      bundle: true,
-      format: "esm",
-      platform: "browser",
-      target: "es2022",
-      write: false,
-      legalComments: "none",
-      logLevel: "silent",
-    });
-    return result.outputFiles[0]?.text ?? "";
+    const result = await esbuild.build({ ...CLIENT_BUILD_OPTIONS, write: false });
+    return result.outputFiles?.[0]?.text ?? "";
   })();
   // A failed build is retried on the next request rather than cached.
   bundle.catch(() => {
