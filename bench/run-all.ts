@@ -15,6 +15,7 @@ const SCENARIOS = [
   "sqlite",
   "redis",
   "schedule-lateness",
+  "startup",
 ];
 
 /** Runs of each scenario: the machine is shared, so one run can be skewed by other work. */

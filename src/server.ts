@@ -10,6 +10,7 @@ import { createHub, type Hub } from "./core/hub.js";
 import { startDemoFeed } from "./demo/demo-feed.js";
 import type { HookDefinition } from "./hooks/hook-config.js";
 import { createHookService } from "./hooks/hook-service.js";
+import { createAdminConsole } from "./http/admin-console.js";
 import { createApp, ROUTES } from "./http/app.js";
 import type { RouteSpec } from "./http/deps.js";
 import { createMetrics } from "./http/metrics.js";
@@ -129,7 +130,17 @@ export async function startHerald(
       })
     : undefined;
   const metrics = createMetrics({ hub, store, connections, access });
-  const app = createApp({ config, hub, store, connections, hooks, access, metrics, logger }, SERVED_ROUTES);
+  const admin = createAdminConsole({
+    config,
+    hub,
+    store,
+    connections,
+    access,
+    auth: options.auth,
+    presence: presenceSettings,
+    schedule: options.scheduleSettings ?? DEFAULT_SCHEDULE_SETTINGS,
+  });
+  const app = createApp({ config, hub, store, connections, hooks, access, metrics, admin, logger }, SERVED_ROUTES);
   const demoFeed = startDemoFeed(hub);
   const websocket = { server: createWebSocketServer(config) };
   const server = await new Promise<Server>((resolve, reject) => {
@@ -169,6 +180,7 @@ export async function startHerald(
       // One deadline for all of it: a publisher that stalls mid-body must not hold the shutdown.
       const deadline = new Promise<void>((resolve) => setTimeout(resolve, config.drainTimeoutSeconds * 1000).unref());
       demoFeed.stop();
+      admin.close();
       const drained = hub.drain();
       // Streams end now (clients reconnect elsewhere with their cursor); a WebSocket may still owe the
       // answer to a publish it sent, so it ends once admitted publishes have finished.

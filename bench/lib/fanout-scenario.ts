@@ -1,3 +1,4 @@
+import { request } from "node:http";
 import { startHerald } from "./herald-process.js";
 import { Publisher, sleep } from "./publisher.js";
 import { cpuMeter, type Metric, machine, percentile, round1, startLoadavg, writeResult } from "./report.js";
@@ -19,6 +20,41 @@ export interface FanoutOptions {
 }
 
 const MAILBOX = "bench:fanout";
+/** BENCH_ADMIN_STREAM=1: the admin console is open during the run (scenario name gets "-admin"). */
+const ADMIN_OPEN = process.env.BENCH_ADMIN_STREAM === "1";
+/** How often the admin page asks for the busiest mailboxes. */
+const ADMIN_POLL_MS = 2000;
+
+/**
+ * What an open admin console costs the server: its stats stream (GET
+ * /v1/admin/stats/events, a sample a second) and, like the page, the busiest
+ * mailboxes every two seconds. Counts the samples it received.
+ */
+function openAdminConsole(base: string): { samples: () => number; close: () => void } {
+  let samples = 0;
+  const stream = request(`${base}/v1/admin/stats/events`, (response) => {
+    if (response.statusCode !== 200) throw new Error(`admin stream answered ${response.statusCode}`);
+    response.setEncoding("utf8");
+    response.on("data", (chunk: string) => {
+      samples += chunk.split("event: sample\n").length - 1;
+    });
+    response.on("error", () => {});
+  });
+  stream.on("error", () => {});
+  stream.end();
+  const poll = setInterval(() => {
+    fetch(`${base}/v1/admin/mailboxes?limit=20`)
+      .then((response) => response.arrayBuffer())
+      .catch(() => {});
+  }, ADMIN_POLL_MS);
+  return {
+    samples: () => samples,
+    close: () => {
+      clearInterval(poll);
+      stream.destroy();
+    },
+  };
+}
 /** Presence has settled when no presence event arrived for this long (longer than the count interval). */
 const PRESENCE_QUIET_MS = 1500;
 const PRESENCE_SETTLE_LIMIT_MS = 60_000;
@@ -43,6 +79,7 @@ export async function runFanout(options: FanoutOptions): Promise<void> {
   const loadavgAtStart = startLoadavg();
   const flags: string[] = [];
   const herald = await startHerald(flags);
+  const admin = ADMIN_OPEN ? openAdminConsole(herald.url) : undefined;
   const swarm = new SseSwarm({
     host: herald.host,
     port: herald.port,
@@ -104,7 +141,7 @@ export async function runFanout(options: FanoutOptions): Promise<void> {
       { name: "out of order", value: swarm.sum(swarm.outOfOrder), unit: "", target: "== 0" },
     );
     writeResult({
-      scenario: options.scenario,
+      scenario: ADMIN_OPEN ? `${options.scenario}-admin` : options.scenario,
       description: options.description,
       date: new Date().toISOString(),
       machine: machine(),
@@ -131,9 +168,12 @@ export async function runFanout(options: FanoutOptions): Promise<void> {
         gapEvents: swarm.gapEvents,
         presence: options.presence === true,
         presenceEvents: swarm.presenceEvents,
+        adminConsoleOpen: ADMIN_OPEN,
+        adminSamples: admin?.samples() ?? 0,
       },
     });
   } finally {
+    admin?.close();
     swarm.close();
     await publisher.close();
     await herald.stop();

@@ -147,6 +147,7 @@ const SCENARIO_ORDER = [
   "sqlite",
   "redis",
   "schedule-lateness",
+  "startup",
 ];
 
 function formatValue(metric: Metric): string {

@@ -35,7 +35,7 @@ const MAX_CLAIM_LENGTH = 256;
 function parseKey(value: unknown, index: number, env: NodeJS.ProcessEnv): ApiKeyEntry {
   const where = `auth.keys[${index}]`;
   const object = objectAt(value, where);
-  onlyFields(object, ["name", "hash", "hashEnv", "publish", "tokens", "metrics"], where);
+  onlyFields(object, ["name", "hash", "hashEnv", "publish", "tokens", "metrics", "admin"], where);
   if (typeof object.name !== "string" || object.name === "" || object.name.length > 64) {
     throw new ConfigError(`${where}.name must be a string of 1-64 characters`);
   }
@@ -43,8 +43,10 @@ function parseKey(value: unknown, index: number, env: NodeJS.ProcessEnv): ApiKey
   if (hash === undefined || !isKeyHash(hash)) {
     throw new ConfigError(`${where}.hash must be "sha256:<64 hex digits>" as printed by herald key create`);
   }
-  if (object.metrics !== undefined && typeof object.metrics !== "boolean")
-    throw new ConfigError(`${where}.metrics must be true or false`);
+  for (const right of ["metrics", "admin"] as const) {
+    if (object[right] !== undefined && typeof object[right] !== "boolean")
+      throw new ConfigError(`${where}.${right} must be true or false`);
+  }
   const publish = patternsAt(object.publish, `${where}.publish`);
   return {
     name: object.name,
@@ -52,6 +54,7 @@ function parseKey(value: unknown, index: number, env: NodeJS.ProcessEnv): ApiKey
     publish,
     tokens: tokenGrantAt(object.tokens, publish, `${where}.tokens`),
     metrics: object.metrics === true,
+    admin: object.admin === true,
   };
 }
 

@@ -89,6 +89,8 @@ export interface ApiKeyEntry {
   readonly tokens: readonly string[] | undefined;
   /** May read /metrics when metrics are protected. */
   readonly metrics: boolean;
+  /** May use the admin console (/admin, /v1/admin/*), and read and publish every mailbox from it. */
+  readonly admin: boolean;
 }
 
 export interface ApiKey extends ApiKeyEntry {

@@ -3,7 +3,7 @@ import { type ApiKeyEntry, generateKey, hashKey, isScopePattern, MAX_PATTERNS } 
 import { argumentError, ConfigError } from "../errors.js";
 
 export const KEY_USAGE = `Usage: herald key create --name NAME --publish PATTERN [--publish PATTERN ...]
-                         [--tokens | --token-mailboxes PATTERN ...] [--metrics] [--json]
+                         [--tokens | --token-mailboxes PATTERN ...] [--metrics] [--admin] [--json]
 
 Makes a publisher API key. The key is printed once; only its hash goes into the
 config file, under "auth": {"keys": [...]}. Send it as Authorization: Bearer <key>.
@@ -17,12 +17,18 @@ Options:
                       the key may mint tokens that read within these patterns
                       (repeatable; instead of --tokens)
   --metrics           the key may read /metrics (which then needs such a key)
+  --admin             the key may open the admin console (/admin), and from it read
+                      and publish to every mailbox
   --json              print one object {"key": ..., "entry": {...}}
   -h, --help          show this help`;
 
 export interface CreatedKey {
   readonly key: string;
-  readonly entry: Omit<ApiKeyEntry, "tokens" | "metrics"> & { tokens?: true | string[]; metrics?: true };
+  readonly entry: Omit<ApiKeyEntry, "tokens" | "metrics" | "admin"> & {
+    tokens?: true | string[];
+    metrics?: true;
+    admin?: true;
+  };
 }
 
 /** Checks `argv` (after `key create`) and makes the key; throws ConfigError on bad usage. */
@@ -33,6 +39,7 @@ export function createKeyFromArgs(argv: readonly string[]): CreatedKey {
     tokens?: boolean;
     "token-mailboxes"?: string[];
     metrics?: boolean;
+    admin?: boolean;
   };
   try {
     ({ values } = parseArgs({
@@ -43,6 +50,7 @@ export function createKeyFromArgs(argv: readonly string[]): CreatedKey {
         tokens: { type: "boolean" },
         "token-mailboxes": { type: "string", multiple: true },
         metrics: { type: "boolean" },
+        admin: { type: "boolean" },
         json: { type: "boolean" },
       },
       strict: true,
@@ -55,8 +63,10 @@ export function createKeyFromArgs(argv: readonly string[]): CreatedKey {
   // Every missing flag at once, so a first attempt is not followed by a second failure.
   const missing: string[] = [];
   if (name === undefined) missing.push("--name NAME");
-  if (publish.length === 0 && !values.tokens && tokenMailboxes === undefined && !values.metrics) {
-    missing.push("at least one --publish PATTERN (or --token-mailboxes / --metrics: a key with no rights is useless)");
+  if (publish.length === 0 && !values.tokens && tokenMailboxes === undefined && !values.metrics && !values.admin) {
+    missing.push(
+      "at least one --publish PATTERN (or --token-mailboxes / --metrics / --admin: a key with no rights is useless)",
+    );
   }
   if (missing.length > 0) throw new ConfigError(`key create needs ${missing.join(" and ")}`);
   if (name === undefined || name.length === 0 || name.length > 64)
@@ -78,6 +88,7 @@ export function createKeyFromArgs(argv: readonly string[]): CreatedKey {
       ...(values.tokens ? { tokens: true as const } : {}),
       ...(tokenMailboxes === undefined ? {} : { tokens: tokenMailboxes }),
       ...(values.metrics ? { metrics: true as const } : {}),
+      ...(values.admin ? { admin: true as const } : {}),
     },
   };
 }

@@ -40,6 +40,11 @@ export class Fanout {
     return this.#subscribers.get(mailbox)?.size ?? 0;
   }
 
+  /** Mailboxes with at least one live subscriber. */
+  mailboxes(): IterableIterator<string> {
+    return this.#subscribers.keys();
+  }
+
   add(subscription: Subscription): void {
     for (const mailbox of subscription.mailboxes)
       getOrCreate(this.#subscribers, mailbox, () => new Set()).add(subscription);

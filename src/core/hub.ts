@@ -180,6 +180,12 @@ export class Hub {
     return this.#fanout.count(mailbox) + this.#reads.count(mailbox);
   }
 
+  /** Mailboxes with a live subscriber or a held long-poll (each once; for the admin console). */
+  *watchedMailboxes(): Generator<string> {
+    yield* this.#fanout.mailboxes();
+    for (const mailbox of this.#reads.mailboxes()) if (this.#fanout.count(mailbox) === 0) yield mailbox;
+  }
+
   /**
    * A one-shot read, or a long-poll when `waitMs` > 0 and nothing follows the
    * cursor. A long-poll's reader is present while it waits and for a grace

@@ -63,6 +63,11 @@ export class Reads {
     return this.#waiters.get(mailbox)?.size ?? 0;
   }
 
+  /** Mailboxes with a long-poll waiting. */
+  mailboxes(): IterableIterator<string> {
+    return this.#waiters.keys();
+  }
+
   wake(mailbox: string): void {
     const waiters = this.#waiters.get(mailbox);
     if (waiters) for (const waiter of waiters) waiter.wake();

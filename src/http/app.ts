@@ -4,6 +4,7 @@ import type { AppDeps, HeraldEnv, Method, RouteSpec } from "./deps.js";
 import { corsMiddleware } from "./middleware/cors.js";
 import { isLoopbackHostHeader } from "./middleware/origin-policy.js";
 import { requestLog } from "./middleware/request-log.js";
+import { adminConfig, adminMailboxes, adminPage, adminStats, adminStatsEvents } from "./routes/admin-routes.js";
 import { receiveHook } from "./routes/hook-routes.js";
 import { latestRoute } from "./routes/latest-routes.js";
 import { health, metricsRoute, readiness } from "./routes/operations-routes.js";
@@ -42,6 +43,11 @@ export const ROUTES: readonly RouteSpec[] = [
   { method: "GET", path: "/metrics", handler: metricsRoute },
   { method: "GET", path: "/healthz", handler: health },
   { method: "GET", path: "/readyz", handler: readiness },
+  { method: "GET", path: "/admin", handler: adminPage },
+  { method: "GET", path: "/v1/admin/config", handler: adminConfig },
+  { method: "GET", path: "/v1/admin/stats", handler: adminStats },
+  { method: "GET", path: "/v1/admin/stats/events", handler: adminStatsEvents },
+  { method: "GET", path: "/v1/admin/mailboxes", handler: adminMailboxes },
 ];
 
 function renderError(error: HeraldError): Response {

@@ -5,6 +5,7 @@ import type { Hub } from "../core/hub.js";
 import type { HookService } from "../hooks/hook-service.js";
 import type { Logger } from "../log.js";
 import type { MailboxStore } from "../store/mailbox-store.js";
+import type { AdminConsole } from "./admin-console.js";
 import type { Metrics } from "./metrics.js";
 import type { Access } from "./middleware/access.js";
 import type { ConnectionRegistry } from "./transports/connection.js";
@@ -21,6 +22,8 @@ export interface AppDeps {
   /** Who may do what, and the abuse limits; every route asks it about every mailbox it touches. */
   readonly access: Access;
   readonly metrics: Metrics;
+  /** The admin console's stats ring, per-mailbox rates and configuration summary. */
+  readonly admin: AdminConsole;
   readonly logger: Logger;
 }
 

@@ -1,7 +1,21 @@
+import { existsSync } from "node:fs";
 import { join } from "node:path";
+import type { BrowserContextOptions } from "playwright-core";
 
 /** Debian's Chromium; .ci/run installs it from apt (never a downloaded browser). */
 export const CHROMIUM = "/usr/bin/chromium";
+
+export const HAVE_CHROMIUM = existsSync(CHROMIUM);
+/** CI installs Chromium (.ci/run), so a missing one there is a broken setup, not a reason to skip. */
+export const IN_CI = process.env.CI !== undefined && process.env.CI !== "" && process.env.CI !== "false";
+
+/** A phone as the browser tests emulate it. */
+export const PHONE: BrowserContextOptions = {
+  viewport: { width: 390, height: 844 },
+  deviceScaleFactor: 2,
+  isMobile: true,
+  hasTouch: true,
+};
 
 /** Headless and quiet: no sandbox (CI runs as root), no background traffic. */
 export const CHROMIUM_ARGS = [

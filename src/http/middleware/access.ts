@@ -77,7 +77,7 @@ export interface Access {
    */
   holdSocket(remoteAddress: string | undefined): (() => void) | undefined;
   /** The caller's key when it holds `right`; 401 without a key, 403 without the right. */
-  keyWithRight(c: Context, right: "tokens" | "metrics"): ApiKey;
+  keyWithRight(c: Context, right: "tokens" | "metrics" | "admin"): ApiKey;
   /** The caller a request was authenticated as, for the request log. */
   callerOf(request: IncomingMessage): Caller | undefined;
 }
@@ -228,7 +228,7 @@ export async function createAccess(
       const key = credential?.source === "header" ? keyring.find(credential.value) : undefined;
       if (key === undefined)
         throw fail(unauthorized(`This needs Authorization: Bearer <API key with the "${right}" right>`));
-      const holds = right === "tokens" ? key.tokens !== undefined : key.metrics;
+      const holds = right === "tokens" ? key.tokens !== undefined : key[right];
       if (!holds) throw fail(new HeraldError("forbidden", `The key "${key.name}" lacks the "${right}" right`));
       return key;
     },

@@ -105,8 +105,9 @@ export function createIdentify(options: IdentifyOptions): (c: Context, forPublis
         name: key.name,
         visitor: `key:${key.name}`,
         expiresAt: undefined,
-        canRead: NOTHING,
-        canPublish: key.canPublish,
+        // An admin key inspects and publishes to any mailbox from the admin console.
+        canRead: key.admin ? EVERYTHING : NOTHING,
+        canPublish: key.admin ? EVERYTHING : key.canPublish,
         key,
       };
     }

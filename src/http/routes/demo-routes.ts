@@ -1,12 +1,18 @@
 import { readFile } from "node:fs/promises";
+import { createRequire } from "node:module";
+import { pathToFileURL } from "node:url";
 import type { Context } from "hono";
 import { HeraldError } from "../../errors.js";
+import { PACKAGE_ROOT } from "../../package-root.js";
 import type { RouteSpec } from "../deps.js";
 import { serveClientBundle } from "./client-bundle.js";
 
-const DEMO_DIR = new URL("../../../demo/", import.meta.url);
-/** uPlot, the dashboard's charting library, served from its package as published. */
-const UPLOT_DIR = new URL("../../../node_modules/uplot/dist/", import.meta.url);
+const DEMO_DIR = new URL("demo/", PACKAGE_ROOT);
+/**
+ * uPlot, the dashboard's charting library, served from its package as published: resolved like an
+ * import, since in an installed Herald it may sit in a node_modules above Herald's own folder.
+ */
+const UPLOT_DIR = new URL("dist/", pathToFileURL(createRequire(import.meta.url).resolve("uplot/package.json")));
 const VENDOR_FILES = new Set(["uPlot.iife.min.js", "uPlot.min.css"]);
 const PAGES = new Set(["chat", "dashboard", "inbox", "ticker"]);
 const ASSET = /^[a-z][a-z0-9-]*\.(js|css|svg)$/;
@@ -17,7 +23,7 @@ const CONTENT_TYPES: Record<string, string> = {
   svg: "image/svg+xml",
 };
 
-async function demoFile(c: Context, name: string, dir: URL = DEMO_DIR): Promise<Response> {
+export async function demoFile(c: Context, name: string, dir: URL = DEMO_DIR): Promise<Response> {
   const extension = name.slice(name.lastIndexOf(".") + 1);
   let text: string;
   try {
