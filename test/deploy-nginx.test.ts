@@ -181,45 +181,53 @@ describe.skipIf(!RUN_NGINX)("deploy/nginx.conf in front of one Herald", () => {
 });
 
 describe.skipIf(!RUN_NGINX)("X-Forwarded-For through deploy/nginx.conf", () => {
-  const started: { herald: RunningHerald; proxy: RunningNginx; session: ClientHttp2Session }[] = [];
+  // Registered before nginx starts, so a Herald whose proxy failed to start is shut down too.
+  const started: { herald: RunningHerald; proxy: RunningNginx | undefined; sessions: ClientHttp2Session[] }[] = [];
   afterAll(async () => {
-    for (const { herald, proxy, session } of started) {
-      session.close();
-      await proxy.stop();
+    for (const { herald, proxy, sessions } of started) {
+      for (const session of sessions) session.close();
+      await proxy?.stop();
       await herald.shutdown();
     }
   });
 
-  /** Herald with a two-publish bucket per client, behind its own nginx. */
-  async function behindProxy(trustedProxies: string[]) {
+  /** Herald with a two-publish bucket per client, behind its own nginx; clients connect from the addresses given. */
+  async function behindProxy(trustedProxies: string[], clients: string[]) {
     requireNginx();
     const herald = await startAuthServer({ limits: { publish: { rate: 0.001, burst: 2 }, trustedProxies } });
+    started.push({ herald, proxy: undefined, sessions: [] });
+    const entry = started[started.length - 1] as (typeof started)[number];
     const proxy = await startNginx([upstream(herald.url)]);
-    const session = await h2Session(proxy);
-    started.push({ herald, proxy, session });
-    return session;
+    entry.proxy = proxy;
+    for (const address of clients) entry.sessions.push(await h2Session(proxy, address));
+    return entry.sessions;
   }
 
-  /** The statuses of `count` publishes from a client that says it is `client` (nginx appends its peer). */
-  async function statuses(session: ClientHttp2Session, client: string, count: number): Promise<number[]> {
+  /** The statuses of `count` publishes from one client, each with a forged `X-Forwarded-For` (nginx appends its peer). */
+  async function statuses(session: ClientHttp2Session, forged: string, count: number): Promise<number[]> {
     const result: number[] = [];
     for (let i = 0; i < count; i++) {
-      result.push((await publishOn(session, "deploy:xff", `from ${client}`, { "x-forwarded-for": client })).status);
+      result.push((await publishOn(session, "deploy:xff", `as ${forged}`, { "x-forwarded-for": forged })).status);
     }
     return result;
   }
 
-  it("with limits.trustedProxies, gives each real client its own publish bucket", async () => {
-    const session = await behindProxy(["127.0.0.1"]);
-    expect(await statuses(session, "203.0.113.7", 3)).toEqual([201, 201, 429]);
-    expect(await statuses(session, "203.0.113.8", 2)).toEqual([201, 201]);
-    expect(await statuses(session, "203.0.113.8", 1)).toEqual([429]);
+  // The clients connect from 127.0.0.2 and .3, which are not the trusted proxy (nginx reaches Herald from 127.0.0.1).
+  it("with limits.trustedProxies, gives each real client its own bucket, which a forged header cannot escape", async () => {
+    const [a, b] = (await behindProxy(["127.0.0.1"], ["127.0.0.2", "127.0.0.3"])) as [
+      ClientHttp2Session,
+      ClientHttp2Session,
+    ];
+    expect(await statuses(a, "203.0.113.7", 3)).toEqual([201, 201, 429]);
+    // Another forged address from the same client: nginx appended the real one, which Herald uses.
+    expect(await statuses(a, "203.0.113.9", 1)).toEqual([429]);
+    expect(await statuses(b, "203.0.113.7", 2)).toEqual([201, 201]);
   });
 
   it("without it, every client is the proxy's address and all share one bucket", async () => {
-    const session = await behindProxy([]);
-    expect(await statuses(session, "203.0.113.7", 3)).toEqual([201, 201, 429]);
-    expect(await statuses(session, "203.0.113.8", 1)).toEqual([429]);
+    const [a, b] = (await behindProxy([], ["127.0.0.2", "127.0.0.3"])) as [ClientHttp2Session, ClientHttp2Session];
+    expect(await statuses(a, "203.0.113.7", 3)).toEqual([201, 201, 429]);
+    expect(await statuses(b, "203.0.113.8", 1)).toEqual([429]);
   });
 });
 

@@ -12,7 +12,7 @@ export const MAX_BUSIEST = 100;
 /** Candidate mailboxes (tracked or watched) looked at per request, whatever the server holds. */
 export const MAX_CANDIDATES = 20_000;
 /** Retained messages read per listed mailbox to count them and their bytes; beyond it the count says "at least". */
-export const RETAINED_SCAN = 1000;
+export const RETAINED_SCAN = 100;
 
 /** What the admin console keeps beside the server: the stats ring and per-mailbox publish rates. */
 export interface AdminConsole {

@@ -188,8 +188,8 @@ export interface H2Response {
 }
 
 /** An HTTP/2 session to nginx that trusts the test's certificate. */
-export async function h2Session(nginx: RunningNginx): Promise<ClientHttp2Session> {
-  const session = connectHttp2(nginx.url, { ca: nginx.ca });
+export async function h2Session(nginx: RunningNginx, localAddress?: string): Promise<ClientHttp2Session> {
+  const session = connectHttp2(nginx.url, { ca: nginx.ca, ...(localAddress ? { localAddress } : {}) });
   session.on("error", () => {});
   await once(session, "connect");
   return session;

@@ -8,6 +8,7 @@ import { SAMPLE_INTERVAL_MS } from "../admin-stats.js";
 import type { AppDeps, HeraldEnv } from "../deps.js";
 import { checkCrossSite } from "../middleware/admission.js";
 import type { Caller } from "../middleware/caller.js";
+import { isLoopbackHostHeader } from "../middleware/origin-policy.js";
 import { StreamSink } from "../transports/stream-sink.js";
 import { demoFile } from "./demo-routes.js";
 import { queryLimit } from "./params.js";
@@ -31,7 +32,9 @@ export async function admitAdmin(c: Context<HeraldEnv>, deps: AppDeps): Promise<
   const incoming = (c.env as { incoming?: IncomingMessage } | undefined)?.incoming;
   const peer = incoming?.socket.remoteAddress;
   const forwarded = c.req.header("x-forwarded-for") !== undefined || c.req.header("forwarded") !== undefined;
-  if (peer === undefined || !isLoopbackHost(peer) || forwarded) {
+  // A loopback Host too, even with --insecure: a page on a rebound name must not read the console.
+  const host = c.req.header("host");
+  if (peer === undefined || !isLoopbackHost(peer) || forwarded || host === undefined || !isLoopbackHostHeader(host)) {
     throw new HeraldError(
       "forbidden",
       "Without auth the admin console answers only to this machine (a loopback peer, not through a proxy); " +
