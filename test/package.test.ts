@@ -114,6 +114,7 @@ describe("the npm package", () => {
         "demo/index.html",
         "openapi.yaml",
         "README.md",
+        "LICENSE",
       ]) {
         expect(existsSync(join(pkg, path)), path).toBe(true);
       }
