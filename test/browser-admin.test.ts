@@ -5,7 +5,15 @@ import { type Browser, type BrowserContextOptions, chromium, type Page } from "p
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { RunningHerald } from "../src/server.js";
 import { makeKey, SECRET, startAuthServer } from "./helpers/auth.js";
-import { CHROMIUM, CHROMIUM_ARGS, HAVE_CHROMIUM, IN_CI, PHONE, SCREENSHOTS } from "./helpers/chromium.js";
+import {
+  CHROMIUM,
+  CHROMIUM_ARGS,
+  HAVE_CHROMIUM,
+  IN_CI,
+  PHONE,
+  SCREENSHOTS,
+  closeContextWithPage,
+} from "./helpers/chromium.js";
 import { publish, StreamClient } from "./helpers/clients.js";
 import { startTestServer } from "./helpers/server.js";
 
@@ -53,7 +61,7 @@ describe.skipIf(!HAVE_CHROMIUM && !IN_CI)("admin console in Chromium", () => {
     page.on("response", (response) => {
       if (response.status() >= 400) note(`${response.status()} ${new URL(response.url()).pathname}`);
     });
-    page.on("close", () => void context.close());
+    closeContextWithPage(page);
     await page.goto(`${base}/admin`);
     return { page, problems };
   }

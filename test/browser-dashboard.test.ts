@@ -5,7 +5,15 @@ import { type Browser, type BrowserContextOptions, chromium, type Page } from "p
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { RunningHerald } from "../src/server.js";
 import { publishBatch } from "./helpers/batch.js";
-import { CHROMIUM, CHROMIUM_ARGS, HAVE_CHROMIUM, IN_CI, PHONE, SCREENSHOTS } from "./helpers/chromium.js";
+import {
+  CHROMIUM,
+  CHROMIUM_ARGS,
+  HAVE_CHROMIUM,
+  IN_CI,
+  PHONE,
+  SCREENSHOTS,
+  closeContextWithPage,
+} from "./helpers/chromium.js";
 import { publish } from "./helpers/clients.js";
 import { startTestServer } from "./helpers/server.js";
 
@@ -73,7 +81,7 @@ describe.skipIf(!HAVE_CHROMIUM && !IN_CI)("dashboard demo in Chromium", () => {
     page.on("response", (response) => {
       if (response.status() >= 400) problems.push(`${response.status()} ${new URL(response.url()).pathname}`);
     });
-    page.on("close", () => void context.close());
+    closeContextWithPage(page);
     await page.goto(`${herald.url}/demo/dashboard?${query}`);
     await page.locator('#status[data-state="open"]').waitFor({ timeout: 15_000 });
     return { page, problems, requests };

@@ -6,7 +6,7 @@ import { type Browser, type BrowserContext, chromium, type Page } from "playwrig
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { RunningHerald } from "../src/server.js";
 import { hsToken, makeKey, SECRET, startAuthServer } from "./helpers/auth.js";
-import { CHROMIUM, CHROMIUM_ARGS, SCREENSHOTS } from "./helpers/chromium.js";
+import { CHROMIUM, CHROMIUM_ARGS, closeContextWithPage, SCREENSHOTS } from "./helpers/chromium.js";
 import { publish } from "./helpers/clients.js";
 import { startTestServer } from "./helpers/server.js";
 
@@ -110,8 +110,7 @@ describe.skipIf(!HAVE_CHROMIUM && !IN_CI)("demo apps in Chromium", () => {
     page.on("response", (response) => {
       if (response.status() >= 400) failures.push(`${response.status()} ${new URL(response.url()).pathname}`);
     });
-    // At the end the browser may already be gone, taking the context with it.
-    page.on("close", () => void other.close().catch(() => {}));
+    closeContextWithPage(page);
     await page.goto(`${base}${path}`);
     return page;
   }

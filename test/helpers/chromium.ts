@@ -1,6 +1,6 @@
 import { existsSync } from "node:fs";
 import { join } from "node:path";
-import type { BrowserContextOptions } from "playwright-core";
+import type { BrowserContextOptions, Page } from "playwright-core";
 
 /** Debian's Chromium; .ci/run installs it from apt (never a downloaded browser). */
 export const CHROMIUM = "/usr/bin/chromium";
@@ -31,3 +31,18 @@ export const CHROMIUM_ARGS = [
 
 /** Where browser tests save screenshots (test artifacts, not committed). */
 export const SCREENSHOTS = join(import.meta.dirname, "..", "..", "test-results", "screenshots");
+
+/**
+ * Closes a page's context when the page closes. The close is not awaited by anyone, and afterAll's
+ * browser.close() can overtake it: its "browser has been closed" rejection is expected, not unhandled.
+ */
+export function closeContextWithPage(page: Page): void {
+  page.on(
+    "close",
+    () =>
+      void page
+        .context()
+        .close()
+        .catch(() => {}),
+  );
+}
