@@ -8,11 +8,11 @@ import { makeKey, SECRET, startAuthServer } from "./helpers/auth.js";
 import {
   CHROMIUM,
   CHROMIUM_ARGS,
+  closeContextWithPage,
   HAVE_CHROMIUM,
   IN_CI,
   PHONE,
   SCREENSHOTS,
-  closeContextWithPage,
 } from "./helpers/chromium.js";
 import { publish, StreamClient } from "./helpers/clients.js";
 import { startTestServer } from "./helpers/server.js";

@@ -8,11 +8,11 @@ import { publishBatch } from "./helpers/batch.js";
 import {
   CHROMIUM,
   CHROMIUM_ARGS,
+  closeContextWithPage,
   HAVE_CHROMIUM,
   IN_CI,
   PHONE,
   SCREENSHOTS,
-  closeContextWithPage,
 } from "./helpers/chromium.js";
 import { publish } from "./helpers/clients.js";
 import { startTestServer } from "./helpers/server.js";
