@@ -1,39 +1,14 @@
 import { nanoid } from "nanoid";
 import { afterEach, describe, expect, it } from "vitest";
 import type { ScheduleBounds, ScheduledDraft, ScheduledEntry, ScheduleStore } from "../src/store/schedule-store.js";
+import { type ContractHandles, sharedHandles } from "./helpers/contract-handles.js";
 
-export interface ContractSchedule {
-  readonly store: ScheduleStore;
-  /** Another handle on the same entries (another node), where the backend has such a thing. */
-  readonly twin?: () => Promise<ScheduleStore>;
-  /** Closes what was opened and removes whatever the backend left behind. */
-  cleanup(): Promise<void>;
-}
+export type ContractSchedule = ContractHandles<ScheduleStore>;
 
 export type ScheduleFactory = () => Promise<ContractSchedule>;
 
-/**
- * A ContractSchedule on a backend shared by handles (nodes): `open` makes one more handle on the
- * same entries; `after` removes what they left once all are closed.
- */
-export async function sharedSchedule(
-  open: () => Promise<ScheduleStore>,
-  after: () => Promise<void> = async () => {},
-): Promise<ContractSchedule> {
-  const handles = [await open()];
-  return {
-    store: handles[0] as ScheduleStore,
-    twin: async () => {
-      const twin = await open();
-      handles.push(twin);
-      return twin;
-    },
-    cleanup: async () => {
-      for (const handle of handles) await handle.close();
-      await after();
-    },
-  };
-}
+/** A ContractSchedule on a backend shared by handles (nodes); see sharedHandles. */
+export const sharedSchedule = sharedHandles<ScheduleStore>;
 
 const ROOMY: ScheduleBounds = { maxPerMailbox: 1000, maxTotal: 100_000 };
 const LEASE_MS = 30_000;

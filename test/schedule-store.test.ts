@@ -4,33 +4,17 @@ import { join } from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
 import { createMemorySchedule } from "../src/store/memory-schedule.js";
 import { createSqliteSchedule } from "../src/store/sqlite-schedule.js";
-import { createSqliteStore, type SqliteStore } from "../src/store/sqlite-store.js";
+import { openTestSqlite, sqliteHandles } from "./helpers/contract-handles.js";
 import { describeScheduleContract, scheduledDraft } from "./schedule-contract.js";
 
 const ROOMY = { maxPerMailbox: 1000, maxTotal: 100_000 };
-
-function openSqlite(dataDir: string): SqliteStore {
-  return createSqliteStore({ dataDir, sync: "normal", maxMessagesPerMailbox: 1000, maxBytes: 1 << 26 });
-}
 
 describeScheduleContract("memory", async () => {
   const store = createMemorySchedule();
   return { store, cleanup: () => store.close() };
 });
 
-describeScheduleContract("sqlite", async () => {
-  const dataDir = mkdtempSync(join(tmpdir(), "herald-schedule-"));
-  const messages = openSqlite(dataDir);
-  const store = createSqliteSchedule({ db: messages.database });
-  return {
-    store,
-    cleanup: async () => {
-      await store.close();
-      await messages.close();
-      rmSync(dataDir, { recursive: true, force: true });
-    },
-  };
-});
+describeScheduleContract("sqlite", () => sqliteHandles("schedule", (db) => createSqliteSchedule({ db })));
 
 describe("sqlite schedule across a restart", () => {
   const dirs: string[] = [];
@@ -42,7 +26,7 @@ describe("sqlite schedule across a restart", () => {
     const dataDir = mkdtempSync(join(tmpdir(), "herald-schedule-"));
     dirs.push(dataDir);
     const t = Date.now();
-    const first = openSqlite(dataDir);
+    const first = openTestSqlite(dataDir);
     const before = createSqliteSchedule({ db: first.database });
     const claimed = scheduledDraft("r", t - 1000, { n: 1 });
     const waiting = scheduledDraft("r", t + 60_000, { n: 2 }, { key: "k" });
@@ -51,7 +35,7 @@ describe("sqlite schedule across a restart", () => {
     await before.close();
     await first.close();
 
-    const second = openSqlite(dataDir);
+    const second = openTestSqlite(dataDir);
     const after = createSqliteSchedule({ db: second.database });
     try {
       expect(await after.pending()).toBe(2);
