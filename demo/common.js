@@ -1,8 +1,17 @@
 // Shared by the demo pages: query parameters, the token, client options, the status line and the notices
 // (server down, token needed) every page shows the same way.
-import { latest as clientLatest, publish as clientPublish, subscribe } from "/client.js";
+import {
+  disablePush as clientDisablePush,
+  enablePush as clientEnablePush,
+  latest as clientLatest,
+  publish as clientPublish,
+  pushEnabled as clientPushEnabled,
+  vapidPublicKey as clientVapidPublicKey,
+  pushSupported,
+  subscribe,
+} from "/client.js";
 
-export { subscribe };
+export { pushSupported, subscribe };
 
 const NAME = /^[A-Za-z0-9_\-.@]{1,100}$/;
 /** A bearer token as it may appear in an address: a JWT or an opaque token, nothing that needs escaping. */
@@ -64,6 +73,23 @@ export function publish(mailbox, message, options = {}) {
 /** The client's latest() (each key's current value, and the cursor to subscribe from), with the page's token. */
 export function latest(mailbox, options = {}) {
   return clientLatest(mailbox, tokenProvider ? { token: tokenProvider, ...options } : options);
+}
+
+/** Web Push (the client's enablePush, disablePush, pushEnabled, vapidPublicKey), with the page's token. */
+export function enablePush(options) {
+  return clientEnablePush(tokenProvider ? { token: tokenProvider, ...options } : options);
+}
+
+export function disablePush(options = {}) {
+  return clientDisablePush(tokenProvider ? { token: tokenProvider, ...options } : options);
+}
+
+export function pushEnabled(options = {}) {
+  return clientPushEnabled(options);
+}
+
+export function vapidPublicKey(options = {}) {
+  return clientVapidPublicKey(tokenProvider ? { token: tokenProvider, ...options } : options);
 }
 
 // Links between the demos keep the token, so a reader with auth on gives it once.

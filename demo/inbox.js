@@ -2,14 +2,19 @@ import {
   clientOptions,
   curlExample,
   describeError,
+  disablePush,
+  enablePush,
   liveStatus,
   pageToken,
   param,
   publish,
+  pushEnabled,
+  pushSupported,
   shortTime,
   span,
   subscribe,
   tokenSubject,
+  vapidPublicKey,
 } from "/demo/assets/common.js";
 
 /** Notifications kept in this browser; older ones drop off. */
@@ -154,4 +159,66 @@ document.getElementById("test-alert").addEventListener("click", () => {
     showActionError,
   );
 });
+
+// "Notify me when closed": Web Push through Herald's service worker, which shows an alert as a notification
+// while no focused tab shows this inbox (this one answers its question while it is live and in front).
+const pushSwitch = document.getElementById("push-switch");
+const pushNote = document.getElementById("push-note");
+/** Whose subscription it is: the token's subject, or (no token) the reader, as for the subscription above. */
+const pushOwner = signedIn ? {} : { reader: user };
+const NO_PUSH_KEYS = "This server has no Web Push keys: see README, Web Push.";
+
+/** The switch stays off and disabled, with why beneath the toolbar. */
+function pushUnavailable(text) {
+  pushSwitch.checked = false;
+  pushSwitch.disabled = true;
+  pushNote.textContent = text;
+  pushNote.hidden = false;
+}
+
+async function showPushState() {
+  pushSwitch.checked = await pushEnabled();
+  pushSwitch.disabled = false;
+}
+
+async function setUpPush() {
+  if (!pushSupported()) {
+    pushUnavailable("This browser cannot show notifications while the page is closed (it has no Web Push).");
+    return;
+  }
+  if (Notification.permission === "denied") {
+    pushUnavailable("Notifications are blocked for this site: allow them in the browser's site settings.");
+    return;
+  }
+  try {
+    await vapidPublicKey();
+  } catch (error) {
+    if (error?.code === "push_unavailable") pushUnavailable(NO_PUSH_KEYS);
+    else showActionError(error);
+    return;
+  }
+  await showPushState();
+}
+
+pushSwitch.addEventListener("change", async () => {
+  const on = pushSwitch.checked;
+  pushSwitch.disabled = true;
+  pushSwitch.setAttribute("aria-busy", "true");
+  try {
+    if (on) await enablePush({ ...pushOwner, mailboxes: [mailbox], openUrl: location.pathname + location.search });
+    else await disablePush(pushOwner);
+    showActionError(undefined);
+  } catch (error) {
+    if (error?.code === "push_unavailable") {
+      pushUnavailable(NO_PUSH_KEYS);
+      return;
+    }
+    showActionError(error);
+  } finally {
+    pushSwitch.removeAttribute("aria-busy");
+  }
+  await showPushState();
+});
+
 render();
+setUpPush().catch(showActionError);

@@ -5,6 +5,7 @@ import { ConfigError } from "./errors.js";
 import { type HookDefinition, parseHooksSection } from "./hooks/hook-config.js";
 import { type LogSettings, parseLogSection } from "./log-config.js";
 import { type PresenceSettings, parsePresenceSection } from "./presence-config.js";
+import { type PushSettings, parsePushSection } from "./push/push-config.js";
 import { parseScheduleSection, type ScheduleSettings } from "./schedule-config.js";
 
 /** What the JSON config file (`--config`, HERALD_CONFIG) holds, once checked. */
@@ -21,6 +22,8 @@ export interface FileConfig {
   readonly presence: PresenceSettings | undefined;
   /** Scheduled delivery bounds (src/schedule-config.ts). Undefined when absent. */
   readonly schedule: ScheduleSettings | undefined;
+  /** Web Push keys and bounds (src/push/push-config.ts). Undefined when absent: no Web Push. */
+  readonly push: PushSettings | undefined;
 }
 
 /** A config file is a few hooks and keys; anything bigger is a mistake. */
@@ -33,6 +36,7 @@ export const EMPTY_FILE_CONFIG: FileConfig = {
   log: undefined,
   presence: undefined,
   schedule: undefined,
+  push: undefined,
 };
 
 type SectionParser = (value: unknown, env: NodeJS.ProcessEnv) => unknown;
@@ -48,6 +52,7 @@ const SECTIONS: Readonly<Record<keyof FileConfig, SectionParser>> = {
   log: parseLogSection,
   presence: parsePresenceSection,
   schedule: parseScheduleSection,
+  push: parsePushSection,
 };
 
 /** Checks a parsed config document; errors name the field, e.g. `hooks[1].verify.secret`. */

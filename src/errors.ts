@@ -9,7 +9,15 @@ export const ERROR_CATALOGUE = {
   forbidden: { status: 403, message: "Not allowed for these credentials" },
   origin_not_allowed: { status: 403, message: "Requests from this web page's origin are not allowed" },
   host_not_allowed: { status: 403, message: "This server answers only to loopback names without auth" },
+  push_endpoint_not_allowed: {
+    status: 400,
+    message: "Herald does not send pushes to this endpoint (https on a host in push.allowedHosts only)",
+  },
   not_found: { status: 404, message: "No such resource" },
+  push_unavailable: {
+    status: 404,
+    message: "This server has no Web Push keys; add a push section to its config file (herald vapid create)",
+  },
   method_not_allowed: { status: 405, message: "Method not allowed on this resource" },
   idempotency_conflict: {
     status: 409,
@@ -20,6 +28,10 @@ export const ERROR_CATALOGUE = {
   too_many_scheduled: {
     status: 429,
     message: "Too many messages are waiting for their scheduled time; retry once some were delivered",
+  },
+  too_many_push_subscriptions: {
+    status: 429,
+    message: "Too many push subscriptions; remove one (DELETE /v1/push/subscriptions/{id}) first",
   },
   internal: { status: 500, message: "Internal server error" },
   draining: { status: 503, message: "The server is shutting down; retry on another instance or shortly" },

@@ -9,6 +9,7 @@ Commands:
   publish   publish a message (herald publish --help)
   tail      print a mailbox's messages as they arrive, resuming by cursor (herald tail --help)
   token     mint a subscriber token through /v1/tokens (herald token --help)
+  vapid     make the Web Push key pair and its config section (herald vapid create --help)
 
 Client commands take --url or HERALD_URL (default http://127.0.0.1:8080).
 `;
@@ -21,6 +22,7 @@ const COMMANDS: Readonly<Record<string, (argv: string[]) => Promise<void>>> = {
   publish: async (argv) => (await import("./cli/publish-command.js")).publishCommand(argv),
   tail: async (argv) => (await import("./cli/tail-command.js")).tailCommand(argv),
   token: async (argv) => (await import("./cli/token-command.js")).tokenCommand(argv),
+  vapid: async (argv) => (await import("./cli/vapid-create.js")).vapidCommand(argv),
 };
 
 export async function main(argv: string[]): Promise<void> {

@@ -12,13 +12,17 @@ import { startHerald } from "./server.js";
 import { startupBanner } from "./startup-banner.js";
 import { createLocalPresence } from "./store/local-presence.js";
 import type { MailboxStore } from "./store/mailbox-store.js";
+import { createMemoryPushSubscriptions } from "./store/memory-push-subscriptions.js";
 import { createMemorySchedule } from "./store/memory-schedule.js";
 import { createMemoryStore } from "./store/memory-store.js";
 import type { PresenceStore } from "./store/presence-store.js";
+import type { PushSubscriptionStore } from "./store/push-subscription-store.js";
 import { createRedisPresence } from "./store/redis-presence.js";
+import { createRedisPushSubscriptions } from "./store/redis-push-subscriptions.js";
 import { createRedisSchedule } from "./store/redis-schedule.js";
 import { createRedisStore } from "./store/redis-store.js";
 import type { ScheduleStore } from "./store/schedule-store.js";
+import { createSqlitePushSubscriptions } from "./store/sqlite-push-subscriptions.js";
 import { createSqliteSchedule } from "./store/sqlite-schedule.js";
 import { createSqliteStore, type SqliteStore } from "./store/sqlite-store.js";
 
@@ -85,6 +89,15 @@ async function buildSchedule(config: ServeConfig, store: MailboxStore): Promise<
   return schedule;
 }
 
+/** Push subscriptions live beside the messages too: lost with the process on memory, kept on SQLite and Redis. */
+async function buildPushSubscriptions(config: ServeConfig, store: MailboxStore): Promise<PushSubscriptionStore> {
+  if (config.store === "sqlite") return createSqlitePushSubscriptions({ db: (store as SqliteStore).database });
+  if (config.store !== "redis") return createMemoryPushSubscriptions();
+  const subscriptions = createRedisPushSubscriptions({ url: config.redisUrl, keyPrefix: config.redisPrefix });
+  await subscriptions.whenReady(REDIS_STARTUP_WAIT_MS);
+  return subscriptions;
+}
+
 export async function serveCommand(argv: string[]): Promise<void> {
   if (argv.includes("--help") || argv.includes("-h")) {
     console.log(SERVE_USAGE);
@@ -107,6 +120,10 @@ export async function serveCommand(argv: string[]): Promise<void> {
     presenceSettings,
     schedule: await buildSchedule(config, store),
     scheduleSettings: file.schedule ?? DEFAULT_SCHEDULE_SETTINGS,
+    push:
+      file.push === undefined
+        ? undefined
+        : { settings: file.push, subscriptions: await buildPushSubscriptions(config, store) },
   });
   for (const line of startupBanner(herald.url, config, auth, file.hooks)) console.log(line);
   const limits = resolveLimits(limitSettings ?? NO_LIMITS, authEnabled(auth) || !isLoopbackHost(config.host));

@@ -20,11 +20,15 @@ import { createWebSocketServer } from "./http/routes/ws-route.js";
 import { ConnectionRegistry } from "./http/transports/connection.js";
 import { createLogger, type Logger } from "./log.js";
 import { DEFAULT_PRESENCE_SETTINGS, type PresenceSettings } from "./presence-config.js";
+import { pushProblemLogger } from "./push/problem-log.js";
+import type { PushSettings } from "./push/push-config.js";
+import { createWebPush } from "./push/web-push.js";
 import { DEFAULT_SCHEDULE_SETTINGS, type ScheduleSettings, scheduleOptions } from "./schedule-config.js";
 import { createLocalPresence } from "./store/local-presence.js";
 import type { MailboxStore } from "./store/mailbox-store.js";
 import { createMemorySchedule } from "./store/memory-schedule.js";
 import type { PresenceStore } from "./store/presence-store.js";
+import type { PushSubscriptionStore } from "./store/push-subscription-store.js";
 import type { ScheduleStore } from "./store/schedule-store.js";
 
 export interface RunningHerald {
@@ -91,6 +95,18 @@ export interface StartOptions {
   /** Where scheduled publishes wait; built by `main` beside the store (a memory one when not given). Closed on shutdown. */
   readonly schedule?: ScheduleStore;
   readonly scheduleSettings?: ScheduleSettings | undefined;
+  /** Web Push: the config file's `push` section, and where subscriptions live (built by `main` beside the store). */
+  readonly push?: PushOptions | undefined;
+}
+
+export interface PushOptions {
+  readonly settings: PushSettings;
+  /** Closed on shutdown. */
+  readonly subscriptions: PushSubscriptionStore;
+  /** A CA (PEM) trusted besides the system's, for the tests' push service (a process can use NODE_EXTRA_CA_CERTS). */
+  readonly ca?: string;
+  /** The first retry's delay (tests shorten it). */
+  readonly backoffMs?: number;
 }
 
 /** Starts Herald on an already-built store; `main` chooses and builds the store. */
@@ -109,6 +125,8 @@ export async function startHerald(
   const presenceStore = options.presence ?? createLocalPresence();
   const presenceSettings = options.presenceSettings ?? DEFAULT_PRESENCE_SETTINGS;
   const scheduleStore = options.schedule ?? createMemorySchedule();
+  const push =
+    options.push === undefined ? undefined : createWebPush({ ...options.push, onProblem: pushProblemLogger(logger) });
   const hub = createHub({
     store,
     defaultTtlSeconds: config.messageTtlSeconds,
@@ -120,6 +138,7 @@ export async function startHerald(
     scheduleStore,
     schedule: scheduleOptions(options.scheduleSettings ?? DEFAULT_SCHEDULE_SETTINGS),
     onScheduleError: (error) => logger.warn({ err: error }, "scheduled delivery"),
+    ...(push === undefined ? {} : { onPublished: push.publish }),
   });
   const connections = new ConnectionRegistry(config.heartbeatSeconds);
   const hooks = options.hooks?.length
@@ -129,7 +148,7 @@ export async function startHerald(
         onRefused: (hook, reason) => logger.warn({ hook, reason }, "webhook refused"),
       })
     : undefined;
-  const metrics = createMetrics({ hub, store, connections, access });
+  const metrics = createMetrics({ hub, store, connections, access, push });
   const admin = createAdminConsole({
     config,
     hub,
@@ -140,7 +159,10 @@ export async function startHerald(
     presence: presenceSettings,
     schedule: options.scheduleSettings ?? DEFAULT_SCHEDULE_SETTINGS,
   });
-  const app = createApp({ config, hub, store, connections, hooks, access, metrics, admin, logger }, SERVED_ROUTES);
+  const app = createApp(
+    { config, hub, store, connections, hooks, access, metrics, admin, logger, ...(push === undefined ? {} : { push }) },
+    SERVED_ROUTES,
+  );
   const demoFeed = startDemoFeed(hub);
   const websocket = { server: createWebSocketServer(config) };
   const server = await new Promise<Server>((resolve, reject) => {
@@ -191,6 +213,7 @@ export async function startHerald(
       await Promise.race([closed, deadline]);
       server.closeAllConnections();
       hub.close();
+      await push?.close();
       await presenceStore.close();
       await scheduleStore.close();
       await store.close();

@@ -1,19 +1,10 @@
-import { mkdir } from "node:fs/promises";
 import { join } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
-import { type Browser, type BrowserContextOptions, chromium, type Page } from "playwright-core";
+import type { Browser, BrowserContextOptions, Page } from "playwright-core";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { RunningHerald } from "../src/server.js";
 import { makeKey, SECRET, startAuthServer } from "./helpers/auth.js";
-import {
-  CHROMIUM,
-  CHROMIUM_ARGS,
-  closeContextWithPage,
-  HAVE_CHROMIUM,
-  IN_CI,
-  PHONE,
-  SCREENSHOTS,
-} from "./helpers/chromium.js";
+import { closeContextWithPage, HAVE_CHROMIUM, IN_CI, launchChromium, PHONE, SCREENSHOTS } from "./helpers/chromium.js";
 import { publish, StreamClient } from "./helpers/clients.js";
 import { startTestServer } from "./helpers/server.js";
 
@@ -31,10 +22,8 @@ describe.skipIf(!HAVE_CHROMIUM && !IN_CI)("admin console in Chromium", () => {
   const streams: StreamClient[] = [];
 
   beforeAll(async () => {
-    if (!HAVE_CHROMIUM) throw new Error(`${CHROMIUM} is missing and CI is set: browser tests must run in CI`);
     herald = await startTestServer();
-    await mkdir(SCREENSHOTS, { recursive: true });
-    browser = await chromium.launch({ executablePath: CHROMIUM, headless: true, args: CHROMIUM_ARGS });
+    browser = await launchChromium();
   });
 
   afterAll(async () => {

@@ -108,7 +108,10 @@ describe.skipIf(!HAVE_CHROMIUM && !IN_CI)("demo apps in Chromium", () => {
     failed.set(page, failures);
     page.on("pageerror", (error) => console.error(`page error on ${path}:`, error));
     page.on("response", (response) => {
-      if (response.status() >= 400) failures.push(`${response.status()} ${new URL(response.url()).pathname}`);
+      const path = new URL(response.url()).pathname;
+      // The inbox asks whether the server has Web Push keys; this one has none, and 404 is that answer.
+      if (response.status() === 404 && path === "/v1/push/vapid-public-key") return;
+      if (response.status() >= 400) failures.push(`${response.status()} ${path}`);
     });
     closeContextWithPage(page);
     await page.goto(`${base}${path}`);

@@ -15,6 +15,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { afterAll, describe, expect, it } from "vitest";
+import { type PushFixture, startPushFixture, subscribePush } from "./helpers/push.js";
 import { until } from "./helpers/until.js";
 
 const ROOT = fileURLToPath(new URL("..", import.meta.url));
@@ -77,11 +78,13 @@ function groupAlive(group: number): boolean {
 
 let server: ChildProcess | undefined;
 let workDir: string | undefined;
+let push: PushFixture | undefined;
 
-afterAll(() => {
+afterAll(async () => {
   // `npx` runs herald in a process group of its own (detached): end the whole group.
   if (server?.pid !== undefined && groupAlive(-server.pid)) process.kill(-server.pid, "SIGKILL");
   if (workDir) rmSync(workDir, { recursive: true, force: true });
+  await push?.close();
 });
 
 describe("the npm package", () => {
@@ -111,6 +114,8 @@ describe("the npm package", () => {
         "dist/main.js",
         "dist/main.js.map",
         "dist/client.js",
+        "dist/herald-sw.js",
+        "dist/push-worker.js",
         "demo/index.html",
         "openapi.yaml",
         "README.md",
@@ -130,9 +135,25 @@ describe("the npm package", () => {
       expect(map.sources).toContain("../src/main.ts");
 
       const dataDir = join(workDir, "data");
-      server = spawn("npx", ["herald", "serve", "--port", "0", "--store", "sqlite", "--data-dir", dataDir], {
+      // Web Push too: its sender runs in a worker thread, a script of its own in dist/.
+      push = await startPushFixture();
+      const configFile = join(workDir, "herald.json");
+      writeFileSync(configFile, JSON.stringify({ push: push.section() }));
+      const args = [
+        "herald",
+        "serve",
+        "--port",
+        "0",
+        "--store",
+        "sqlite",
+        "--data-dir",
+        dataDir,
+        "--config",
+        configFile,
+      ];
+      server = spawn("npx", args, {
         cwd: app,
-        env: userEnv(),
+        env: { ...userEnv(), NODE_EXTRA_CA_CERTS: push.service.caFile },
         stdio: ["ignore", "pipe", "pipe"],
         detached: true,
       });
@@ -170,6 +191,17 @@ describe("the npm package", () => {
       expect(await page.text()).toContain("<html");
       expect((await fetch(`${url}/demo/vendor/uPlot.iife.min.js`)).status).toBe(200);
       expect((await fetch(`${url}/demo/assets/common.js`)).status).toBe(200);
+      expect((await fetch(`${url}/herald-sw.js`)).status).toBe(200);
+
+      const browser = push.service.subscribe();
+      expect((await subscribePush(url, browser, ["package:test"])).status).toBe(201);
+      await fetch(`${url}/v1/mailboxes/package:test/messages`, {
+        method: "POST",
+        headers: { "Content-Type": "application/json" },
+        body: JSON.stringify({ title: "pushed from the tarball" }),
+      });
+      const [pushed] = await push.service.waitFor(1, { subscription: browser, timeoutMs: 10_000 });
+      expect(pushed?.payload).toMatchObject({ mailbox: "package:test", title: "pushed from the tarball" });
 
       // npx does not pass signals on: SIGTERM the group (npx and herald), as a terminal's Ctrl-C would.
       const exited = new Promise<void>((resolve) => server?.once("exit", () => resolve()));

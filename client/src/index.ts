@@ -2,7 +2,8 @@
  * Herald's client: subscribe (SSE, long-poll fallback, or WebSocket) with a
  * cursor that survives reconnects and reloads, filters and latest-value
  * subscriptions, and publish; presence (who is here) and read state (what a
- * reader has read, on all its devices). No runtime dependencies; runs in
+ * reader has read, on all its devices); Web Push, so a browser shows
+ * notifications while no page is open. No runtime dependencies; runs in
  * browsers and Node 20.
  */
 export { type BackoffOptions, backoffDelay, DEFAULT_BACKOFF } from "./backoff.js";
@@ -11,6 +12,16 @@ export type { SubscribeHandlers } from "./delivery.js";
 export { HeraldClientError } from "./errors.js";
 export { type LatestOptions, latest } from "./latest.js";
 export { type PublishOptions, publish } from "./publish.js";
+export {
+  disablePush,
+  type EnablePushOptions,
+  enablePush,
+  type PushOptions,
+  type PushRegistration,
+  pushEnabled,
+  pushSupported,
+  vapidPublicKey,
+} from "./push.js";
 export { markRead, presence, type ReaderOptions, readState } from "./reader-api.js";
 export { type SubscribeOptions, type Subscription, subscribe } from "./subscribe.js";
 export type {

@@ -3,6 +3,7 @@ import { Connection } from "./connection.js";
 import { type CursorStore, localStorageCursorStore } from "./cursor-store.js";
 import { Delivery, type SubscribeHandlers } from "./delivery.js";
 import { resolveBaseUrl } from "./http.js";
+import { registerLiveMailboxes } from "./push-visible.js";
 import { getPresence, getReadStates, putReadMark, type ReaderEndpoint } from "./reader-api.js";
 import { canShareAcrossTabs, startShared } from "./shared.js";
 import type { StreamExtras } from "./transport.js";
@@ -184,6 +185,8 @@ export function subscribe(
 
   let stop: (() => void) | undefined;
   let closed = false;
+  // Herald's service worker skips the notification of a message this page shows live (see push-visible.ts).
+  const unregisterLive = registerLiveMailboxes(names, () => !closed && status.state === "open");
   const share = options.shareAcrossTabs ?? canShareAcrossTabs();
   void delivery.load(options.cursor).then(
     () => {
@@ -250,6 +253,7 @@ export function subscribe(
     },
     close() {
       closed = true;
+      unregisterLive();
       stop?.();
       if (status.state !== "closed") delivery.status({ ...status, state: "closed" });
     },

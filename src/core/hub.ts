@@ -47,6 +47,8 @@ export interface HubOptions {
   readonly schedule?: ScheduleOptions;
   /** Told about a scheduled delivery round that failed (retried) or a scheduled message dropped. */
   readonly onScheduleError?: (error: unknown) => void;
+  /** Every message stored by a publish on this node, once (see PublishCommandOptions.onPublished). */
+  readonly onPublished?: (messages: readonly StoredMessage[]) => void;
 }
 
 export interface HubCounters {
@@ -125,6 +127,7 @@ export class Hub {
         this.counters.published += count;
       },
       scheduled: this.scheduled,
+      ...(options.onPublished === undefined ? {} : { onPublished: options.onPublished }),
     });
     this.#scheduler.start();
     this.#context = {

@@ -17,6 +17,8 @@ export interface MessageFields {
    * older messages of a key they fell behind on.
    */
   key?: string;
+  /** `false` keeps the message off Web Push (its subscribers' open streams still get it). */
+  push?: boolean;
 }
 
 export const MAX_TITLE_LENGTH = 1024;
@@ -24,7 +26,7 @@ export const MAX_TAGS = 32;
 export const MAX_TAG_LENGTH = 128;
 /** A message key: 1-128 characters of the mailbox-name alphabet plus `/`, so a comma-separated `key=` filter can name it. */
 export const MESSAGE_KEY = /^[A-Za-z0-9_.:@/-]{1,128}$/;
-const FIELD_NAMES = new Set(["title", "body", "data", "tags", "priority", "ttl", "key"]);
+const FIELD_NAMES = new Set(["title", "body", "data", "tags", "priority", "ttl", "key", "push"]);
 
 function invalid(where: string, text: string): HeraldError {
   return new HeraldError("bad_message", `${where}${text}`);
@@ -41,7 +43,7 @@ export function parseMessageFields(value: unknown, maxTtlSeconds: number, where 
   const input = value as Record<string, unknown>;
   for (const key of Object.keys(input)) {
     if (!FIELD_NAMES.has(key)) {
-      throw invalid(where, `unknown field "${key}"; allowed: title, body, data, tags, priority, ttl, key`);
+      throw invalid(where, `unknown field "${key}"; allowed: title, body, data, tags, priority, ttl, key, push`);
     }
   }
   const fields: MessageFields = {};
@@ -89,6 +91,10 @@ export function parseMessageFields(value: unknown, maxTtlSeconds: number, where 
       throw invalid(where, `"key" must be 1-128 characters of A-Z a-z 0-9 _ - . : @ /`);
     }
     fields.key = input.key;
+  }
+  if (input.push !== undefined) {
+    if (typeof input.push !== "boolean") throw invalid(where, `"push" must be true or false`);
+    fields.push = input.push;
   }
   return fields;
 }

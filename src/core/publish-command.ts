@@ -96,6 +96,13 @@ export interface PublishCommandOptions {
   readonly defaultTtlSeconds: number;
   /** Counts stored messages (not duplicates). */
   readonly onStored: (count: number) => void;
+  /**
+   * Told of every message a publish (or a scheduled delivery) stored on this
+   * node, duplicates left out: work that must happen once per message across
+   * all nodes (Web Push) hangs here, not on the store's append listeners,
+   * which fire on every node.
+   */
+  readonly onPublished?: (messages: readonly StoredMessage[]) => void;
   /** Where scheduled publishes go; without it a publish asking for `delay` or `at` is refused. */
   readonly scheduled?: ScheduledMessages;
 }
@@ -153,6 +160,12 @@ export function createPublishCommand(options: PublishCommandOptions): PublishCom
     }
   };
 
+  const announce = (results: readonly AppendResult[]): void => {
+    const stored = results.filter((result) => result.status === "stored").map((result) => result.message);
+    options.onStored(stored.length);
+    if (stored.length > 0) options.onPublished?.(stored);
+  };
+
   const scheduleFor =
     (publisher: Publisher): ScheduleItems =>
     async (items, idempotencyKey) => {
@@ -182,7 +195,7 @@ export function createPublishCommand(options: PublishCommandOptions): PublishCom
       }));
       const results = await append(drafts);
       if (results.some((result) => result.status === "conflict")) throw new HeraldError("idempotency_conflict");
-      options.onStored(results.filter((result) => result.status === "stored").length);
+      announce(results);
       return results.map(({ message, status }) => ({
         message,
         duplicate: status === "duplicate",
@@ -211,7 +224,7 @@ export function createPublishCommand(options: PublishCommandOptions): PublishCom
       return { mailbox: entry.mailbox, draft: { ...draft, id: entry.id, expiresAtMs: draft.timeMs + entry.ttlMs } };
     });
     const results = await append(items);
-    options.onStored(results.filter((result) => result.status === "stored").length);
+    announce(results);
     return results;
   };
 

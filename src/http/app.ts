@@ -10,6 +10,12 @@ import { latestRoute } from "./routes/latest-routes.js";
 import { health, metricsRoute, readiness } from "./routes/operations-routes.js";
 import { presenceRoute } from "./routes/presence-routes.js";
 import { publishBatch, publishOne } from "./routes/publish-routes.js";
+import {
+  createPushSubscription,
+  deletePushSubscription,
+  getPushSubscription,
+  vapidPublicKeyRoute,
+} from "./routes/push-routes.js";
 import { readMany, readOne } from "./routes/read-routes.js";
 import { markReadRoute, readStateRoute, readStatesRoute } from "./routes/read-state-routes.js";
 import { cancelScheduled, listScheduled } from "./routes/schedule-routes.js";
@@ -37,6 +43,10 @@ export const ROUTES: readonly RouteSpec[] = [
   { method: "PUT", path: "/v1/mailboxes/:mailbox/read", handler: markReadRoute },
   { method: "GET", path: "/v1/mailboxes/:mailbox/read", handler: readStateRoute },
   { method: "GET", path: "/v1/read", handler: readStatesRoute },
+  { method: "GET", path: "/v1/push/vapid-public-key", handler: vapidPublicKeyRoute },
+  { method: "POST", path: "/v1/push/subscriptions", handler: createPushSubscription },
+  { method: "GET", path: "/v1/push/subscriptions/:id", handler: getPushSubscription },
+  { method: "DELETE", path: "/v1/push/subscriptions/:id", handler: deletePushSubscription },
   { method: "GET", path: WEBSOCKET_PATH, handler: websocketRoute },
   { method: "POST", path: "/v1/hooks/:hook", handler: receiveHook },
   { method: "POST", path: "/v1/tokens", handler: mintToken },

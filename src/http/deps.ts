@@ -4,6 +4,7 @@ import type { ServeConfig } from "../config.js";
 import type { Hub } from "../core/hub.js";
 import type { HookService } from "../hooks/hook-service.js";
 import type { Logger } from "../log.js";
+import type { WebPush } from "../push/web-push.js";
 import type { MailboxStore } from "../store/mailbox-store.js";
 import type { AdminConsole } from "./admin-console.js";
 import type { Metrics } from "./metrics.js";
@@ -25,6 +26,8 @@ export interface AppDeps {
   /** The admin console's stats ring, per-mailbox rates and configuration summary. */
   readonly admin: AdminConsole;
   readonly logger: Logger;
+  /** Web Push; without it the /v1/push routes answer 404 push_unavailable. */
+  readonly push?: WebPush;
 }
 
 export type HeraldEnv = { Bindings: HttpBindings };

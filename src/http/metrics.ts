@@ -1,5 +1,6 @@
 import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from "prom-client";
 import type { Hub } from "../core/hub.js";
+import type { WebPush } from "../push/web-push.js";
 import type { MailboxStore } from "../store/mailbox-store.js";
 import type { Access } from "./middleware/access.js";
 import type { ConnectionRegistry } from "./transports/connection.js";
@@ -10,6 +11,8 @@ export interface MetricsSources {
   readonly store: MailboxStore;
   readonly connections: ConnectionRegistry;
   readonly access: Access;
+  /** Web Push, when configured: its counters and queue are exported too. */
+  readonly push?: WebPush | undefined;
 }
 
 export interface Metrics {
@@ -125,6 +128,7 @@ export function createMetrics(sources: MetricsSources): Metrics {
       if (pending !== undefined) this.set(pending);
     },
   });
+  if (sources.push !== undefined) pushMetrics(registry, sources.push);
   const publishSeconds = new Histogram({
     name: "herald_publish_duration_seconds",
     help: "From a publish request's arrival to its answer, once the store has written the message",
@@ -132,4 +136,58 @@ export function createMetrics(sources: MetricsSources): Metrics {
     registers: [registry],
   });
   return { registry, observePublish: (seconds) => publishSeconds.observe(seconds) };
+}
+
+function pushMetrics(registry: Registry, push: WebPush): void {
+  const { counters } = push;
+  mirroredCounter(registry, "herald_push_sent_total", "Web Push messages a push service accepted", () => counters.sent);
+  mirroredCounter(
+    registry,
+    "herald_push_failed_total",
+    "Web Push messages given up: refused, out of attempts, expired, or dropped on a full queue",
+    () => counters.failed,
+  );
+  mirroredCounter(
+    registry,
+    "herald_push_subscriptions_removed_total",
+    "Push subscriptions deleted because their push service answered 404 or 410",
+    () => counters.removed,
+  );
+  mirroredCounter(
+    registry,
+    "herald_push_retries_total",
+    "Web Push attempts repeated after 429, 5xx, 413, a timeout or a network error",
+    () => counters.retried,
+  );
+  mirroredCounter(
+    registry,
+    "herald_push_dropped_total",
+    "Web Push messages not queued because push.maxQueue was reached",
+    () => counters.dropped,
+  );
+  new Gauge({
+    name: "herald_push_queued",
+    help: "Web Push messages waiting to be sent or retried on this node",
+    registers: [registry],
+    collect() {
+      this.set(push.queued());
+    },
+  });
+  new Gauge({
+    name: "herald_push_in_flight",
+    help: "Web Push messages sent and not yet answered on this node (at most push.concurrency)",
+    registers: [registry],
+    collect() {
+      this.set(push.inFlight());
+    },
+  });
+  new Gauge({
+    name: "herald_push_subscriptions",
+    help: "Push subscriptions (every node's, on Redis)",
+    registers: [registry],
+    async collect() {
+      const count = await push.subscriptions.count().catch(() => undefined);
+      if (count !== undefined) this.set(count);
+    },
+  });
 }

@@ -5,7 +5,7 @@ import { generateKey, hashKey } from "../../src/auth/keys.js";
 import { parseLimitsSection } from "../../src/auth/limits-config.js";
 import { DEFAULT_CONFIG, type ServeConfig } from "../../src/config.js";
 import { createLogger } from "../../src/log.js";
-import { type RunningHerald, startHerald } from "../../src/server.js";
+import { type PushOptions, type RunningHerald, startHerald } from "../../src/server.js";
 import { createMemoryStore } from "../../src/store/memory-store.js";
 
 export const SECRET = "test-secret-that-is-long-enough-for-hs256!";
@@ -18,6 +18,8 @@ export interface AuthServerOptions {
   readonly config?: Partial<ServeConfig>;
   /** Collects every JSON log line. */
   readonly logLines?: string[];
+  /** Web Push (test/helpers/push.ts). */
+  readonly push?: PushOptions;
 }
 
 /** A listening Herald configured as from a config file's auth and limits sections. */
@@ -47,6 +49,7 @@ export async function startAuthServer(options: AuthServerOptions = {}): Promise<
       auth: options.auth === undefined ? undefined : parseAuthSection(options.auth, process.env),
       limits: options.limits === undefined ? undefined : parseLimitsSection(options.limits),
       ...(logger ? { logger } : {}),
+      ...(options.push ? { push: options.push } : {}),
     },
   );
 }

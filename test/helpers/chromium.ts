@@ -1,6 +1,7 @@
 import { existsSync } from "node:fs";
+import { mkdir } from "node:fs/promises";
 import { join } from "node:path";
-import type { BrowserContextOptions, Page } from "playwright-core";
+import { type Browser, type BrowserContextOptions, chromium, type Page } from "playwright-core";
 
 /** Debian's Chromium; .ci/run installs it from apt (never a downloaded browser). */
 export const CHROMIUM = "/usr/bin/chromium";
@@ -45,4 +46,11 @@ export function closeContextWithPage(page: Page): void {
         .close()
         .catch(() => {}),
   );
+}
+
+/** Debian's Chromium, headless, with the screenshot folder made; a missing Chromium in CI fails the suite. */
+export async function launchChromium(): Promise<Browser> {
+  if (!HAVE_CHROMIUM) throw new Error(`${CHROMIUM} is missing and CI is set: browser tests must run in CI`);
+  await mkdir(SCREENSHOTS, { recursive: true });
+  return chromium.launch({ executablePath: CHROMIUM, headless: true, args: CHROMIUM_ARGS });
 }

@@ -1,7 +1,7 @@
 import { DEFAULT_CONFIG, type ServeConfig } from "../../src/config.js";
 import { DEFAULT_PRESENCE_SETTINGS, type PresenceSettings } from "../../src/presence-config.js";
 import { DEFAULT_SCHEDULE_SETTINGS, type ScheduleSettings } from "../../src/schedule-config.js";
-import { type RunningHerald, startHerald } from "../../src/server.js";
+import { type PushOptions, type RunningHerald, startHerald } from "../../src/server.js";
 import type { MailboxStore } from "../../src/store/mailbox-store.js";
 import { createMemoryStore, type MemoryStoreOptions } from "../../src/store/memory-store.js";
 import type { PresenceStore } from "../../src/store/presence-store.js";
@@ -18,6 +18,8 @@ export interface TestServerOptions {
   /** Where scheduled publishes wait; a memory one when not given. */
   readonly schedule?: ScheduleStore;
   readonly scheduleSettings?: Partial<ScheduleSettings>;
+  /** Web Push (see test/helpers/push.ts for settings aimed at the test push service). */
+  readonly push?: PushOptions;
 }
 
 /** A real listening Herald on a free loopback port. */
@@ -36,5 +38,6 @@ export async function startTestServer(options: TestServerOptions = {}): Promise<
     presenceSettings: { ...DEFAULT_PRESENCE_SETTINGS, ...options.presenceSettings },
     ...(options.schedule ? { schedule: options.schedule } : {}),
     scheduleSettings: { ...DEFAULT_SCHEDULE_SETTINGS, ...options.scheduleSettings },
+    ...(options.push ? { push: options.push } : {}),
   });
 }

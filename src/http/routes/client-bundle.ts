@@ -20,7 +20,26 @@ export const CLIENT_BUILD_OPTIONS: BuildOptions = {
   logLevel: "silent",
 };
 
+/** Where the build writes the service worker bundle (SERVICE_WORKER_BUILD_OPTIONS), served as /herald-sw.js. */
+export const SERVICE_WORKER_BUNDLE_FILE = fileURLToPath(new URL("dist/herald-sw.js", PACKAGE_ROOT));
+
+/** How client/sw/herald-sw.ts is bundled: a classic script (service workers need not support modules). */
+export const SERVICE_WORKER_BUILD_OPTIONS: BuildOptions = {
+  ...CLIENT_BUILD_OPTIONS,
+  entryPoints: [fileURLToPath(new URL("client/sw/herald-sw.ts", PACKAGE_ROOT))],
+  format: "iife",
+};
+
 let bundle: Promise<string> | undefined;
+let serviceWorker: Promise<string> | undefined;
+
+/** A bundle's text: the file the build wrote into dist/, or (run from the sources) esbuild's output. */
+async function built(file: string, options: BuildOptions): Promise<string> {
+  if (BUILT) return readFile(file, "utf8");
+  const esbuild = await import("esbuild");
+  const result = await esbuild.build({ ...options, write: false });
+  return result.outputFiles?.[0]?.text ?? "";
+}
 
 /**
  * The compiled server serves the bundle the build wrote into dist/ (no esbuild
@@ -29,12 +48,7 @@ let bundle: Promise<string> | undefined;
  * it can never be stale.
  */
 export function clientBundle(): Promise<string> {
-  bundle ??= (async () => {
-    if (BUILT) return readFile(CLIENT_BUNDLE_FILE, "utf8");
-    const esbuild = await import("esbuild");
-    const result = await esbuild.build({ ...CLIENT_BUILD_OPTIONS, write: false });
-    return result.outputFiles?.[0]?.text ?? "";
-  })();
+  bundle ??= built(CLIENT_BUNDLE_FILE, CLIENT_BUILD_OPTIONS);
   // A failed build is retried on the next request rather than cached.
   bundle.catch(() => {
     bundle = undefined;
@@ -52,4 +66,29 @@ export async function serveClientBundle(c: Context, deps: AppDeps): Promise<Resp
     throw new HeraldError("internal", "The client bundle could not be built");
   }
   return c.body(text, 200, { "Content-Type": "text/javascript; charset=utf-8", "Cache-Control": "no-cache" });
+}
+
+/** The service worker's script, built like the client bundle (see clientBundle()). */
+export function serviceWorkerBundle(): Promise<string> {
+  serviceWorker ??= built(SERVICE_WORKER_BUNDLE_FILE, SERVICE_WORKER_BUILD_OPTIONS);
+  serviceWorker.catch(() => {
+    serviceWorker = undefined;
+  });
+  return serviceWorker;
+}
+
+/** GET /herald-sw.js: may control the whole origin (`Service-Worker-Allowed: /`), and is never cached stale. */
+export async function serveServiceWorker(c: Context, deps: AppDeps): Promise<Response> {
+  let text: string;
+  try {
+    text = await serviceWorkerBundle();
+  } catch (error) {
+    deps.logger.error({ err: error }, "service worker bundle failed");
+    throw new HeraldError("internal", "The service worker could not be built");
+  }
+  return c.body(text, 200, {
+    "Content-Type": "text/javascript; charset=utf-8",
+    "Cache-Control": "no-cache",
+    "Service-Worker-Allowed": "/",
+  });
 }

@@ -5,7 +5,7 @@ import type { Context } from "hono";
 import { HeraldError } from "../../errors.js";
 import { PACKAGE_ROOT } from "../../package-root.js";
 import type { RouteSpec } from "../deps.js";
-import { serveClientBundle } from "./client-bundle.js";
+import { serveClientBundle, serveServiceWorker } from "./client-bundle.js";
 
 const DEMO_DIR = new URL("demo/", PACKAGE_ROOT);
 /**
@@ -59,6 +59,8 @@ function demoAsset(c: Context): Promise<Response> {
 export const DEMO_ROUTES: readonly RouteSpec[] = [
   { method: "GET", path: "/", handler: (c) => demoFile(c, "index.html") },
   { method: "GET", path: "/client.js", handler: serveClientBundle },
+  // Web Push's service worker (client/sw/herald-sw.ts), at the root so that it may control every page.
+  { method: "GET", path: "/herald-sw.js", handler: serveServiceWorker },
   // Browsers ask for it on every page; the demos' icon is an SVG.
   { method: "GET", path: "/favicon.ico", handler: (c) => demoFile(c, "favicon.svg") },
   { method: "GET", path: "/demo/vendor/:file", handler: vendorFile },
