@@ -15,6 +15,7 @@ const SCENARIOS = [
   "sqlite",
   "redis",
   "schedule-lateness",
+  "push-burst",
   "startup",
 ];
 

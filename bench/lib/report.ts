@@ -147,6 +147,7 @@ const SCENARIO_ORDER = [
   "sqlite",
   "redis",
   "schedule-lateness",
+  "push-burst",
   "startup",
 ];
 
