@@ -411,7 +411,7 @@ writeFileSync(
   JSON.stringify({
     push: {
       vapid,
-      allowedHosts: ["127.0.0.1"],
+      allowedHosts: [new URL(sink.url).host],
       maxSubscriptionsPerUser: 20_000,
       ...(CONCURRENCY === undefined ? {} : { concurrency: CONCURRENCY }),
     },

@@ -164,8 +164,6 @@ document.getElementById("test-alert").addEventListener("click", () => {
 // while no focused tab shows this inbox (this one answers its question while it is live and in front).
 const pushSwitch = document.getElementById("push-switch");
 const pushNote = document.getElementById("push-note");
-/** Whose subscription it is: the token's subject, or (no token) the reader, as for the subscription above. */
-const pushOwner = signedIn ? {} : { reader: user };
 const NO_PUSH_KEYS = "This server has no Web Push keys: see README, Web Push.";
 
 /** The switch stays off and disabled, with why beneath the toolbar. */
@@ -175,6 +173,8 @@ function pushUnavailable(text) {
   pushNote.textContent = text;
   pushNote.hidden = false;
 }
+
+const pushOptions = { mailboxes: [mailbox], openUrl: location.pathname + location.search };
 
 async function showPushState() {
   pushSwitch.checked = await pushEnabled();
@@ -197,6 +197,8 @@ async function setUpPush() {
     else showActionError(error);
     return;
   }
+  // Turned on before: renew it (a subscription nobody renews lapses on the server); permission is granted.
+  if (await pushEnabled()) await enablePush(pushOptions);
   await showPushState();
 }
 
@@ -205,8 +207,8 @@ pushSwitch.addEventListener("change", async () => {
   pushSwitch.disabled = true;
   pushSwitch.setAttribute("aria-busy", "true");
   try {
-    if (on) await enablePush({ ...pushOwner, mailboxes: [mailbox], openUrl: location.pathname + location.search });
-    else await disablePush(pushOwner);
+    if (on) await enablePush(pushOptions);
+    else await disablePush();
     showActionError(undefined);
   } catch (error) {
     if (error?.code === "push_unavailable") {

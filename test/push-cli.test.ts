@@ -44,7 +44,10 @@ describe("herald vapid create", () => {
     try {
       service = await startTestPushService({ vapidPublicKey: created.publicKey, subject: created.subject });
       const configFile = join(dir, "herald.json");
-      await writeFile(configFile, JSON.stringify({ push: { ...created.config.push, allowedHosts: ["127.0.0.1"] } }));
+      await writeFile(
+        configFile,
+        JSON.stringify({ push: { ...created.config.push, allowedHosts: [new URL(service.url).host] } }),
+      );
       herald = await spawnHerald(["--config", configFile], {
         HERALD_VAPID_PRIVATE_KEY: created.privateKey,
         NODE_EXTRA_CA_CERTS: service.caFile,

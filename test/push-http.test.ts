@@ -144,31 +144,62 @@ describe("Web Push", () => {
     expect(broken.status).toBe(400);
   });
 
-  it("holds each user to push.maxSubscriptionsPerUser, and lets only the owner delete", async () => {
+  it("holds each client without a token to push.maxSubscriptionsPerUser, however it names itself", async () => {
     const small = await startTestServer({ push: fixture.options({ maxSubscriptionsPerUser: 3 }) });
     try {
-      const carol = { query: "?reader=carol" };
       const ids: string[] = [];
-      for (let i = 0; i < 3; i++) {
-        const response = await subscribePush(small.url, fixture.service.subscribe(), ["user:carol"], carol);
+      for (const reader of ["carol", "dave", "erin"]) {
+        const query = { query: `?reader=${reader}` };
+        const response = await subscribePush(small.url, fixture.service.subscribe(), [`user:${reader}`], query);
         expect(response.status).toBe(201);
         ids.push(((await response.json()) as Created).id);
       }
-      const fourth = await subscribePush(small.url, fixture.service.subscribe(), ["user:carol"], carol);
+      // A fourth name from the same address is the same client: refused until one is removed.
+      const fourth = await subscribePush(small.url, fixture.service.subscribe(), ["user:fred"], {
+        query: "?reader=fred",
+      });
       expect(fourth.status).toBe(429);
       expect(((await fourth.json()) as { error: { code: string } }).error.code).toBe("too_many_push_subscriptions");
-      // Another user is not held to carol's count.
-      expect(
-        (await subscribePush(small.url, fixture.service.subscribe(), ["user:dave"], { query: "?reader=dave" })).status,
-      ).toBe(201);
-      const remove = (reader: string) =>
-        fetch(`${small.url}/v1/push/subscriptions/${ids[0]}?reader=${reader}`, { method: "DELETE" });
-      expect((await remove("dave")).status).toBe(404);
-      expect((await remove("carol")).status).toBe(204);
-      expect((await subscribePush(small.url, fixture.service.subscribe(), ["user:carol"], carol)).status).toBe(201);
+      expect((await fetch(`${small.url}/v1/push/subscriptions/${ids[0]}`, { method: "DELETE" })).status).toBe(204);
+      expect((await subscribePush(small.url, fixture.service.subscribe(), ["user:fred"])).status).toBe(201);
     } finally {
       await small.shutdown();
     }
+  });
+
+  it("lets a subscription lapse when nobody renews it, and a renewal brings it back", async () => {
+    const subscription = fixture.service.subscribe();
+    const post = (expirationTime: number | null) =>
+      fetch(`${herald.url}/v1/push/subscriptions`, {
+        method: "POST",
+        headers: { "content-type": "application/json" },
+        body: JSON.stringify({
+          endpoint: subscription.endpoint,
+          keys: subscription.keys,
+          expirationTime,
+          mailboxes: ["user:ivy"],
+        }),
+      });
+    // The browser says its push service ends it in 1.5 s (push.subscriptionTtlSeconds would be 30 days).
+    const created = await post(Date.now() + 1500);
+    expect(created.status).toBe(201);
+    const { id, expires } = (await created.json()) as { id: string; expires: string };
+    expect(Date.parse(expires)).toBeLessThanOrEqual(Date.now() + 1500);
+    await new Promise((resolve) => setTimeout(resolve, 1700));
+    expect((await fetch(`${herald.url}/v1/push/subscriptions/${id}`)).status).toBe(404);
+    await publish(herald.url, "user:ivy", { body: "to nobody" });
+    // Renewed (the page posts it again on its next visit): the same id, 30 days ahead, pushed to again.
+    const renewed = await post(null);
+    expect(renewed.status).toBe(200);
+    const again = (await renewed.json()) as { id: string; expires: string };
+    expect(again.id).toBe(id);
+    expect(Date.parse(again.expires)).toBeGreaterThan(Date.now() + 29 * 86_400_000);
+    await publish(herald.url, "user:ivy", { body: "to the renewed" });
+    const [push] = await fixture.service.waitFor(1, { subscription });
+    expect(payloadOf(push).body).toBe("to the renewed");
+    expect(fixture.service.received.filter((received) => received.subscription === subscription)).toHaveLength(1);
+    // A browser end already past is refused.
+    expect((await post(Date.now() - 1000)).status).toBe(400);
   });
 
   it("removes a subscription its push service calls gone (410 and 404)", async () => {

@@ -1,15 +1,19 @@
-import { randomBytes } from "node:crypto";
-import { nanoid } from "nanoid";
 import { afterEach, describe, expect, it } from "vitest";
-import type {
-  PushKeys,
-  PushSaveResult,
-  PushSubscription,
-  PushSubscriptionBounds,
-  PushSubscriptionDraft,
-  PushSubscriptionStore,
-} from "../src/store/push-subscription-store.js";
+import type { PushSubscriptionStore } from "../src/store/push-subscription-store.js";
 import { type ContractHandles, sharedHandles } from "./helpers/contract-handles.js";
+import { pushDraft, pushEndpoint, ROOMY, saved, sortedIds, T, targetOf } from "./helpers/push-subscription-drafts.js";
+import { pushSubscriptionExpiryCases } from "./push-subscription-expiry-cases.js";
+
+export {
+  LATER,
+  pushDraft,
+  pushEndpoint,
+  pushKeys,
+  ROOMY,
+  saved,
+  T,
+  targetOf,
+} from "./helpers/push-subscription-drafts.js";
 
 export type ContractPushSubscriptions = ContractHandles<PushSubscriptionStore>;
 
@@ -17,31 +21,6 @@ export type PushSubscriptionFactory = () => Promise<ContractPushSubscriptions>;
 
 /** A ContractPushSubscriptions on a backend shared by handles (nodes); see sharedHandles. */
 export const sharedPushSubscriptions = sharedHandles<PushSubscriptionStore>;
-
-export const ROOMY: PushSubscriptionBounds = { maxPerOwner: 1000, maxTotal: 100_000 };
-const T = 1_700_000_000_000;
-
-/** Keys of the right shape (65- and 16-byte values), different on every call. */
-export function pushKeys(): PushKeys {
-  return { p256dh: randomBytes(65).toString("base64url"), auth: randomBytes(16).toString("base64url") };
-}
-
-/** A new endpoint, unique to the call. */
-export function pushEndpoint(): string {
-  return `https://push.example.test/wpush/v2/${nanoid()}`;
-}
-
-export function pushDraft(endpoint: string, owner: string, mailboxes: readonly string[]): PushSubscriptionDraft {
-  return { endpoint, keys: pushKeys(), mailboxes, owner };
-}
-
-/** The subscription a save answered with; fails the test when it was refused. */
-export function saved(result: PushSaveResult): PushSubscription {
-  if (result.status === "full") throw new Error(`expected a saved subscription, got full (${result.bound})`);
-  return result.subscription;
-}
-
-const sortedIds = (subscriptions: readonly PushSubscription[]) => subscriptions.map((s) => s.id).sort();
 
 /** The PushSubscriptionStore contract (src/store/push-subscription-store.ts), run against every backend. */
 export function describePushSubscriptionContract(name: string, factory: PushSubscriptionFactory): void {
@@ -85,9 +64,9 @@ export function describePushSubscriptionContract(name: string, factory: PushSubs
         subscription: { ...again, id: first.id, createdAtMs: T, updatedAtMs: T + 1000 },
       });
       expect(await store.get(first.id)).toEqual(saved(result));
-      expect(await store.forMailbox("a")).toEqual([]);
-      expect(await store.forMailbox("b")).toEqual([saved(result)]);
-      expect(await store.forMailbox("c")).toEqual([saved(result)]);
+      expect(await store.targets("a", T)).toEqual([]);
+      expect(await store.targets("b", T)).toEqual([targetOf(saved(result))]);
+      expect(await store.targets("c", T)).toEqual([targetOf(saved(result))]);
       expect(await store.count()).toBe(1);
     });
 
@@ -104,8 +83,8 @@ export function describePushSubscriptionContract(name: string, factory: PushSubs
       });
       expect(saved(result).id).not.toBe(alices.id);
       expect(await store.get(alices.id)).toBeUndefined();
-      expect(await store.forMailbox("shared")).toEqual([saved(result)]);
-      expect(await store.forMailbox("hers")).toEqual([]);
+      expect(await store.targets("shared", T)).toEqual([targetOf(saved(result))]);
+      expect(await store.targets("hers", T)).toEqual([]);
       expect(await store.count()).toBe(1);
     });
 
@@ -133,8 +112,8 @@ export function describePushSubscriptionContract(name: string, factory: PushSubs
       expect((await store.save(pushDraft(pushEndpoint(), "bob", ["m"]), bounds, T)).status).toBe("created");
       const overTotal = pushDraft(pushEndpoint(), "carol", ["refused"]);
       expect(await store.save(overTotal, bounds, T)).toEqual({ status: "full", bound: "total" });
-      expect(await store.forMailbox("refused")).toEqual([]);
-      expect((await store.forMailbox("m")).length).toBe(3);
+      expect(await store.targets("refused", T)).toEqual([]);
+      expect((await store.targets("m", T)).length).toBe(3);
       // A takeover leaves the total as it was, so the total bound lets it through.
       const takeover = await store.save(pushDraft(first.endpoint, "carol", ["m"]), bounds, T);
       expect(takeover).toMatchObject({ status: "created", replaced: true });
@@ -172,8 +151,8 @@ export function describePushSubscriptionContract(name: string, factory: PushSubs
       expect(await store.remove(gone.id)).toBe(false);
       expect(await store.remove("no-such-id")).toBe(false);
       expect(await store.get(gone.id)).toBeUndefined();
-      expect(await store.forMailbox("r")).toEqual([kept]);
-      expect(await store.forMailbox("s")).toEqual([]);
+      expect(await store.targets("r", T)).toEqual([targetOf(kept)]);
+      expect(await store.targets("s", T)).toEqual([]);
       expect(await store.count()).toBe(1);
       // The endpoint is free again: saving it creates, replacing nothing.
       const fresh = await store.save(pushDraft(endpoint, "alice", ["r"]), ROOMY, T + 1);
@@ -189,7 +168,7 @@ export function describePushSubscriptionContract(name: string, factory: PushSubs
       const current = saved(await store.save(pushDraft(endpoint, "bob", ["g"]), ROOMY, T + 1));
       expect(await store.remove(old.id, endpoint)).toBe(false);
       expect(await store.get(current.id)).toEqual(current);
-      expect(await store.forMailbox("g")).toEqual([current]);
+      expect(await store.targets("g", T)).toEqual([targetOf(current)]);
     });
 
     it("lists exactly the subscriptions that include a mailbox", async () => {
@@ -197,10 +176,10 @@ export function describePushSubscriptionContract(name: string, factory: PushSubs
       const s1 = saved(await store.save(pushDraft(pushEndpoint(), "alice", ["a", "b"]), ROOMY, T));
       const s2 = saved(await store.save(pushDraft(pushEndpoint(), "bob", ["b"]), ROOMY, T));
       const s3 = saved(await store.save(pushDraft(pushEndpoint(), "alice", ["c"]), ROOMY, T));
-      expect(await store.forMailbox("a")).toEqual([s1]);
-      expect(sortedIds(await store.forMailbox("b"))).toEqual(sortedIds([s1, s2]));
-      expect(await store.forMailbox("c")).toEqual([s3]);
-      expect(await store.forMailbox("nobody")).toEqual([]);
+      expect(await store.targets("a", T)).toEqual([targetOf(s1)]);
+      expect(sortedIds(await store.targets("b", T))).toEqual(sortedIds([s1, s2]));
+      expect(await store.targets("c", T)).toEqual([targetOf(s3)]);
+      expect(await store.targets("nobody", T)).toEqual([]);
       expect(await store.count()).toBe(3);
     });
 
@@ -225,7 +204,7 @@ export function describePushSubscriptionContract(name: string, factory: PushSubs
       );
       expect(total.filter((result) => result.status === "created").length).toBe(3);
       expect(await subscriptions.store.count()).toBe(8);
-      expect((await subscriptions.store.forMailbox("race")).length).toBe(8);
+      expect((await subscriptions.store.targets("race", T)).length).toBe(8);
     });
 
     it("leaves one subscription, listed under exactly its mailboxes, after concurrent re-saves of one endpoint", async () => {
@@ -244,13 +223,18 @@ export function describePushSubscriptionContract(name: string, factory: PushSubs
       );
       expect(results.every((result) => result.status !== "full")).toBe(true);
       expect(await subscriptions.store.count()).toBe(1);
-      const [survivor] = await subscriptions.store.forMailbox("all");
+      const [target, ...others] = await subscriptions.store.targets("all", T);
+      expect(others).toEqual([]);
+      const survivor = target && (await subscriptions.store.get(target.id));
       expect(survivor).toBeDefined();
+      expect(target).toEqual(survivor && targetOf(survivor));
       for (const mailbox of mailboxes) {
-        const listed = await subscriptions.store.forMailbox(mailbox);
-        expect(listed).toEqual(survivor?.mailboxes.includes(mailbox) ? [survivor] : []);
+        const listed = await subscriptions.store.targets(mailbox, T);
+        expect(listed).toEqual(survivor?.mailboxes.includes(mailbox) ? [target] : []);
       }
     });
+
+    pushSubscriptionExpiryCases(open);
 
     it("rejects with store_unavailable once closed", async () => {
       const { store } = await open();
@@ -260,7 +244,8 @@ export function describePushSubscriptionContract(name: string, factory: PushSubs
       await expect(store.save(pushDraft(pushEndpoint(), "alice", ["m"]), ROOMY, T)).rejects.toMatchObject(unavailable);
       await expect(store.get(kept.id)).rejects.toMatchObject(unavailable);
       await expect(store.remove(kept.id)).rejects.toMatchObject(unavailable);
-      await expect(store.forMailbox("m")).rejects.toMatchObject(unavailable);
+      await expect(store.targets("m", T)).rejects.toMatchObject(unavailable);
+      await expect(store.prune(T, 10)).rejects.toMatchObject(unavailable);
       await expect(store.count()).rejects.toMatchObject(unavailable);
     });
   });

@@ -21,6 +21,8 @@ import {
   ROOMY,
   saved,
   sharedPushSubscriptions,
+  T,
+  targetOf,
 } from "./push-subscription-contract.js";
 
 const redis = await testRedis();
@@ -77,18 +79,18 @@ if ("reason" in redis) {
       await withStores("push-nodes", async (a, b) => {
         const subscription = saved(await a.save(pushDraft(pushEndpoint(), "alice", ["n"]), ROOMY, Date.now()));
         expect(await b.get(subscription.id)).toEqual(subscription);
-        expect(await b.forMailbox("n")).toEqual([subscription]);
+        expect(await b.targets("n", Date.now())).toEqual([targetOf(subscription)]);
         expect(await b.count()).toBe(1);
         const update = await b.save(pushDraft(subscription.endpoint, "alice", ["o"]), ROOMY, Date.now());
         expect(update).toMatchObject({ status: "updated", subscription: { id: subscription.id } });
-        expect(await a.forMailbox("n")).toEqual([]);
+        expect(await a.targets("n", Date.now())).toEqual([]);
         expect(await b.remove(subscription.id, subscription.endpoint)).toBe(true);
         expect(await a.get(subscription.id)).toBeUndefined();
         expect(await a.count()).toBe(0);
       });
     });
 
-    it("keeps every key under the one hash tag {#push}, and no set naming a gone id after churn", async () => {
+    it("keeps every key under the one hash tag {#push}, and no key naming a gone id after churn", async () => {
       await withStores("push-tag", async (a, b, prefix) => {
         const endpoints = [pushEndpoint(), pushEndpoint(), pushEndpoint()];
         const owners = ["alice", "bob"];
@@ -101,22 +103,47 @@ if ("reason" in redis) {
             ),
           ),
         );
-        const live = await Promise.all(["m0", "m1", "m2", "m3"].map((mailbox) => a.forMailbox(mailbox)));
-        const ids = new Set(live.flat().map((subscription) => subscription.id));
+        const live = await Promise.all(["m0", "m1", "m2", "m3"].map((mailbox) => a.targets(mailbox, Date.now())));
+        const ids = new Set(live.flat().map((target) => target.id));
         expect(ids.size).toBe(3);
+        const tag = `${prefix}{#push}`;
         const client = new Redis(url);
         try {
           const keys = (await client.keys(`${prefix}*`)).sort();
           for (const key of keys) expect(key.startsWith(`${prefix}{#push}:`)).toBe(true);
-          const sets = keys.filter((key) => key.includes(":mailbox:") || key.includes(":owner:"));
+          const sets = keys.filter((key) => key.includes(":mailbox:"));
+          const zsets = [`${tag}:expiry`, ...keys.filter((key) => key.includes(":owner:"))];
           expect(sets.length).toBeGreaterThan(0);
           for (const key of sets) for (const id of await client.smembers(key)) expect(ids.has(id)).toBe(true);
-          const owned = await Promise.all(owners.map((owner) => client.scard(`${prefix}{#push}:owner:${owner}`)));
+          for (const key of zsets) for (const id of await client.zrange(key, 0, -1)) expect(ids.has(id)).toBe(true);
+          const owned = await Promise.all(owners.map((owner) => client.zcard(`${tag}:owner:${owner}`)));
           expect(owned.reduce((sum, n) => sum + n, 0)).toBe(3);
-          expect(await client.hlen(`${prefix}{#push}:endpoints`)).toBe(3);
+          expect(await client.zcard(`${tag}:expiry`)).toBe(3);
+          expect((await client.hkeys(`${tag}:targets`)).sort()).toEqual([...ids].sort());
+          expect((await client.hkeys(`${tag}:subscriptions`)).sort()).toEqual([...ids].sort());
+          expect(await client.hlen(`${tag}:endpoints`)).toBe(3);
         } finally {
           client.disconnect();
         }
+      });
+    });
+
+    it("never prunes an endpoint another node renews meanwhile, and prunes every one nobody renewed", async () => {
+      await withStores("push-prune-race", async (a, b) => {
+        const endpoints = Array.from({ length: 40 }, pushEndpoint);
+        for (const endpoint of endpoints) await a.save(pushDraft(endpoint, "sub:alice", ["p"], T + 100), ROOMY, T);
+        const renewing = endpoints.filter((_, i) => i % 2 === 0);
+        const [pruned, ...renewals] = await Promise.all([
+          a.prune(T + 1000, 100),
+          ...renewing.map((endpoint) => b.save(pushDraft(endpoint, "sub:alice", ["p"]), ROOMY, T + 1000)),
+        ]);
+        // A renewal that came after its endpoint was pruned created it again.
+        const recreated = renewals.filter((result) => typeof result === "object" && result.status === "created");
+        expect(pruned).toBe(endpoints.length - renewing.length + recreated.length);
+        const left = await a.targets("p", T + 1000);
+        expect(left.map((target) => target.endpoint).sort()).toEqual([...renewing].sort());
+        expect(await a.count()).toBe(renewing.length);
+        expect(await a.prune(T + 1000, 100)).toBe(0);
       });
     });
   });

@@ -121,9 +121,13 @@ describe("push service answers", () => {
 
 describe("push subscriptions as browsers send them", () => {
   it("allows https endpoints on the listed hosts only", () => {
-    expect(hostAllowed("wns2-by3p.notify.windows.com", DEFAULT_PUSH_HOSTS)).toBe(true);
-    expect(hostAllowed("notify.windows.com", DEFAULT_PUSH_HOSTS)).toBe(false);
-    expect(hostAllowed("evilnotify.windows.com", DEFAULT_PUSH_HOSTS)).toBe(false);
+    expect(hostAllowed("wns2-by3p.notify.windows.com", 443, DEFAULT_PUSH_HOSTS)).toBe(true);
+    expect(hostAllowed("notify.windows.com", 443, DEFAULT_PUSH_HOSTS)).toBe(false);
+    expect(hostAllowed("evilnotify.windows.com", 443, DEFAULT_PUSH_HOSTS)).toBe(false);
+    // A listed host is its https port only, unless the entry names another.
+    expect(hostAllowed("fcm.googleapis.com", 6379, DEFAULT_PUSH_HOSTS)).toBe(false);
+    expect(hostAllowed("127.0.0.1", 8443, ["127.0.0.1:8443"])).toBe(true);
+    expect(hostAllowed("127.0.0.1", 8444, ["127.0.0.1:8443"])).toBe(false);
     expect(checkEndpoint("https://fcm.googleapis.com/fcm/send/abc", DEFAULT_PUSH_HOSTS)).toBe(
       "https://fcm.googleapis.com/fcm/send/abc",
     );
@@ -133,12 +137,18 @@ describe("push subscriptions as browsers send them", () => {
       "https://fcm.googleapis.com.evil.example/x",
       "https://user:pass@fcm.googleapis.com/x",
       "https://localhost/x",
+      "https://wns2-by3p.notify.windows.com:6379/x",
+      "https://fcm.googleapis.com./fcm/send/abc",
     ]) {
       expect(() => checkEndpoint(endpoint, DEFAULT_PUSH_HOSTS), endpoint).toThrow(
         expect.objectContaining({ code: "push_endpoint_not_allowed" }),
       );
     }
-    expect(checkEndpoint("https://127.0.0.1:8443/push/1", ["127.0.0.1"])).toBe("https://127.0.0.1:8443/push/1");
+    expect(checkEndpoint("https://127.0.0.1:8443/push/1", ["127.0.0.1:8443"])).toBe("https://127.0.0.1:8443/push/1");
+    // The URL parser's normal form is what is checked (and what the sender connects to).
+    expect(checkEndpoint("https://FCM.googleapis.com:443/fcm/send/abc", DEFAULT_PUSH_HOSTS)).toBe(
+      "https://fcm.googleapis.com/fcm/send/abc",
+    );
   });
 
   it("checks keys (a point on the curve, a 16-byte secret) and mailboxes", () => {
@@ -148,7 +158,7 @@ describe("push subscriptions as browsers send them", () => {
       { endpoint, keys, expirationTime: null, mailboxes: ["user:alice", "user:alice", "room:1"] },
       DEFAULT_PUSH_HOSTS,
     );
-    expect(parsed).toEqual({ endpoint, keys, mailboxes: ["user:alice", "room:1"] });
+    expect(parsed).toEqual({ endpoint, keys, mailboxes: ["user:alice", "room:1"], expirationTime: undefined });
     const offCurve = Buffer.alloc(65, 1);
     offCurve[0] = 4;
     const refusals: [unknown, string][] = [
@@ -195,6 +205,9 @@ describe("push config", () => {
       [{ vapid: { ...keys, privateKey: other.privateKey, subject: "mailto:a@b.c" } }, /does not belong/],
       [{ vapid: { ...keys, subject: "http://example.com" } }, /subject/],
       [{ vapid: { ...keys, subject: "mailto:a@b.c" }, allowedHosts: ["https://x"] }, /allowedHosts/],
+      [{ vapid: { ...keys, subject: "mailto:a@b.c" }, allowedHosts: ["*.com"] }, /allowedHosts/],
+      [{ vapid: { ...keys, subject: "mailto:a@b.c" }, allowedHosts: ["*.1"] }, /allowedHosts/],
+      [{ vapid: { ...keys, subject: "mailto:a@b.c" }, allowedHosts: ["a.example:70000"] }, /allowedHosts/],
       [{ vapid: { ...keys, subject: "mailto:a@b.c" }, concurrency: 0 }, /concurrency/],
       [{ vapid: { ...keys, subject: "mailto:a@b.c" }, retries: 3 }, /unknown field "retries"/],
     ];

@@ -17,11 +17,6 @@ export interface PushOptions {
   /** Herald's base URL; defaults to the page's origin. */
   url?: string;
   token?: TokenProvider;
-  /**
-   * Without a token (where reads are open), whose subscription it is, as subscribe()'s `reader`: the server
-   * bounds subscriptions per owner, and only the same reader may delete it. Pass the same to disablePush().
-   */
-  reader?: string;
   fetch?: typeof fetch;
   /** The service worker's script (default "/herald-sw.js"), on the page's origin. */
   serviceWorker?: string;
@@ -68,11 +63,6 @@ function endpointOf(options: PushOptions): Endpoint {
     token: options.token,
     fetch: options.fetch ?? globalThis.fetch.bind(globalThis),
   };
-}
-
-/** `?reader=` for the subscription routes, when a reader is named. */
-function readerQuery(options: PushOptions): string {
-  return options.reader === undefined ? "" : `?${new URLSearchParams({ reader: options.reader })}`;
 }
 
 /** Where the subscription's id is remembered: one per Herald server. */
@@ -177,7 +167,9 @@ async function askPermission(): Promise<void> {
  * Subscribes this browser to `mailboxes` by Web Push: registers the service worker, asks for permission to
  * show notifications (call it from a click: browsers ask only then), subscribes with the server's VAPID key
  * (reusing this browser's subscription when it has the same key) and hands the subscription to Herald.
- * Calling it again updates the mailboxes. Throws HeraldClientError.
+ * Calling it again updates the mailboxes and renews the subscription, which lapses on the server when
+ * nobody renews it (push.subscriptionTtlSeconds, 30 days): call it on each visit once the user turned push
+ * on (permission granted, it asks nothing). Throws HeraldClientError.
  */
 export async function enablePush(options: EnablePushOptions): Promise<PushRegistration> {
   if (options.mailboxes.length === 0) throw new Error("herald enablePush: name at least one mailbox");
@@ -199,7 +191,7 @@ export async function enablePush(options: EnablePushOptions): Promise<PushRegist
     subscription = null;
   }
   subscription ??= await registration.pushManager.subscribe({ userVisibleOnly: true, applicationServerKey });
-  const answer = await requestJson<PushRegistration>(endpoint, `${SUBSCRIPTIONS_PATH}${readerQuery(options)}`, {
+  const answer = await requestJson<PushRegistration>(endpoint, SUBSCRIPTIONS_PATH, {
     method: "POST",
     headers: { "Content-Type": "application/json" },
     body: JSON.stringify({ ...subscription.toJSON(), mailboxes: [...new Set(options.mailboxes)] }),
@@ -208,16 +200,16 @@ export async function enablePush(options: EnablePushOptions): Promise<PushRegist
   remember(endpoint, answer.id);
   if (previous !== undefined && previous !== answer.id) {
     // The browser's old subscription (another endpoint) is gone: let the server forget it too.
-    await deleteSubscription(endpoint, previous, readerQuery(options)).catch(() => {});
+    await deleteSubscription(endpoint, previous).catch(() => {});
   }
   return { id: answer.id, mailboxes: answer.mailboxes };
 }
 
 /** DELETE of a subscription: 204, or 404 when the server no longer has it (fine: nothing to undo). */
-async function deleteSubscription(endpoint: Endpoint, id: string, query: string): Promise<void> {
+async function deleteSubscription(endpoint: Endpoint, id: string): Promise<void> {
   let response: Response;
   try {
-    response = await endpoint.fetch(`${endpoint.baseUrl}${SUBSCRIPTIONS_PATH}/${encodeURIComponent(id)}${query}`, {
+    response = await endpoint.fetch(`${endpoint.baseUrl}${SUBSCRIPTIONS_PATH}/${encodeURIComponent(id)}`, {
       method: "DELETE",
       headers: await authHeaders(endpoint.token),
     });
@@ -237,7 +229,7 @@ export async function disablePush(options: PushOptions = {}): Promise<void> {
   let failure: unknown;
   if (id !== undefined) {
     try {
-      await deleteSubscription(endpoint, id, readerQuery(options));
+      await deleteSubscription(endpoint, id);
     } catch (error) {
       failure = error;
     }

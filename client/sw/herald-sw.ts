@@ -72,11 +72,16 @@ function parsePayload(data: PushMessageData | null): PushPayload | undefined {
   return payload as PushPayload;
 }
 
-/** `data.url` of the message when it is an http(s) URL (relative ones resolve against the scope). */
+/**
+ * `data.url` of the message when it is a page of this origin (relative ones resolve against the scope):
+ * whoever may publish to a mailbox must not be able to send its readers elsewhere from a notification
+ * that looks like the site's own.
+ */
 function messageUrl(payload: PushPayload): string | undefined {
   const data = payload.data as { url?: unknown } | null | undefined;
   if (typeof data !== "object" || data === null) return undefined;
-  return httpUrl(data.url, self.registration.scope)?.href;
+  const url = httpUrl(data.url, self.registration.scope);
+  return url !== undefined && url.origin === self.location.origin ? url.href : undefined;
 }
 
 /** Asks one page whether it shows `mailbox` live; false when it says no or does not answer in time. */
@@ -125,7 +130,7 @@ async function onPush(data: PushMessageData | null): Promise<void> {
     });
     return;
   }
-  if (await shownLive(payload.mailbox)) return;
+  const live = await shownLive(payload.mailbox);
   const notice: NotificationData = {
     url: messageUrl(payload) ?? configuredPage(),
     mailbox: payload.mailbox,
@@ -136,6 +141,15 @@ async function onPush(data: PushMessageData | null): Promise<void> {
   const options: NotificationOptions & { timestamp?: number } = { tag: payload.id, data: notice };
   if (typeof payload.body === "string") options.body = payload.body;
   if (typeof payload.time === "number") options.timestamp = payload.time;
+  if (live) {
+    // The page in front already shows it. Still every push shows a notification (Safari ends a subscription
+    // whose pushes show none): silent, and closed at once.
+    await self.registration.showNotification(payload.title ?? payload.mailbox, { ...options, silent: true });
+    // Filtered here too: Chromium's getNotifications may answer every notification whatever the tag.
+    const shown = await self.registration.getNotifications({ tag: payload.id });
+    for (const notification of shown) if (notification.tag === payload.id) notification.close();
+    return;
+  }
   await self.registration.showNotification(payload.title ?? payload.mailbox, options);
 }
 

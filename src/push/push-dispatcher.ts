@@ -1,5 +1,5 @@
 import type { StoredMessage } from "../store/mailbox-store.js";
-import type { PushSubscription, PushSubscriptionStore } from "../store/push-subscription-store.js";
+import type { PushSubscriptionStore, PushTarget } from "../store/push-subscription-store.js";
 import { type PushContent, pushBody, pushFields, pushTtlSeconds } from "./push-payload.js";
 import type { PushSender } from "./push-sender.js";
 
@@ -21,7 +21,7 @@ export interface PushDispatcherOptions {
 }
 
 export interface PushProblem {
-  readonly what: "lookup" | "remove" | "failed" | "dropped";
+  readonly what: "lookup" | "remove" | "failed" | "dropped" | "prune" | "shutdown";
   readonly mailbox?: string;
   readonly status?: number;
   readonly reason?: string;
@@ -43,11 +43,17 @@ export interface PushCounters {
 
 type Fields = NonNullable<ReturnType<typeof pushFields>>;
 
+/** A stored message that wants pushing, and its fields. */
+interface Pending {
+  readonly message: StoredMessage;
+  readonly fields: Fields;
+}
+
 /** One message to every subscription of its mailbox: one queue entry, however many browsers. */
 interface Batch {
   readonly message: StoredMessage;
   readonly fields: Fields;
-  readonly subscriptions: readonly PushSubscription[];
+  readonly subscriptions: readonly PushTarget[];
   next: number;
   /** Made when the first of its pushes is sent, then shared by all. */
   body?: Omit<PushContent, "ttlSeconds">;
@@ -55,7 +61,7 @@ interface Batch {
 
 /** One push; a retry waits and queues as one of its own. */
 interface Job {
-  readonly subscription: PushSubscription;
+  readonly subscription: PushTarget;
   readonly message: StoredMessage;
   readonly fields: Fields;
   readonly attempt: number;
@@ -101,32 +107,40 @@ export class PushDispatcher {
     return this.#active;
   }
 
-  /** Queues pushes for freshly stored messages; the subscriptions are looked up once per mailbox. */
+  /**
+   * Queues pushes for freshly stored messages; the subscriptions are looked up once per mailbox, and
+   * not at all for messages that opted out or while the queue is full.
+   */
   enqueue(messages: readonly StoredMessage[]): void {
     if (this.#closed) return;
-    const byMailbox = new Map<string, StoredMessage[]>();
+    const byMailbox = new Map<string, Pending[]>();
     for (const message of messages) {
+      const fields = pushFields(message);
+      if (fields === undefined) continue;
       const list = byMailbox.get(message.mailbox);
-      if (list === undefined) byMailbox.set(message.mailbox, [message]);
-      else list.push(message);
+      if (list === undefined) byMailbox.set(message.mailbox, [{ message, fields }]);
+      else list.push({ message, fields });
     }
     for (const [mailbox, list] of byMailbox) {
-      this.#options.store.forMailbox(mailbox).then(
-        (subscriptions) => this.#queueAll(subscriptions, list),
+      if (this.queued >= this.#options.maxQueue) {
+        // Uncounted: how many browsers it would have reached is not known without the lookup.
+        this.#options.onProblem?.({ what: "dropped", mailbox });
+        continue;
+      }
+      this.#options.store.targets(mailbox, Date.now()).then(
+        (targets) => this.#queueAll(targets, list),
         (error: unknown) => this.#options.onProblem?.({ what: "lookup", mailbox, error }),
       );
     }
   }
 
-  #queueAll(subscriptions: readonly PushSubscription[], messages: readonly StoredMessage[]): void {
-    if (this.#closed || subscriptions.length === 0) return;
-    for (const message of messages) {
-      const fields = pushFields(message);
-      if (fields === undefined) continue;
+  #queueAll(targets: readonly PushTarget[], messages: readonly Pending[]): void {
+    if (this.#closed || targets.length === 0) return;
+    for (const { message, fields } of messages) {
       const room = this.#options.maxQueue - this.queued;
-      if (room < subscriptions.length) this.#drop(subscriptions.length - Math.max(0, room), message.mailbox);
+      if (room < targets.length) this.#drop(targets.length - Math.max(0, room), message.mailbox);
       if (room <= 0) continue;
-      const taken = room < subscriptions.length ? subscriptions.slice(0, room) : subscriptions;
+      const taken = room < targets.length ? targets.slice(0, room) : targets;
       this.#queue.push({ message, fields, subscriptions: taken, next: 0 });
       this.#queued += taken.length;
     }
@@ -156,7 +170,7 @@ export class PushDispatcher {
     let job: Job;
     if ("subscriptions" in entry) {
       entry.body ??= pushBody(entry.message, entry.fields, false);
-      const subscription = entry.subscriptions[entry.next] as PushSubscription;
+      const subscription = entry.subscriptions[entry.next] as PushTarget;
       entry.next += 1;
       job = {
         subscription,
@@ -267,7 +281,7 @@ export class PushDispatcher {
     this.#timers.add(timer);
   }
 
-  async #remove(subscription: PushSubscription): Promise<void> {
+  async #remove(subscription: PushTarget): Promise<void> {
     try {
       if (await this.#options.store.remove(subscription.id, subscription.endpoint)) this.counters.removed += 1;
     } catch (error) {
@@ -285,9 +299,16 @@ export class PushDispatcher {
     });
   }
 
-  /** Stops sending: queued pushes and pending retries are dropped, in-flight ones finish unheeded. */
-  close(): void {
+  /**
+   * Stops sending: pushes still queued or waiting to retry are given up (counted as dropped and failed),
+   * in-flight ones finish unheeded. Answers how many were given up.
+   */
+  close(): number {
+    if (this.#closed) return 0;
     this.#closed = true;
+    const abandoned = this.queued;
+    this.counters.dropped += abandoned;
+    this.counters.failed += abandoned;
     for (const timer of this.#timers) clearTimeout(timer);
     this.#timers.clear();
     this.#queue.length = 0;
@@ -295,5 +316,6 @@ export class PushDispatcher {
     this.#queued = 0;
     this.#waiting = 0;
     this.#options.sender.close();
+    return abandoned;
   }
 }

@@ -1,7 +1,7 @@
 import { Agent } from "node:https";
 import { rootCertificates } from "node:tls";
 import webpush from "web-push";
-import type { PushSubscription } from "../store/push-subscription-store.js";
+import type { PushTarget } from "../store/push-subscription-store.js";
 import type { PushContent } from "./push-payload.js";
 import type { VapidKeys } from "./vapid.js";
 
@@ -25,7 +25,7 @@ export type PushOutcome =
 
 /** Sends one encrypted push. The dispatcher owns retries and concurrency; a sender only reports. */
 export interface PushSender {
-  send(subscription: PushSubscription, content: PushContent): Promise<PushOutcome>;
+  send(target: PushTarget, content: PushContent): Promise<PushOutcome>;
   close(): void;
 }
 

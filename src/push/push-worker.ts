@@ -1,12 +1,12 @@
 import { parentPort, workerData } from "node:worker_threads";
-import type { PushSubscription } from "../store/push-subscription-store.js";
+import type { PushTarget } from "../store/push-subscription-store.js";
 import type { PushContent } from "./push-payload.js";
 import { createWebPushSender, type WebPushSenderOptions } from "./push-sender.js";
 
 /** One push for the worker to send; answered with `{ id, outcome }`. */
 export interface PushRequest {
   readonly id: number;
-  readonly subscription: Pick<PushSubscription, "endpoint" | "keys">;
+  readonly subscription: PushTarget;
   readonly content: PushContent;
 }
 
@@ -16,7 +16,7 @@ if (parentPort !== null) {
   const sender = createWebPushSender(workerData as WebPushSenderOptions);
   port.on("message", (request: PushRequest) => {
     void sender
-      .send(request.subscription as PushSubscription, request.content)
+      .send(request.subscription, request.content)
       .then((outcome) => port.postMessage({ id: request.id, outcome }));
   });
 }

@@ -13,6 +13,8 @@ export interface PushSubscriptionInput {
   readonly endpoint: string;
   readonly keys: PushKeys;
   readonly mailboxes: readonly string[];
+  /** When the push service ends the subscription (epoch ms), as the browser said; undefined when it did not. */
+  readonly expirationTime: number | undefined;
 }
 
 const BASE64URL = /^[A-Za-z0-9_-]+={0,2}$/;
@@ -23,11 +25,16 @@ function bad(message: string): HeraldError {
   return new HeraldError("bad_message", message);
 }
 
-/** Whether a push endpoint's host is on the list (`*.example.com` covers its subdomains, not itself). */
-export function hostAllowed(host: string, allowedHosts: readonly string[]): boolean {
-  return allowedHosts.some((allowed) =>
-    allowed.startsWith("*.") ? host.endsWith(allowed.slice(1)) && host.length > allowed.length - 1 : host === allowed,
-  );
+/**
+ * Whether a push endpoint's host and port are on the list: `host` allows port 443, `host:port` that
+ * port; `*.example.com` covers its subdomains, not itself.
+ */
+export function hostAllowed(host: string, port: number, allowedHosts: readonly string[]): boolean {
+  return allowedHosts.some((allowed) => {
+    const [name = "", allowedPort = "443"] = allowed.split(":");
+    if (Number(allowedPort) !== port) return false;
+    return name.startsWith("*.") ? host.endsWith(name.slice(1)) && host.length > name.length - 1 : host === name;
+  });
 }
 
 /**
@@ -50,10 +57,11 @@ export function checkEndpoint(value: unknown, allowedHosts: readonly string[]): 
   }
   // URL gives IPv6 hosts in brackets; the allow-list names them bare.
   const host = url.hostname.replace(/^\[(.*)\]$/, "$1");
-  if (!hostAllowed(host, allowedHosts)) {
+  const port = url.port === "" ? 443 : Number(url.port);
+  if (!hostAllowed(host, port, allowedHosts)) {
     throw new HeraldError(
       "push_endpoint_not_allowed",
-      `Herald does not send pushes to ${host}; the push services allowed are ${allowedHosts.join(", ")} (push.allowedHosts)`,
+      `Herald does not send pushes to ${url.host}; the push services allowed are ${allowedHosts.join(", ")} (push.allowedHosts)`,
     );
   }
   return url.href;
@@ -105,12 +113,17 @@ export function parsePushSubscription(value: unknown, allowedHosts: readonly str
   const { endpoint, keys, mailboxes, expirationTime, ...rest } = value as Record<string, unknown>;
   const unknown = Object.keys(rest)[0];
   if (unknown !== undefined) throw bad(`Unknown field "${unknown}"; send endpoint, keys, expirationTime, mailboxes`);
-  if (expirationTime !== undefined && expirationTime !== null && typeof expirationTime !== "number") {
+  if (
+    expirationTime !== undefined &&
+    expirationTime !== null &&
+    (typeof expirationTime !== "number" || !Number.isFinite(expirationTime))
+  ) {
     throw bad('"expirationTime" must be null or a number, as the browser gave it');
   }
   return {
     mailboxes: checkMailboxes(mailboxes),
     endpoint: checkEndpoint(endpoint, allowedHosts),
     keys: checkKeys(keys),
+    expirationTime: typeof expirationTime === "number" ? expirationTime : undefined,
   };
 }

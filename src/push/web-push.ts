@@ -15,7 +15,7 @@ export interface WebPush {
   inFlight(): number;
   /** Pushes the messages a publish on this node stored; see PublishCommandOptions.onPublished. */
   publish(messages: readonly StoredMessage[]): void;
-  /** Stops sending (what is queued is dropped) and closes the subscription store. */
+  /** Stops sending (what is queued is given up, counted and logged) and closes the subscription store. */
   close(): Promise<void>;
 }
 
@@ -28,6 +28,10 @@ export interface WebPushOptions {
   readonly backoffMs?: number;
   readonly onProblem?: (problem: PushProblem) => void;
 }
+
+/** Lapsed subscriptions are removed this often, this many at a time (the rest on the next sweep). */
+const PRUNE_INTERVAL_MS = 60_000;
+const PRUNE_BATCH = 1000;
 
 export function createWebPush(options: WebPushOptions): WebPush {
   const { settings, subscriptions } = options;
@@ -47,6 +51,12 @@ export function createWebPush(options: WebPushOptions): WebPush {
     ...(options.backoffMs === undefined ? {} : { backoffMs: options.backoffMs }),
     ...(options.onProblem === undefined ? {} : { onProblem: options.onProblem }),
   });
+  const prune = setInterval(() => {
+    subscriptions
+      .prune(Date.now(), PRUNE_BATCH)
+      .catch((error: unknown) => options.onProblem?.({ what: "prune", error }));
+  }, PRUNE_INTERVAL_MS);
+  prune.unref();
   return {
     settings,
     subscriptions,
@@ -55,7 +65,14 @@ export function createWebPush(options: WebPushOptions): WebPush {
     inFlight: () => dispatcher.inFlight,
     publish: (messages) => dispatcher.enqueue(messages),
     async close() {
-      dispatcher.close();
+      clearInterval(prune);
+      const abandoned = dispatcher.close();
+      if (abandoned > 0) {
+        options.onProblem?.({
+          what: "shutdown",
+          reason: `${abandoned} queued pushes given up (herald_push_dropped_total)`,
+        });
+      }
       await subscriptions.close();
     },
   };

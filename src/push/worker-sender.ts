@@ -1,6 +1,6 @@
 import { Worker } from "node:worker_threads";
 import { BUILT } from "../package-root.js";
-import type { PushSubscription } from "../store/push-subscription-store.js";
+import type { PushTarget } from "../store/push-subscription-store.js";
 import type { PushContent } from "./push-payload.js";
 import type { PushOutcome, PushSender, WebPushSenderOptions } from "./push-sender.js";
 import type { PushRequest } from "./push-worker.js";
@@ -16,6 +16,9 @@ function startWorker(options: WebPushSenderOptions): Worker {
   return new Worker(boot, { eval: true, workerData: options });
 }
 
+/** How soon after its start a worker's death counts as failing to start, and how long it then rests. */
+const WORKER_COOLDOWN_MS = 5000;
+
 /**
  * A PushSender whose pushes are encrypted and sent by a worker thread: each costs about half a
  * millisecond of CPU (an ECDH agreement, AES-GCM, TLS), which on the server's thread would come out of
@@ -25,6 +28,8 @@ function startWorker(options: WebPushSenderOptions): Worker {
 export function createWorkerPushSender(options: WebPushSenderOptions): PushSender {
   let worker: Worker | undefined;
   let nextId = 0;
+  /** A worker that died within WORKER_COOLDOWN_MS of starting is not started again before this. */
+  let notBefore = 0;
   const pending = new Map<number, (outcome: PushOutcome) => void>();
 
   const failAll = (reason: string) => {
@@ -33,8 +38,10 @@ export function createWorkerPushSender(options: WebPushSenderOptions): PushSende
     pending.clear();
   };
 
-  const running = (): Worker => {
+  const running = (): Worker | undefined => {
     if (worker !== undefined) return worker;
+    if (Date.now() < notBefore) return undefined;
+    const startedAt = Date.now();
     const started = startWorker(options);
     started.on("message", ({ id, outcome }: { id: number; outcome: PushOutcome }) => {
       pending.get(id)?.(outcome);
@@ -42,32 +49,44 @@ export function createWorkerPushSender(options: WebPushSenderOptions): PushSende
     });
     started.on("error", (error) => failAll(`the push worker failed: ${error.message}`));
     started.on("exit", () => {
-      if (worker === started) worker = undefined;
+      if (worker !== started) return;
+      worker = undefined;
+      // One that cannot even start (a broken install) is not restarted for every push of a burst.
+      if (Date.now() - startedAt < WORKER_COOLDOWN_MS) notBefore = Date.now() + WORKER_COOLDOWN_MS;
       failAll("the push worker stopped");
     });
-    // The worker never keeps the process alive: a server has its listener for that, a CLI run should exit.
+    // The worker never keeps the process alive: a server has its listener for that.
     started.unref();
     worker = started;
     return started;
   };
 
   return {
-    send(subscription: PushSubscription, content: PushContent): Promise<PushOutcome> {
-      const target = running();
+    send(target: PushTarget, content: PushContent): Promise<PushOutcome> {
+      const thread = running();
+      if (thread === undefined) {
+        return Promise.resolve({
+          kind: "retry",
+          status: undefined,
+          retryAfterMs: undefined,
+          reason: "the push worker failed to start; waiting before starting it again",
+        });
+      }
       const id = nextId++;
       const request: PushRequest = {
         id,
-        subscription: { endpoint: subscription.endpoint, keys: subscription.keys },
+        subscription: { id: target.id, endpoint: target.endpoint, keys: target.keys },
         content,
       };
       return new Promise((resolve) => {
         pending.set(id, resolve);
-        target.postMessage(request);
+        thread.postMessage(request);
       });
     },
     close() {
       const stopping = worker;
       worker = undefined;
+      notBefore = Number.POSITIVE_INFINITY;
       failAll("the push sender closed");
       void stopping?.terminate();
     },

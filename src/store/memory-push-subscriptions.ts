@@ -6,6 +6,7 @@ import type {
   PushSubscriptionBounds,
   PushSubscriptionDraft,
   PushSubscriptionStore,
+  PushTarget,
 } from "./push-subscription-store.js";
 import { storeClosed } from "./store-unavailable.js";
 
@@ -16,13 +17,14 @@ function subscriptionOf(
   createdAtMs: number,
   nowMs: number,
 ): PushSubscription {
-  const { endpoint, keys, mailboxes, owner } = draft;
+  const { endpoint, keys, mailboxes, owner, expiresAtMs } = draft;
   return {
     id,
     endpoint,
     keys: { p256dh: keys.p256dh, auth: keys.auth },
     mailboxes: [...mailboxes],
     owner,
+    expiresAtMs,
     createdAtMs,
     updatedAtMs: nowMs,
   };
@@ -46,7 +48,7 @@ export class MemoryPushSubscriptions implements PushSubscriptionStore {
       this.#link(subscription);
       return { status: "updated", subscription };
     }
-    if ((this.#byOwner.get(draft.owner)?.size ?? 0) >= bounds.maxPerOwner) return { status: "full", bound: "owner" };
+    if (this.#unexpiredOf(draft.owner, nowMs) >= bounds.maxPerOwner) return { status: "full", bound: "owner" };
     if (this.#byId.size - (previous ? 1 : 0) >= bounds.maxTotal) return { status: "full", bound: "total" };
     if (previous) this.#unlink(previous);
     const subscription = subscriptionOf(draft, nanoid(), nowMs, nowMs);
@@ -67,9 +69,25 @@ export class MemoryPushSubscriptions implements PushSubscriptionStore {
     return true;
   }
 
-  async forMailbox(mailbox: string): Promise<PushSubscription[]> {
+  async targets(mailbox: string, nowMs: number): Promise<PushTarget[]> {
     this.#assertOpen();
-    return [...(this.#byMailbox.get(mailbox) ?? [])].map((id) => this.#byId.get(id) as PushSubscription);
+    const targets: PushTarget[] = [];
+    for (const id of this.#byMailbox.get(mailbox) ?? []) {
+      const { endpoint, keys, expiresAtMs } = this.#byId.get(id) as PushSubscription;
+      if (expiresAtMs > nowMs) targets.push({ id, endpoint, keys });
+    }
+    return targets;
+  }
+
+  async prune(nowMs: number, max: number): Promise<number> {
+    this.#assertOpen();
+    // A scan of every subscription: the memory store is for one process and small numbers.
+    const expired = [...this.#byId.values()]
+      .filter((subscription) => subscription.expiresAtMs <= nowMs)
+      .sort((a, b) => a.expiresAtMs - b.expiresAtMs)
+      .slice(0, Math.max(0, max));
+    for (const subscription of expired) this.#unlink(subscription);
+    return expired.length;
   }
 
   async count(): Promise<number> {
@@ -83,6 +101,15 @@ export class MemoryPushSubscriptions implements PushSubscriptionStore {
 
   #assertOpen(): void {
     if (this.#closed) throw storeClosed();
+  }
+
+  /** How many of the owner's subscriptions have not expired at `nowMs`: what its bound counts. */
+  #unexpiredOf(owner: string, nowMs: number): number {
+    let n = 0;
+    for (const id of this.#byOwner.get(owner) ?? []) {
+      if ((this.#byId.get(id) as PushSubscription).expiresAtMs > nowMs) n++;
+    }
+    return n;
   }
 
   #link(subscription: PushSubscription): void {

@@ -13,8 +13,20 @@ export interface PushSubscriptionDraft {
   readonly keys: PushKeys;
   /** Mailboxes whose messages are pushed to it: 1 or more, no repeats. */
   readonly mailboxes: readonly string[];
-  /** Who subscribed (a token's sub, a named reader, or "anonymous"): the per-owner bound counts by it. */
+  /** Who subscribed (`sub:<token sub>`, `key:<key name>`, `address:<client>`): the per-owner bound counts by it. */
   readonly owner: string;
+  /**
+   * When it lapses unless saved again (epoch ms): a browser's page renews it by posting it again, so one
+   * nobody renews (a user whose access ended, an abandoned browser, junk) stops receiving and is pruned.
+   */
+  readonly expiresAtMs: number;
+}
+
+/** What sending to a subscription takes. */
+export interface PushTarget {
+  readonly id: string;
+  readonly endpoint: string;
+  readonly keys: PushKeys;
 }
 
 export interface PushSubscription extends PushSubscriptionDraft {
@@ -56,11 +68,14 @@ export interface PushSubscriptionStore {
    * place never passes a bound; a new one (or a takeover, for the new owner)
    * is refused as `full` when its owner already has `maxPerOwner`, or the
    * store `maxTotal` (a takeover leaves the total as it was, so only its new
-   * owner's bound can refuse it while the total is within bounds).
+   * owner's bound can refuse it while the total is within bounds). The
+   * per-owner bound counts the owner's unexpired subscriptions (at `nowMs`);
+   * the total counts every stored one, expired or not, until pruned. Saving
+   * again also renews: the record takes the draft's `expiresAtMs`.
    */
   save(draft: PushSubscriptionDraft, bounds: PushSubscriptionBounds, nowMs: number): Promise<PushSaveResult>;
 
-  /** A subscription by id, or undefined. */
+  /** A subscription by id, or undefined; an expired one too, until pruned. */
   get(id: string): Promise<PushSubscription | undefined>;
 
   /**
@@ -70,8 +85,14 @@ export interface PushSubscriptionStore {
    */
   remove(id: string, endpoint?: string): Promise<boolean>;
 
-  /** Every subscription that includes `mailbox`, in no particular order (at most the store's maxTotal). */
-  forMailbox(mailbox: string): Promise<PushSubscription[]>;
+  /**
+   * The unexpired subscriptions (`expiresAtMs > nowMs`) that include `mailbox`, in no particular order
+   * (at most the store's maxTotal): the lean form sending needs, read on every publish to the mailbox.
+   */
+  targets(mailbox: string, nowMs: number): Promise<PushTarget[]>;
+
+  /** Removes at most `max` subscriptions expired at `nowMs` (the earliest first); answers how many. */
+  prune(nowMs: number, max: number): Promise<number>;
 
   /** Subscriptions in all. */
   count(): Promise<number>;

@@ -6,6 +6,7 @@ import type {
   PushSubscriptionBounds,
   PushSubscriptionDraft,
   PushSubscriptionStore,
+  PushTarget,
 } from "./push-subscription-store.js";
 import { closeRedisConnection, openRedisCommands } from "./redis-connection.js";
 import { checkRedisKeyPrefix, DEFAULT_REDIS_KEY_PREFIX } from "./redis-keys.js";
@@ -24,6 +25,11 @@ type PushRedis = (Redis | Cluster) & {
   heraldPushRemove(numKeys: number, ...args: (string | number)[]): Promise<number>;
 };
 
+/** A target as the targets hash keeps it: with its expiry, for sending to leave out expired ones. */
+interface StoredTarget extends PushTarget {
+  readonly expiresAtMs: number;
+}
+
 /** Stale answers a save or remove takes before giving up: each one means another node's change won. */
 const MAX_ATTEMPTS = 32;
 
@@ -35,7 +41,9 @@ export class RedisPushSubscriptions implements PushSubscriptionStore {
   readonly #redis: PushRedis;
   readonly #tag: string;
   readonly #subscriptions: string;
+  readonly #targets: string;
   readonly #endpoints: string;
+  readonly #expiry: string;
   #closed = false;
   /** The most recent connection error, for diagnostics; the connection retries on its own. */
   lastError: Error | undefined;
@@ -46,7 +54,9 @@ export class RedisPushSubscriptions implements PushSubscriptionStore {
     // `#` is in no mailbox name, so no mailbox's own `{name}` tag can share this one.
     this.#tag = `${prefix}{#push}`;
     this.#subscriptions = `${this.#tag}:subscriptions`;
+    this.#targets = `${this.#tag}:targets`;
     this.#endpoints = `${this.#tag}:endpoints`;
+    this.#expiry = `${this.#tag}:expiry`;
     this.#redis = openRedisCommands(options.url, `herald-push-${nanoid(10)}`) as PushRedis;
     this.#redis.on("error", (error: Error) => {
       this.lastError = error;
@@ -83,19 +93,24 @@ export class RedisPushSubscriptions implements PushSubscriptionStore {
         keys: { p256dh: draft.keys.p256dh, auth: draft.keys.auth },
         mailboxes: [...draft.mailboxes],
         owner: draft.owner,
+        expiresAtMs: draft.expiresAtMs,
         createdAtMs: updating ? previous.createdAtMs : nowMs,
         updatedAtMs: nowMs,
       };
       const dropped = previous?.mailboxes.filter((mailbox) => !draft.mailboxes.includes(mailbox)) ?? [];
       const keys = [
         this.#subscriptions,
+        this.#targets,
         this.#endpoints,
+        this.#expiry,
         this.#owner(draft.owner),
         this.#owner(previous?.owner ?? draft.owner),
         ...[...draft.mailboxes, ...dropped].map((mailbox) => this.#mailbox(mailbox)),
       ];
       const args = [bounds.maxPerOwner, bounds.maxTotal, record, previous?.id ?? "", subscription.id, draft.endpoint];
-      args.push(JSON.stringify(subscription), draft.mailboxes.length);
+      const { id, endpoint, keys: pushKeys, expiresAtMs } = subscription;
+      const target: StoredTarget = { id, endpoint, keys: pushKeys, expiresAtMs };
+      args.push(JSON.stringify(subscription), draft.mailboxes.length, JSON.stringify(target), expiresAtMs, nowMs);
       const [status, detail] = await this.#call(() => this.#redis.heraldPushSave(keys.length, ...keys, ...args));
       if (status === "stale") record = detail ?? "";
       else if (status === "full") return { status: "full", bound: detail === "owner" ? "owner" : "total" };
@@ -111,15 +126,46 @@ export class RedisPushSubscriptions implements PushSubscriptionStore {
   }
 
   async remove(id: string, endpoint?: string): Promise<boolean> {
+    // An id's endpoint never changes (a re-save elsewhere gets a new id), so this needs no script.
+    return this.#removeIf(id, (subscription) => endpoint === undefined || subscription.endpoint === endpoint);
+  }
+
+  async targets(mailbox: string, nowMs: number): Promise<PushTarget[]> {
+    const ids = await this.#call(() => this.#redis.smembers(this.#mailbox(mailbox)));
+    if (ids.length === 0) return [];
+    const stored = await this.#call(() => this.#redis.hmget(this.#targets, ...ids));
+    // Between the two reads one may have been removed (null), or re-saved: its keys and expiry are then
+    // the newest for the same endpoint, as good as reading both before the re-save.
+    const targets: PushTarget[] = [];
+    for (const json of stored) {
+      if (json === null) continue;
+      const { id, endpoint, keys, expiresAtMs } = JSON.parse(json) as StoredTarget;
+      if (expiresAtMs > nowMs) targets.push({ id, endpoint, keys });
+    }
+    return targets;
+  }
+
+  async prune(nowMs: number, max: number): Promise<number> {
+    if (max <= 0) return this.#call(async () => 0);
+    const ids = await this.#call(() => this.#redis.zrangebyscore(this.#expiry, "-inf", nowMs, "LIMIT", 0, max));
+    let removed = 0;
+    // Each one only while its record is still expired: one renewed since (same id, same endpoint) stays.
+    for (const id of ids) if (await this.#removeIf(id, (subscription) => subscription.expiresAtMs <= nowMs)) removed++;
+    return removed;
+  }
+
+  /** Removes `id` while its record, as read, passes `accept`; the script refuses a record changed since. */
+  async #removeIf(id: string, accept: (subscription: PushSubscription) => boolean): Promise<boolean> {
     for (let attempt = 0; attempt < MAX_ATTEMPTS; attempt++) {
       const record = await this.#call(() => this.#redis.hget(this.#subscriptions, id));
       if (record === null) return false;
       const subscription = JSON.parse(record) as PushSubscription;
-      // An id's endpoint never changes (a re-save elsewhere gets a new id), so this needs no script.
-      if (endpoint !== undefined && subscription.endpoint !== endpoint) return false;
+      if (!accept(subscription)) return false;
       const keys = [
         this.#subscriptions,
+        this.#targets,
         this.#endpoints,
+        this.#expiry,
         this.#owner(subscription.owner),
         ...subscription.mailboxes.map((mailbox) => this.#mailbox(mailbox)),
       ];
@@ -129,17 +175,6 @@ export class RedisPushSubscriptions implements PushSubscriptionStore {
       if (removed >= 0) return removed === 1;
     }
     throw tooContended();
-  }
-
-  async forMailbox(mailbox: string): Promise<PushSubscription[]> {
-    const ids = await this.#call(() => this.#redis.smembers(this.#mailbox(mailbox)));
-    if (ids.length === 0) return [];
-    const records = await this.#call(() => this.#redis.hmget(this.#subscriptions, ...ids));
-    // Between the two reads a subscription may have been removed, or re-saved without the mailbox.
-    return records
-      .filter((record): record is string => record !== null)
-      .map((record) => JSON.parse(record) as PushSubscription)
-      .filter((subscription) => subscription.mailboxes.includes(mailbox));
   }
 
   count(): Promise<number> {

@@ -6,6 +6,7 @@ import type {
   PushSubscriptionBounds,
   PushSubscriptionDraft,
   PushSubscriptionStore,
+  PushTarget,
 } from "./push-subscription-store.js";
 import { orUnavailable, storeClosed } from "./store-unavailable.js";
 
@@ -22,11 +23,15 @@ interface SubscriptionRow {
   owner: string;
   created_at_ms: number;
   updated_at_ms: number;
+  expires_at_ms: number;
   /** A JSON array, in the order the mailboxes were given. */
   mailboxes: string;
 }
 
-const SELECT = `SELECT s.id, s.endpoint, s.p256dh, s.auth, s.owner, s.created_at_ms, s.updated_at_ms,
+/** A target's id, endpoint, p256dh and auth, as an array: raw rows spare building an object per row. */
+type TargetRow = [string, string, string, string];
+
+const SELECT = `SELECT s.id, s.endpoint, s.p256dh, s.auth, s.owner, s.created_at_ms, s.updated_at_ms, s.expires_at_ms,
   (SELECT json_group_array(m.mailbox ORDER BY m.rowid) FROM push_subscription_mailboxes m
     WHERE m.subscription_id = s.id) AS mailboxes`;
 
@@ -34,23 +39,33 @@ function prepare(db: Database.Database) {
   return {
     get: db.prepare<[string], SubscriptionRow>(`${SELECT} FROM push_subscriptions s WHERE s.id = ?`),
     byEndpoint: db.prepare<[string], SubscriptionRow>(`${SELECT} FROM push_subscriptions s WHERE s.endpoint = ?`),
-    forMailbox: db.prepare<[string], SubscriptionRow>(
-      `${SELECT} FROM push_subscription_mailboxes f JOIN push_subscriptions s ON s.id = f.subscription_id
-       WHERE f.mailbox = ?`,
+    // One join on covering and primary key indexes, no per-row subquery: publishing reads it for every
+    // subscription of the mailbox. Most of its time is building the answer, hence raw rows.
+    targets: db
+      .prepare<[string, number], TargetRow>(
+        `SELECT s.id, s.endpoint, s.p256dh, s.auth FROM push_subscription_mailboxes f
+         JOIN push_subscriptions s ON s.id = f.subscription_id
+         WHERE f.mailbox = ? AND s.expires_at_ms > ?`,
+      )
+      .raw(true),
+    expired: db.prepare<[number, number], { id: string }>(
+      "SELECT id FROM push_subscriptions WHERE expires_at_ms <= ? ORDER BY expires_at_ms LIMIT ?",
     ),
-    insert: db.prepare<[string, string, string, string, string, number, number]>(
-      `INSERT INTO push_subscriptions (id, endpoint, p256dh, auth, owner, created_at_ms, updated_at_ms)
-       VALUES (?, ?, ?, ?, ?, ?, ?)`,
+    insert: db.prepare<[string, string, string, string, string, number, number, number]>(
+      `INSERT INTO push_subscriptions (id, endpoint, p256dh, auth, owner, created_at_ms, updated_at_ms, expires_at_ms)
+       VALUES (?, ?, ?, ?, ?, ?, ?, ?)`,
     ),
-    update: db.prepare<[string, string, number, string]>(
-      "UPDATE push_subscriptions SET p256dh = ?, auth = ?, updated_at_ms = ? WHERE id = ?",
+    update: db.prepare<[string, string, number, number, string]>(
+      "UPDATE push_subscriptions SET p256dh = ?, auth = ?, updated_at_ms = ?, expires_at_ms = ? WHERE id = ?",
     ),
     remove: db.prepare<[string]>("DELETE FROM push_subscriptions WHERE id = ?"),
     addMailbox: db.prepare<[string, string]>(
       "INSERT INTO push_subscription_mailboxes (subscription_id, mailbox) VALUES (?, ?)",
     ),
     clearMailboxes: db.prepare<[string]>("DELETE FROM push_subscription_mailboxes WHERE subscription_id = ?"),
-    countOwner: db.prepare<[string], { n: number }>("SELECT count(*) AS n FROM push_subscriptions WHERE owner = ?"),
+    countOwner: db.prepare<[string, number], { n: number }>(
+      "SELECT count(*) AS n FROM push_subscriptions WHERE owner = ? AND expires_at_ms > ?",
+    ),
     countAll: db.prepare<[], { n: number }>("SELECT count(*) AS n FROM push_subscriptions"),
   };
 }
@@ -62,6 +77,7 @@ function toSubscription(row: SubscriptionRow): PushSubscription {
     keys: { p256dh: row.p256dh, auth: row.auth },
     mailboxes: JSON.parse(row.mailboxes) as string[],
     owner: row.owner,
+    expiresAtMs: row.expires_at_ms,
     createdAtMs: row.created_at_ms,
     updatedAtMs: row.updated_at_ms,
   };
@@ -89,19 +105,19 @@ export class SqlitePushSubscriptions implements PushSubscriptionStore {
     const { endpoint, keys, owner } = draft;
     const row = this.#sql.byEndpoint.get(endpoint);
     if (row?.owner === owner) {
-      this.#sql.update.run(keys.p256dh, keys.auth, nowMs, row.id);
+      this.#sql.update.run(keys.p256dh, keys.auth, nowMs, draft.expiresAtMs, row.id);
       this.#sql.clearMailboxes.run(row.id);
       this.#addMailboxes(row.id, draft.mailboxes);
       return { status: "updated", subscription: this.#read(row.id) };
     }
-    if ((this.#sql.countOwner.get(owner) as { n: number }).n >= bounds.maxPerOwner) {
+    if ((this.#sql.countOwner.get(owner, nowMs) as { n: number }).n >= bounds.maxPerOwner) {
       return { status: "full", bound: "owner" };
     }
     const others = (this.#sql.countAll.get() as { n: number }).n - (row ? 1 : 0);
     if (others >= bounds.maxTotal) return { status: "full", bound: "total" };
     if (row) this.#remove(row.id);
     const id = nanoid();
-    this.#sql.insert.run(id, endpoint, keys.p256dh, keys.auth, owner, nowMs, nowMs);
+    this.#sql.insert.run(id, endpoint, keys.p256dh, keys.auth, owner, nowMs, nowMs, draft.expiresAtMs);
     this.#addMailboxes(id, draft.mailboxes);
     return { status: "created", subscription: this.#read(id), replaced: row !== undefined };
   }
@@ -124,8 +140,23 @@ export class SqlitePushSubscriptions implements PushSubscriptionStore {
     );
   }
 
-  forMailbox(mailbox: string): Promise<PushSubscription[]> {
-    return this.#attempt(() => this.#sql.forMailbox.all(mailbox).map(toSubscription));
+  targets(mailbox: string, nowMs: number): Promise<PushTarget[]> {
+    return this.#attempt(() =>
+      this.#sql.targets
+        .all(mailbox, nowMs)
+        .map(([id, endpoint, p256dh, auth]) => ({ id, endpoint, keys: { p256dh, auth } })),
+    );
+  }
+
+  prune(nowMs: number, max: number): Promise<number> {
+    if (max <= 0) return this.#attempt(() => 0);
+    return this.#attempt(() =>
+      this.#db.transaction(() => {
+        const expired = this.#sql.expired.all(nowMs, max);
+        for (const { id } of expired) this.#remove(id);
+        return expired.length;
+      })(),
+    );
   }
 
   count(): Promise<number> {

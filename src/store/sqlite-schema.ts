@@ -91,7 +91,8 @@ const MIGRATIONS: readonly string[] = [
    ) WITHOUT ROWID;
    CREATE INDEX scheduled_keys_by_expiry ON scheduled_keys (expires_at_ms) WHERE expires_at_ms IS NOT NULL;`,
   // Web Push subscriptions (sqlite-push-subscriptions.ts), one per endpoint; the per-owner bound counts
-  // by owner. push_subscription_mailboxes keeps its rowid: it is the order the mailboxes were given in.
+  // an owner's unexpired ones, pruning takes the earliest expired first. push_subscription_mailboxes
+  // keeps its rowid: it is the order the mailboxes were given in; its by-mailbox index covers the join.
   `CREATE TABLE push_subscriptions (
      id TEXT PRIMARY KEY,
      endpoint TEXT NOT NULL UNIQUE,
@@ -99,15 +100,17 @@ const MIGRATIONS: readonly string[] = [
      auth TEXT NOT NULL,
      owner TEXT NOT NULL,
      created_at_ms INTEGER NOT NULL,
-     updated_at_ms INTEGER NOT NULL
+     updated_at_ms INTEGER NOT NULL,
+     expires_at_ms INTEGER NOT NULL
    );
-   CREATE INDEX push_subscriptions_by_owner ON push_subscriptions (owner);
+   CREATE INDEX push_subscriptions_by_owner ON push_subscriptions (owner, expires_at_ms);
+   CREATE INDEX push_subscriptions_by_expiry ON push_subscriptions (expires_at_ms);
    CREATE TABLE push_subscription_mailboxes (
      subscription_id TEXT NOT NULL,
      mailbox TEXT NOT NULL,
      PRIMARY KEY (subscription_id, mailbox)
    );
-   CREATE INDEX push_subscription_mailboxes_by_mailbox ON push_subscription_mailboxes (mailbox);`,
+   CREATE INDEX push_subscription_mailboxes_by_mailbox ON push_subscription_mailboxes (mailbox, subscription_id);`,
 ];
 
 export const SCHEMA_VERSION = MIGRATIONS.length;

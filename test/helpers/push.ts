@@ -24,7 +24,7 @@ export async function startPushFixture(): Promise<PushFixture> {
   const service = await startTestPushService({ vapidPublicKey: keys.publicKey, subject: PUSH_SUBJECT });
   const section = (extra: Record<string, unknown> = {}) => ({
     vapid: { ...keys, subject: PUSH_SUBJECT },
-    allowedHosts: ["127.0.0.1"],
+    allowedHosts: [new URL(service.url).host],
     ...extra,
   });
   return {

@@ -6,7 +6,6 @@ import type { PushSubscription } from "../../store/push-subscription-store.js";
 import type { AppDeps } from "../deps.js";
 import { checkCrossSite } from "../middleware/admission.js";
 import type { Caller } from "../middleware/caller.js";
-import { queryReader } from "../middleware/reader-identity.js";
 import { readBody } from "./body.js";
 
 /** A PushSubscription's JSON is a few hundred bytes; 64 mailbox names add at most 8 KiB. */
@@ -21,11 +20,15 @@ function webPush(deps: AppDeps): WebPush {
   return deps.push;
 }
 
-/** Whose subscription it is: a token's sub or a named reader; a key by name; else the anonymous caller. */
-function ownerOf(c: Context, deps: AppDeps, caller: Caller): string {
-  const reader = queryReader(c, caller, deps.access.authOn);
-  if (reader !== undefined) return reader.sub;
-  return caller.kind === "key" ? `key:${caller.name}` : "anonymous";
+/**
+ * Whose subscription it is, for the bounds and for who may delete it: a token's sub, an API key, or (no
+ * credentials, where reads are open) the client's address, so that one client cannot take every slot by
+ * naming new readers. Prefixed, so no token sub can pass for a key or an address.
+ */
+function ownerOf(caller: Caller): string {
+  if (caller.kind === "token") return `sub:${caller.name}`;
+  if (caller.kind === "key") return `key:${caller.name}`;
+  return `address:${caller.visitor}`;
 }
 
 function subscriptionJson(subscription: PushSubscription): string {
@@ -34,6 +37,7 @@ function subscriptionJson(subscription: PushSubscription): string {
     mailboxes: subscription.mailboxes,
     created: new Date(subscription.createdAtMs).toISOString(),
     updated: new Date(subscription.updatedAtMs).toISOString(),
+    expires: new Date(subscription.expiresAtMs).toISOString(),
   });
 }
 
@@ -59,12 +63,16 @@ export async function createPushSubscription(c: Context, deps: AppDeps): Promise
   const input = parsePushSubscription(body.kind === "json" ? body.value : undefined, push.settings.allowedHosts);
   deps.access.checkRead(caller, input.mailboxes);
   deps.access.publisherFor(caller).charge();
-  const owner = ownerOf(c, deps, caller);
-  const { maxSubscriptionsPerUser, maxSubscriptions } = push.settings;
+  const { maxSubscriptionsPerUser, maxSubscriptions, subscriptionTtlSeconds } = push.settings;
+  const now = Date.now();
+  // The browser's own end of the subscription, when it said one and it comes first.
+  const expiresAtMs = Math.min(now + subscriptionTtlSeconds * 1000, input.expirationTime ?? Number.POSITIVE_INFINITY);
+  if (expiresAtMs <= now)
+    throw new HeraldError("bad_message", '"expirationTime" has passed: subscribe the browser again');
   const result = await push.subscriptions.save(
-    { ...input, owner },
+    { endpoint: input.endpoint, keys: input.keys, mailboxes: input.mailboxes, owner: ownerOf(caller), expiresAtMs },
     { maxPerOwner: maxSubscriptionsPerUser, maxTotal: maxSubscriptions },
-    Date.now(),
+    now,
   );
   if (result.status === "full") {
     throw new HeraldError(
@@ -88,8 +96,9 @@ async function ownSubscription(
   const caller = await deps.access.authenticate(c, false);
   checkCrossSite(c, deps.access, caller, action);
   const subscription = SUBSCRIPTION_ID.test(id) ? await push.subscriptions.get(id) : undefined;
-  // Someone else's is as unknown as one that never was, so ids cannot be probed.
-  if (subscription === undefined || (subscription.owner !== ownerOf(c, deps, caller) && !caller.key?.admin)) {
+  // Someone else's is as unknown as one that never was, so ids cannot be probed; a lapsed one is gone.
+  const mine = subscription !== undefined && (subscription.owner === ownerOf(caller) || caller.key?.admin === true);
+  if (subscription === undefined || !mine || subscription.expiresAtMs <= Date.now()) {
     throw new HeraldError("not_found", `No push subscription "${id.slice(0, 64)}"`);
   }
   return subscription;
