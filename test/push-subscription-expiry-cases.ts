@@ -55,10 +55,19 @@ export function pushSubscriptionExpiryCases(open: () => Promise<ContractHandles<
       bound: "owner",
     });
     expect(await store.count()).toBe(3);
-    // Renewing the expired one is an update in place, which no bound refuses.
+    // Renewing the lapsed one counts as a new one: the owner is at its bound, so it is refused, unchanged
+    // (else lapsing on purpose, then renewing, would pass any bound).
+    expect(await store.save(pushDraft(lapsing.endpoint, owner, ["m"]), bounds, T + 1000)).toEqual({
+      status: "full",
+      bound: "owner",
+    });
+    expect((await store.get(lapsing.id))?.expiresAtMs).toBe(T + 1000);
+    expect((await store.targets("m", T + 1000)).length).toBe(2);
+    // With room again it is renewed in place, its id kept.
+    await store.remove((third as { subscription: { id: string } }).subscription.id);
     const renewed = await store.save(pushDraft(lapsing.endpoint, owner, ["m"]), bounds, T + 1000);
     expect(renewed).toMatchObject({ status: "updated", subscription: { id: lapsing.id } });
-    expect((await store.targets("m", T + 1000)).length).toBe(3);
+    expect((await store.targets("m", T + 1000)).length).toBe(2);
   });
 
   it("counts expired subscriptions against the total until pruned; pruning frees room", async () => {

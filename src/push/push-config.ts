@@ -67,6 +67,7 @@ function hostsAt(value: unknown, where: string): readonly string[] {
     typeof host === "string" &&
     HOST_PATTERN.test(host) &&
     !/^\*\.[^.]+$/.test(host.split(":")[0] as string) &&
+    Number(host.split(":")[1] ?? 443) >= 1 &&
     Number(host.split(":")[1] ?? 443) <= 65535;
   if (!Array.isArray(value) || value.length === 0 || value.length > 100 || !value.every(valid)) {
     throw new ConfigError(
@@ -99,7 +100,7 @@ export function parsePushSection(value: unknown, env: NodeJS.ProcessEnv): PushSe
     allowedHosts: hostsAt(object.allowedHosts, "push.allowedHosts"),
     maxSubscriptionsPerUser: whole("maxSubscriptionsPerUser", 1, 10_000_000),
     maxSubscriptions: whole("maxSubscriptions", 1, 10_000_000),
-    subscriptionTtlSeconds: whole("subscriptionTtlSeconds", 60, 366 * 86_400),
+    subscriptionTtlSeconds: whole("subscriptionTtlSeconds", 1, 366 * 86_400),
     concurrency: whole("concurrency", 1, 1000),
     maxQueue: whole("maxQueue", 1, 10_000_000),
     timeoutSeconds: numberAt(object.timeoutSeconds, "push.timeoutSeconds", 0.1, 300) ?? defaults.timeoutSeconds,

@@ -55,7 +55,7 @@ export function checkEndpoint(value: unknown, allowedHosts: readonly string[]): 
   if (url.protocol !== "https:" || url.username !== "" || url.password !== "") {
     throw new HeraldError("push_endpoint_not_allowed", '"endpoint" must be an https URL without credentials');
   }
-  // URL gives IPv6 hosts in brackets; the allow-list names them bare.
+  // URL gives IPv6 hosts in brackets, which no allow-list entry names: they are refused.
   const host = url.hostname.replace(/^\[(.*)\]$/, "$1");
   const port = url.port === "" ? 443 : Number(url.port);
   if (!hostAllowed(host, port, allowedHosts)) {

@@ -32,6 +32,7 @@ export interface WebPushOptions {
 /** Lapsed subscriptions are removed this often, this many at a time (the rest on the next sweep). */
 const PRUNE_INTERVAL_MS = 60_000;
 const PRUNE_BATCH = 1000;
+const PRUNE_BATCHES = 20;
 
 export function createWebPush(options: WebPushOptions): WebPush {
   const { settings, subscriptions } = options;
@@ -51,10 +52,14 @@ export function createWebPush(options: WebPushOptions): WebPush {
     ...(options.backoffMs === undefined ? {} : { backoffMs: options.backoffMs }),
     ...(options.onProblem === undefined ? {} : { onProblem: options.onProblem }),
   });
+  const sweep = async () => {
+    // Batch after batch while they come back full, so a backlog drains, but never more than this a sweep.
+    for (let batch = 0; batch < PRUNE_BATCHES; batch++) {
+      if ((await subscriptions.prune(Date.now(), PRUNE_BATCH)) < PRUNE_BATCH) return;
+    }
+  };
   const prune = setInterval(() => {
-    subscriptions
-      .prune(Date.now(), PRUNE_BATCH)
-      .catch((error: unknown) => options.onProblem?.({ what: "prune", error }));
+    sweep().catch((error: unknown) => options.onProblem?.({ what: "prune", error }));
   }, PRUNE_INTERVAL_MS);
   prune.unref();
   return {

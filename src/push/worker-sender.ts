@@ -28,7 +28,7 @@ const WORKER_COOLDOWN_MS = 5000;
 export function createWorkerPushSender(options: WebPushSenderOptions): PushSender {
   let worker: Worker | undefined;
   let nextId = 0;
-  /** A worker that died within WORKER_COOLDOWN_MS of starting is not started again before this. */
+  /** A worker that died within WORKER_COOLDOWN_MS of starting is not started again before this (performance.now()). */
   let notBefore = 0;
   const pending = new Map<number, (outcome: PushOutcome) => void>();
 
@@ -40,8 +40,8 @@ export function createWorkerPushSender(options: WebPushSenderOptions): PushSende
 
   const running = (): Worker | undefined => {
     if (worker !== undefined) return worker;
-    if (Date.now() < notBefore) return undefined;
-    const startedAt = Date.now();
+    if (performance.now() < notBefore) return undefined;
+    const startedAt = performance.now();
     const started = startWorker(options);
     started.on("message", ({ id, outcome }: { id: number; outcome: PushOutcome }) => {
       pending.get(id)?.(outcome);
@@ -52,7 +52,7 @@ export function createWorkerPushSender(options: WebPushSenderOptions): PushSende
       if (worker !== started) return;
       worker = undefined;
       // One that cannot even start (a broken install) is not restarted for every push of a burst.
-      if (Date.now() - startedAt < WORKER_COOLDOWN_MS) notBefore = Date.now() + WORKER_COOLDOWN_MS;
+      if (performance.now() - startedAt < WORKER_COOLDOWN_MS) notBefore = performance.now() + WORKER_COOLDOWN_MS;
       failAll("the push worker stopped");
     });
     // The worker never keeps the process alive: a server has its listener for that.
@@ -65,10 +65,11 @@ export function createWorkerPushSender(options: WebPushSenderOptions): PushSende
     send(target: PushTarget, content: PushContent): Promise<PushOutcome> {
       const thread = running();
       if (thread === undefined) {
+        // Asked back once the worker may start again, so the wait costs a push one attempt, not all of them.
         return Promise.resolve({
           kind: "retry",
           status: undefined,
-          retryAfterMs: undefined,
+          retryAfterMs: Math.max(0, notBefore - performance.now()),
           reason: "the push worker failed to start; waiting before starting it again",
         });
       }

@@ -43,6 +43,9 @@ export class MemoryPushSubscriptions implements PushSubscriptionStore {
     const previousId = this.#byEndpoint.get(draft.endpoint);
     const previous = previousId === undefined ? undefined : this.#byId.get(previousId);
     if (previous?.owner === draft.owner) {
+      const lapsed = previous.expiresAtMs <= nowMs;
+      if (lapsed && this.#unexpiredOf(draft.owner, nowMs) >= bounds.maxPerOwner)
+        return { status: "full", bound: "owner" };
       const subscription = subscriptionOf(draft, previous.id, previous.createdAtMs, nowMs);
       this.#unlink(previous);
       this.#link(subscription);

@@ -65,7 +65,8 @@ export interface PushSubscriptionStore {
   /**
    * Creates or updates the subscription of `draft.endpoint`, atomically
    * across nodes. Bounds count subscriptions after the save: updating one in
-   * place never passes a bound; a new one (or a takeover, for the new owner)
+   * place never passes a bound, unless it had lapsed (renewing a lapsed one
+   * counts as a new one for its owner's bound); a new one (or a takeover, for the new owner)
    * is refused as `full` when its owner already has `maxPerOwner`, or the
    * store `maxTotal` (a takeover leaves the total as it was, so only its new
    * owner's bound can refuse it while the total is within bounds). The

@@ -34,6 +34,12 @@ local currentId = redis.call('HGET', endpoints, endpoint)
 local current = currentId and redis.call('HGET', subscriptions, currentId) or ''
 if current ~= expected then return { 'stale', current } end
 local updating = previousId ~= '' and previousId == id
+local lapsed = false
+if updating then
+  local score = redis.call('ZSCORE', owner, previousId)
+  lapsed = score ~= false and tonumber(score) <= tonumber(now)
+end
+if lapsed and redis.call('ZCOUNT', owner, '(' .. now, '+inf') >= maxPer then return { 'full', 'owner' } end
 if not updating then
   if redis.call('ZCOUNT', owner, '(' .. now, '+inf') >= maxPer then return { 'full', 'owner' } end
   local others = redis.call('HLEN', subscriptions) - (previousId ~= '' and 1 or 0)

@@ -150,7 +150,14 @@ export class RedisPushSubscriptions implements PushSubscriptionStore {
     const ids = await this.#call(() => this.#redis.zrangebyscore(this.#expiry, "-inf", nowMs, "LIMIT", 0, max));
     let removed = 0;
     // Each one only while its record is still expired: one renewed since (same id, same endpoint) stays.
-    for (const id of ids) if (await this.#removeIf(id, (subscription) => subscription.expiresAtMs <= nowMs)) removed++;
+    for (const id of ids) {
+      if (await this.#removeIf(id, (subscription) => subscription.expiresAtMs <= nowMs)) removed++;
+    }
+    // An id left in the expiry set without its record (none of the scripts leaves one, but one would stop
+    // every later prune at the head of the set) is dropped from it.
+    const orphans = ids.length === 0 ? [] : await this.#call(() => this.#redis.hmget(this.#subscriptions, ...ids));
+    const missing = ids.filter((_, index) => orphans[index] === null);
+    if (missing.length > 0) await this.#call(() => this.#redis.zrem(this.#expiry, ...missing));
     return removed;
   }
 

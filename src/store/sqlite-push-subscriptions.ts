@@ -104,15 +104,15 @@ export class SqlitePushSubscriptions implements PushSubscriptionStore {
   #save(draft: PushSubscriptionDraft, bounds: PushSubscriptionBounds, nowMs: number): PushSaveResult {
     const { endpoint, keys, owner } = draft;
     const row = this.#sql.byEndpoint.get(endpoint);
+    const ownerFull = () => (this.#sql.countOwner.get(owner, nowMs) as { n: number }).n >= bounds.maxPerOwner;
     if (row?.owner === owner) {
+      if (row.expires_at_ms <= nowMs && ownerFull()) return { status: "full", bound: "owner" };
       this.#sql.update.run(keys.p256dh, keys.auth, nowMs, draft.expiresAtMs, row.id);
       this.#sql.clearMailboxes.run(row.id);
       this.#addMailboxes(row.id, draft.mailboxes);
       return { status: "updated", subscription: this.#read(row.id) };
     }
-    if ((this.#sql.countOwner.get(owner, nowMs) as { n: number }).n >= bounds.maxPerOwner) {
-      return { status: "full", bound: "owner" };
-    }
+    if (ownerFull()) return { status: "full", bound: "owner" };
     const others = (this.#sql.countAll.get() as { n: number }).n - (row ? 1 : 0);
     if (others >= bounds.maxTotal) return { status: "full", bound: "total" };
     if (row) this.#remove(row.id);

@@ -10,6 +10,8 @@ import { readBody } from "./body.js";
 
 /** A PushSubscription's JSON is a few hundred bytes; 64 mailbox names add at most 8 KiB. */
 const MAX_SUBSCRIPTION_BYTES = 16 * 1024;
+/** The shortest a subscription lives, whatever the browser says of its end (see createPushSubscription). */
+const MIN_LIFETIME_MS = 3600_000;
 /** Subscription ids are nanoids; anything else names nothing. */
 const SUBSCRIPTION_ID = /^[A-Za-z0-9_-]{1,64}$/;
 
@@ -65,10 +67,17 @@ export async function createPushSubscription(c: Context, deps: AppDeps): Promise
   deps.access.publisherFor(caller).charge();
   const { maxSubscriptionsPerUser, maxSubscriptions, subscriptionTtlSeconds } = push.settings;
   const now = Date.now();
-  // The browser's own end of the subscription, when it said one and it comes first.
-  const expiresAtMs = Math.min(now + subscriptionTtlSeconds * 1000, input.expirationTime ?? Number.POSITIVE_INFINITY);
-  if (expiresAtMs <= now)
+  if (input.expirationTime !== undefined && input.expirationTime <= now) {
     throw new HeraldError("bad_message", '"expirationTime" has passed: subscribe the browser again');
+  }
+  // The browser's own end of the subscription, when it said one and it comes first; but not sooner than
+  // MIN_LIFETIME_MS, or a client could make its subscriptions lapse at once and pass the per-user bound.
+  // (Kept longer than the push service does, one answers 410 and is deleted.)
+  const ttlMs = subscriptionTtlSeconds * 1000;
+  const expiresAtMs = Math.max(
+    Math.min(now + ttlMs, input.expirationTime ?? Number.POSITIVE_INFINITY),
+    now + Math.min(ttlMs, MIN_LIFETIME_MS),
+  );
   const result = await push.subscriptions.save(
     { endpoint: input.endpoint, keys: input.keys, mailboxes: input.mailboxes, owner: ownerOf(caller), expiresAtMs },
     { maxPerOwner: maxSubscriptionsPerUser, maxTotal: maxSubscriptions },
