@@ -144,10 +144,13 @@ describe.skipIf(!HAVE_CHROMIUM && !IN_CI)("Web Push in Chromium", () => {
     await cdp.send("ServiceWorker.enable");
     let found: string | undefined;
     await expect
-      .poll(() => {
-        found = [...registrations].find(([id, url]) => url === scope && activated.has(id))?.[0];
-        return found;
-      })
+      .poll(
+        () => {
+          found = [...registrations].find(([id, url]) => url === scope && activated.has(id))?.[0];
+          return found;
+        },
+        { timeout: 10_000 },
+      )
       .toBeDefined();
     return found as string;
   }
@@ -218,7 +221,7 @@ describe.skipIf(!HAVE_CHROMIUM && !IN_CI)("Web Push in Chromium", () => {
     const untitled = payload("user:push-a", { body: "no title", data: { url: "/demo/chat?room=7" } });
     await push(untitled);
     await expect
-      .poll(async () => (await notifications()).find((n) => n.tag === untitled.id))
+      .poll(async () => (await notifications()).find((n) => n.tag === untitled.id), { timeout: 10_000 })
       .toMatchObject({ title: "user:push-a", body: "no title", data: { url: `${herald.url}/demo/chat?room=7` } });
     // A data.url that is not http(s), or not of this origin, is not followed: whoever may publish to the
     // mailbox must not send its readers elsewhere from a notification that looks like the site's own.
@@ -226,7 +229,7 @@ describe.skipIf(!HAVE_CHROMIUM && !IN_CI)("Web Push in Chromium", () => {
       const elsewhere = payload("user:push-a", { title: "elsewhere", data: { url } });
       await push(elsewhere);
       await expect
-        .poll(async () => (await notifications()).find((n) => n.tag === elsewhere.id)?.data?.url)
+        .poll(async () => (await notifications()).find((n) => n.tag === elsewhere.id)?.data?.url, { timeout: 10_000 })
         .toBe(`${herald.url}/demo/inbox?user=a`);
     }
     expect(problems).toEqual([]);
@@ -252,7 +255,10 @@ describe.skipIf(!HAVE_CHROMIUM && !IN_CI)("Web Push in Chromium", () => {
     const elsewhere = payload("user:push-other", { title: "other mailbox" });
     await push(shownLive);
     await push(elsewhere);
-    await expect.poll(async () => (await notifications()).map((n) => n.title)).toContain("other mailbox");
+    // A fresh worker's first pushes can take seconds on a busy machine.
+    await expect
+      .poll(async () => (await notifications()).map((n) => n.title), { timeout: 10_000 })
+      .toContain("other mailbox");
     // No `?open=` and no data.url: a click opens the worker's scope.
     expect((await notifications())[0]?.data?.url).toBe(`${herald.url}/`);
     // The two were handled in order, each within the worker's 300 ms wait: the first had its answer by now.
@@ -263,7 +269,9 @@ describe.skipIf(!HAVE_CHROMIUM && !IN_CI)("Web Push in Chromium", () => {
     await page.evaluate(() => (globalThis as unknown as { heraldTest: { close(): void } }).heraldTest.close());
     const afterClose = payload("user:push-b", { title: "after close" });
     await push(afterClose);
-    await expect.poll(async () => (await notifications()).map((n) => n.title)).toContain("after close");
+    await expect
+      .poll(async () => (await notifications()).map((n) => n.title), { timeout: 10_000 })
+      .toContain("after close");
     expect(problems).toEqual([]);
     await page.close();
   });
@@ -355,8 +363,8 @@ describe.skipIf(!HAVE_CHROMIUM && !IN_CI)("Web Push in Chromium", () => {
         mailboxes: ["user:pushy"],
       });
       const { id } = (await created.json()) as { id: string };
-      await expect.poll(() => toggle.isChecked()).toBe(true);
-      await expect.poll(() => toggle.isEnabled()).toBe(true);
+      await expect.poll(() => toggle.isChecked(), { timeout: 10_000 }).toBe(true);
+      await expect.poll(() => toggle.isEnabled(), { timeout: 10_000 }).toBe(true);
       expect(await page.evaluate(() => (globalThis as { heraldPushCalls?: string[] }).heraldPushCalls)).toEqual([
         "subscribe userVisibleOnly=true",
       ]);
@@ -379,7 +387,7 @@ describe.skipIf(!HAVE_CHROMIUM && !IN_CI)("Web Push in Chromium", () => {
       expect(renewal.status()).toBe(200);
       expect(((await renewal.json()) as { id: string }).id).toBe(id);
       await page.locator('#status[data-state="open"]').waitFor({ timeout: 15_000 });
-      await expect.poll(() => toggle.isEnabled()).toBe(true);
+      await expect.poll(() => toggle.isEnabled(), { timeout: 10_000 }).toBe(true);
       await expect(toggle.isChecked()).resolves.toBe(true);
       await page.locator("#empty").waitFor();
       expect(
@@ -394,8 +402,8 @@ describe.skipIf(!HAVE_CHROMIUM && !IN_CI)("Web Push in Chromium", () => {
       );
       await toggle.click();
       expect((await deleted).status()).toBe(204);
-      await expect.poll(() => toggle.isChecked()).toBe(false);
-      await expect.poll(() => toggle.isEnabled()).toBe(true);
+      await expect.poll(() => toggle.isChecked(), { timeout: 10_000 }).toBe(false);
+      await expect.poll(() => toggle.isEnabled(), { timeout: 10_000 }).toBe(true);
       expect(await page.evaluate(() => (globalThis as { heraldPushCalls?: string[] }).heraldPushCalls)).toEqual([
         "unsubscribe",
       ]);
@@ -418,7 +426,7 @@ describe.skipIf(!HAVE_CHROMIUM && !IN_CI)("Web Push in Chromium", () => {
       await toggle.click();
       await page.locator("#action-error").waitFor();
       expect(await page.locator("#action-error").textContent()).toContain("Notifications are blocked for this site");
-      await expect.poll(() => toggle.isChecked()).toBe(false);
+      await expect.poll(() => toggle.isChecked(), { timeout: 10_000 }).toBe(false);
       await page.screenshot({ path: join(SCREENSHOTS, "inbox-push-denied-phone.png") });
       await page.close();
     });

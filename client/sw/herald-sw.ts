@@ -145,7 +145,7 @@ async function onPush(data: PushMessageData | null): Promise<void> {
     // The page in front already shows it. Still every push shows a notification (Safari ends a subscription
     // whose pushes show none): silent, and closed at once.
     await self.registration.showNotification(payload.title ?? payload.mailbox, { ...options, silent: true });
-    // Filtered here too: Chromium's getNotifications may answer every notification whatever the tag.
+    // This one only (checked again, not trusting the filter alone): another push's notification must stay.
     const shown = await self.registration.getNotifications({ tag: payload.id });
     for (const notification of shown) if (notification.tag === payload.id) notification.close();
     return;
