@@ -70,3 +70,25 @@ export async function closeRedisConnection(connection: Redis | Cluster): Promise
   }
   connection.disconnect();
 }
+
+/**
+ * Waits until `connection` is ready (and `also` has settled, e.g. a subscription), or `timeoutMs`
+ * passed; answers whether it is ready. Either way ioredis keeps trying.
+ */
+export async function whenRedisReady(
+  connection: Redis | Cluster,
+  timeoutMs: number,
+  also: Promise<unknown> = Promise.resolve(),
+): Promise<boolean> {
+  const connected = new Promise<void>((resolve) => {
+    if (connection.status === "ready") resolve();
+    else connection.once("ready", () => resolve());
+  });
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<void>((resolve) => {
+    timer = setTimeout(resolve, timeoutMs);
+  });
+  await Promise.race([Promise.all([connected, also]), timeout]);
+  clearTimeout(timer);
+  return connection.status === "ready";
+}

@@ -9,7 +9,7 @@ import {
   type PresenceSnapshot,
   type PresenceStore,
 } from "./presence-store.js";
-import { closeRedisConnection, openRedisConnections } from "./redis-connection.js";
+import { closeRedisConnection, openRedisConnections, whenRedisReady } from "./redis-connection.js";
 import { DEFAULT_REDIS_KEY_PREFIX, RedisKeys } from "./redis-keys.js";
 import { orUnavailable } from "./store-unavailable.js";
 
@@ -127,20 +127,8 @@ export class RedisPresence implements PresenceStore {
   }
 
   /** Resolves once connected and subscribed, or after `timeoutMs` (reports fail until then; it keeps trying). */
-  async whenReady(timeoutMs: number): Promise<boolean> {
-    let timer: NodeJS.Timeout | undefined;
-    const connected = new Promise<void>((resolve) => {
-      if (this.#redis.status === "ready") resolve();
-      else this.#redis.once("ready", () => resolve());
-    });
-    await Promise.race([
-      Promise.all([connected, this.#subscribed]),
-      new Promise<void>((resolve) => {
-        timer = setTimeout(resolve, timeoutMs);
-      }),
-    ]);
-    clearTimeout(timer);
-    return this.#redis.status === "ready";
+  whenReady(timeoutMs: number): Promise<boolean> {
+    return whenRedisReady(this.#redis, timeoutMs, this.#subscribed);
   }
 
   async report(mailbox: string, sub: string, presence: NodePresence | undefined): Promise<void> {

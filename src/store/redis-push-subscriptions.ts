@@ -8,7 +8,7 @@ import type {
   PushSubscriptionStore,
   PushTarget,
 } from "./push-subscription-store.js";
-import { closeRedisConnection, openRedisCommands } from "./redis-connection.js";
+import { closeRedisConnection, openRedisCommands, whenRedisReady } from "./redis-connection.js";
 import { checkRedisKeyPrefix, DEFAULT_REDIS_KEY_PREFIX } from "./redis-keys.js";
 import { REMOVE_SCRIPT, SAVE_SCRIPT } from "./redis-push-scripts.js";
 import { orUnavailable, storeClosed, storeUnavailable } from "./store-unavailable.js";
@@ -66,19 +66,8 @@ export class RedisPushSubscriptions implements PushSubscriptionStore {
   }
 
   /** Resolves once connected, or after `timeoutMs` (calls fail until then; it keeps trying). */
-  async whenReady(timeoutMs: number): Promise<boolean> {
-    let timer: NodeJS.Timeout | undefined;
-    await Promise.race([
-      new Promise<void>((resolve) => {
-        if (this.#redis.status === "ready") resolve();
-        else this.#redis.once("ready", () => resolve());
-      }),
-      new Promise<void>((resolve) => {
-        timer = setTimeout(resolve, timeoutMs);
-      }),
-    ]);
-    clearTimeout(timer);
-    return this.#redis.status === "ready";
+  whenReady(timeoutMs: number): Promise<boolean> {
+    return whenRedisReady(this.#redis, timeoutMs);
   }
 
   async save(draft: PushSubscriptionDraft, bounds: PushSubscriptionBounds, nowMs: number): Promise<PushSaveResult> {

@@ -1,6 +1,6 @@
 import type { Cluster, Redis } from "ioredis";
 import { nanoid } from "nanoid";
-import { closeRedisConnection, openRedisCommands } from "./redis-connection.js";
+import { closeRedisConnection, openRedisCommands, whenRedisReady } from "./redis-connection.js";
 import { DEFAULT_REDIS_KEY_PREFIX, RedisKeys } from "./redis-keys.js";
 import { ADD_SCRIPT, CANCEL_SCRIPT, CLAIM_SCRIPT, COMPLETE_SCRIPT, LIST_SCRIPT } from "./redis-schedule-scripts.js";
 import type {
@@ -74,19 +74,8 @@ export class RedisSchedule implements ScheduleStore {
   }
 
   /** Resolves once connected, or after `timeoutMs` (calls fail until then; it keeps trying). */
-  async whenReady(timeoutMs: number): Promise<boolean> {
-    let timer: NodeJS.Timeout | undefined;
-    await Promise.race([
-      new Promise<void>((resolve) => {
-        if (this.#redis.status === "ready") resolve();
-        else this.#redis.once("ready", () => resolve());
-      }),
-      new Promise<void>((resolve) => {
-        timer = setTimeout(resolve, timeoutMs);
-      }),
-    ]);
-    clearTimeout(timer);
-    return this.#redis.status === "ready";
+  whenReady(timeoutMs: number): Promise<boolean> {
+    return whenRedisReady(this.#redis, timeoutMs);
   }
 
   async add(drafts: readonly ScheduledDraft[], bounds: ScheduleBounds): Promise<ScheduleAddResult[]> {

@@ -24,7 +24,7 @@ import type {
   StreamPosition,
 } from "./mailbox-store.js";
 import { CatchUp } from "./redis-catch-up.js";
-import { closeRedisConnection, openRedisConnections } from "./redis-connection.js";
+import { closeRedisConnection, openRedisConnections, whenRedisReady } from "./redis-connection.js";
 import { DEFAULT_REDIS_KEY_PREFIX, RedisKeys } from "./redis-keys.js";
 import { RedisReadPositions } from "./redis-reads.js";
 import { APPEND_SCRIPT, draftAt, LATEST_SCRIPT, READ_SCRIPT, type ScriptedRedis, STORED } from "./redis-scripts.js";
@@ -113,16 +113,7 @@ export class RedisStore implements MailboxStore {
 
   /** Resolves once connected and subscribed, or after `timeoutMs` (the store then keeps trying). */
   async whenReady(timeoutMs: number): Promise<boolean> {
-    const connected = new Promise<void>((resolve) => {
-      if (this.#redis.status === "ready") resolve();
-      else this.#redis.once("ready", () => resolve());
-    });
-    let timer: NodeJS.Timeout | undefined;
-    const timeout = new Promise<void>((resolve) => {
-      timer = setTimeout(resolve, timeoutMs);
-    });
-    await Promise.race([Promise.all([connected, this.#subscribed]), timeout]);
-    clearTimeout(timer);
+    await whenRedisReady(this.#redis, timeoutMs, this.#subscribed);
     return this.ready();
   }
 
