@@ -1,13 +1,11 @@
-import { type ChildProcess, execFile, fork } from "node:child_process";
-import { randomBytes } from "node:crypto";
+import { type ChildProcess, fork } from "node:child_process";
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
-import { mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
 import { createServer, type Server } from "node:https";
 import type { AddressInfo } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
-import { promisify } from "node:util";
+import { makeThrowawayPki } from "../../test/helpers/throwaway-pki.js";
 import { cpuMsOf, ROOT, rssOf } from "./herald-process.js";
 
 /**
@@ -70,38 +68,9 @@ export interface PushSink {
   close(): Promise<void>;
 }
 
-const run = promisify(execFile);
-
-/** A throwaway CA and a 127.0.0.1 server certificate (P-256), by /usr/bin/openssl. */
-async function makePki(): Promise<{ ca: string; key: string; cert: string }> {
-  const dir = await mkdtemp(join(tmpdir(), "herald-bench-pki-"));
-  try {
-    const openssl = (...args: string[]) => run("/usr/bin/openssl", args, { cwd: dir });
-    const ec = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes"];
-    await openssl(
-      ...["req", "-x509", ...ec, "-keyout", "ca.key", "-out", "ca.pem", "-days", "2"],
-      ...["-subj", "/CN=Herald bench push CA", "-addext", "basicConstraints=critical,CA:TRUE"],
-      ...["-addext", "keyUsage=critical,keyCertSign,cRLSign"],
-    );
-    await openssl("req", "-new", ...ec, "-subj", "/CN=127.0.0.1", "-keyout", "server.key", "-out", "server.csr");
-    await writeFile(
-      join(dir, "server.ext"),
-      "subjectAltName=IP:127.0.0.1\nbasicConstraints=CA:FALSE\nextendedKeyUsage=serverAuth\n",
-    );
-    await openssl(
-      ...["x509", "-req", "-in", "server.csr", "-CA", "ca.pem", "-CAkey", "ca.key", "-days", "2"],
-      ...["-set_serial", `0x${randomBytes(8).toString("hex")}`, "-extfile", "server.ext", "-out", "server.pem"],
-    );
-    const read = (name: string) => readFile(join(dir, name), "utf8");
-    return { ca: await read("ca.pem"), key: await read("server.key"), cert: await read("server.pem") };
-  } finally {
-    await rm(dir, { recursive: true, force: true });
-  }
-}
-
 /** Starts the sink in a child process; `vapidPublicKey` is the `k=` every Authorization must carry. */
 export async function startPushSink(vapidPublicKey: string): Promise<PushSink> {
-  const { ca, key, cert } = await makePki();
+  const { ca, key, cert } = await makeThrowawayPki("Herald bench push CA");
   const caDir = mkdtempSync(join(tmpdir(), "herald-bench-ca-"));
   const caFile = join(caDir, "ca.pem");
   writeFileSync(caFile, ca);

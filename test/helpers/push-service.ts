@@ -1,15 +1,11 @@
-// A stand-in for a browser vendor's push service plus the browser behind it: it holds subscriptions' private keys,
-// checks VAPID and decrypts what arrives, so tests see exactly what a user agent would — or why it would not.
-import { execFile } from "node:child_process";
 import { randomBytes } from "node:crypto";
 import { rmSync } from "node:fs";
-import { mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
+import { mkdtemp, rm, writeFile } from "node:fs/promises";
 import type { IncomingHttpHeaders, IncomingMessage, ServerResponse } from "node:http";
 import { createServer, type Server } from "node:https";
 import type { AddressInfo } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { promisify } from "node:util";
 import {
   checkPushHeaders,
   decryptAes128gcm,
@@ -20,6 +16,7 @@ import {
   type VapidResult,
   verifyVapid,
 } from "./push-crypto.js";
+import { makeThrowawayPki, type ThrowawayPki } from "./throwaway-pki.js";
 
 export interface TestSubscription {
   readonly endpoint: string;
@@ -97,14 +94,7 @@ export interface TestPushServiceOptions {
   readonly subject?: string;
 }
 
-const run = promisify(execFile);
-
-interface Pki {
-  readonly ca: string;
-  readonly key: string;
-  readonly cert: string;
-}
-let pki: Promise<Pki> | undefined;
+let pki: Promise<ThrowawayPki> | undefined;
 
 // Tests that forget close() still should not leave CA directories behind; one listener, however many services.
 const liveDirs = new Set<string>();
@@ -112,33 +102,9 @@ process.once("exit", () => {
   for (const dir of liveDirs) rmSync(dir, { recursive: true, force: true });
 });
 
-/** A throwaway CA and a 127.0.0.1 server certificate, made once per process by the openssl CLI. */
-function loadPki(): Promise<Pki> {
-  pki ??= (async () => {
-    const dir = await mkdtemp(join(tmpdir(), "herald-push-pki-"));
-    try {
-      const openssl = (...args: string[]) => run("/usr/bin/openssl", args, { cwd: dir });
-      const ec = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes"];
-      await openssl(
-        ...["req", "-x509", ...ec, "-keyout", "ca.key", "-out", "ca.pem", "-days", "2"],
-        ...["-subj", "/CN=Herald test push CA", "-addext", "basicConstraints=critical,CA:TRUE"],
-        ...["-addext", "keyUsage=critical,keyCertSign,cRLSign"],
-      );
-      await openssl("req", "-new", ...ec, "-subj", "/CN=127.0.0.1", "-keyout", "server.key", "-out", "server.csr");
-      await writeFile(
-        join(dir, "server.ext"),
-        "subjectAltName=IP:127.0.0.1\nbasicConstraints=CA:FALSE\nextendedKeyUsage=serverAuth\n",
-      );
-      await openssl(
-        ...["x509", "-req", "-in", "server.csr", "-CA", "ca.pem", "-CAkey", "ca.key", "-days", "2"],
-        ...["-set_serial", `0x${randomBytes(8).toString("hex")}`, "-extfile", "server.ext", "-out", "server.pem"],
-      );
-      const read = (name: string) => readFile(join(dir, name), "utf8");
-      return { ca: await read("ca.pem"), key: await read("server.key"), cert: await read("server.pem") };
-    } finally {
-      await rm(dir, { recursive: true, force: true });
-    }
-  })();
+/** The throwaway CA and 127.0.0.1 certificate, made once per process. */
+function loadPki(): Promise<ThrowawayPki> {
+  pki ??= makeThrowawayPki("Herald test push CA");
   return pki;
 }
 
