@@ -1,6 +1,7 @@
 import type { StoredMessage } from "../store/mailbox-store.js";
 import type { PushSubscriptionStore, PushTarget } from "../store/push-subscription-store.js";
-import { type PushContent, pushBody, pushFields, pushTtlSeconds } from "./push-payload.js";
+import { pushBody, pushFields, pushTtlSeconds } from "./push-payload.js";
+import { type PushFields, type PushJob, PushQueue } from "./push-queue.js";
 import type { PushSender } from "./push-sender.js";
 
 export interface PushDispatcherOptions {
@@ -41,32 +42,10 @@ export interface PushCounters {
   dropped: number;
 }
 
-type Fields = NonNullable<ReturnType<typeof pushFields>>;
-
 /** A stored message that wants pushing, and its fields. */
 interface Pending {
   readonly message: StoredMessage;
-  readonly fields: Fields;
-}
-
-/** One message to every subscription of its mailbox: one queue entry, however many browsers. */
-interface Batch {
-  readonly message: StoredMessage;
-  readonly fields: Fields;
-  readonly subscriptions: readonly PushTarget[];
-  next: number;
-  /** Made when the first of its pushes is sent, then shared by all. */
-  body?: Omit<PushContent, "ttlSeconds">;
-}
-
-/** One push; a retry waits and queues as one of its own. */
-interface Job {
-  readonly subscription: PushTarget;
-  readonly message: StoredMessage;
-  readonly fields: Fields;
-  readonly attempt: number;
-  readonly withoutData: boolean;
-  readonly body?: Omit<PushContent, "ttlSeconds">;
+  readonly fields: PushFields;
 }
 
 const DEFAULT_BACKOFF_MS = 1000;
@@ -84,10 +63,7 @@ const DEFAULT_BACKOFF_MS = 1000;
 export class PushDispatcher {
   readonly counters: PushCounters = { sent: 0, failed: 0, removed: 0, retried: 0, dropped: 0 };
   readonly #options: PushDispatcherOptions;
-  readonly #queue: (Batch | Job)[] = [];
-  #head = 0;
-  /** Pushes in the queue (a batch counts each subscription it has left). */
-  #queued = 0;
+  readonly #queue = new PushQueue();
   #active = 0;
   #waiting = 0;
   readonly #timers = new Set<NodeJS.Timeout>();
@@ -99,7 +75,7 @@ export class PushDispatcher {
 
   /** Pushes queued or waiting to retry. */
   get queued(): number {
-    return this.#queued + this.#waiting;
+    return this.#queue.size + this.#waiting;
   }
 
   /** Pushes sent and not yet answered. */
@@ -141,8 +117,7 @@ export class PushDispatcher {
       if (room < targets.length) this.#drop(targets.length - Math.max(0, room), message.mailbox);
       if (room <= 0) continue;
       const taken = room < targets.length ? targets.slice(0, room) : targets;
-      this.#queue.push({ message, fields, subscriptions: taken, next: 0 });
-      this.#queued += taken.length;
+      this.#queue.addBatch(message, fields, taken);
     }
     this.#pump();
   }
@@ -157,52 +132,9 @@ export class PushDispatcher {
     }
   }
 
-  /** Queues one push again (a retry, or a 413 resent without data). */
-  #requeue(job: Job): void {
-    this.#queue.push(job);
-    this.#queued += 1;
-  }
-
-  /** The next push in the queue, or undefined. */
-  #take(): Job | undefined {
-    const entry = this.#queue[this.#head];
-    if (entry === undefined) return undefined;
-    let job: Job;
-    if ("subscriptions" in entry) {
-      entry.body ??= pushBody(entry.message, entry.fields, false);
-      const subscription = entry.subscriptions[entry.next] as PushTarget;
-      entry.next += 1;
-      job = {
-        subscription,
-        message: entry.message,
-        fields: entry.fields,
-        attempt: 1,
-        withoutData: false,
-        body: entry.body,
-      };
-      if (entry.next < entry.subscriptions.length) {
-        this.#queued -= 1;
-        return job;
-      }
-    } else {
-      job = entry;
-    }
-    this.#queued -= 1;
-    this.#queue[this.#head] = undefined as unknown as Job;
-    this.#head += 1;
-    if (this.#head === this.#queue.length) {
-      this.#queue.length = 0;
-      this.#head = 0;
-    } else if (this.#head > 1024 && this.#head * 2 > this.#queue.length) {
-      this.#queue.splice(0, this.#head);
-      this.#head = 0;
-    }
-    return job;
-  }
-
   #pump(): void {
     while (this.#active < this.#options.concurrency && !this.#closed) {
-      const job = this.#take();
+      const job = this.#queue.take();
       if (job === undefined) return;
       this.#active += 1;
       this.#run(job)
@@ -214,7 +146,7 @@ export class PushDispatcher {
     }
   }
 
-  async #run(job: Job): Promise<void> {
+  async #run(job: PushJob): Promise<void> {
     const nowMs = Date.now();
     if (job.message.expiresAtMs <= nowMs) {
       this.#fail(job, undefined, "the message expired before it could be pushed");
@@ -235,7 +167,7 @@ export class PushDispatcher {
         if (!job.withoutData && job.fields.data !== undefined) {
           this.counters.retried += 1;
           const { body: _withData, ...rest } = job;
-          this.#requeue({ ...rest, withoutData: true });
+          this.#queue.add({ ...rest, withoutData: true });
           return;
         }
         this.#fail(job, 413, "the push service refused the payload as too large");
@@ -248,7 +180,7 @@ export class PushDispatcher {
     }
   }
 
-  #retry(job: Job, status: number | undefined, retryAfterMs: number | undefined, reason: string | undefined): void {
+  #retry(job: PushJob, status: number | undefined, retryAfterMs: number | undefined, reason: string | undefined): void {
     const { maxAttempts, maxRetryAfterMs } = this.#options;
     const why = reason ?? `the push service answered ${status}`;
     if (job.attempt >= maxAttempts) {
@@ -274,7 +206,7 @@ export class PushDispatcher {
     const timer = setTimeout(() => {
       this.#timers.delete(timer);
       this.#waiting -= 1;
-      this.#requeue({ ...job, attempt: job.attempt + 1 });
+      this.#queue.add({ ...job, attempt: job.attempt + 1 });
       this.#pump();
     }, delayMs);
     timer.unref();
@@ -289,7 +221,7 @@ export class PushDispatcher {
     }
   }
 
-  #fail(job: Job, status: number | undefined, reason: string): void {
+  #fail(job: PushJob, status: number | undefined, reason: string): void {
     this.counters.failed += 1;
     this.#options.onProblem?.({
       what: "failed",
@@ -311,9 +243,7 @@ export class PushDispatcher {
     this.counters.failed += abandoned;
     for (const timer of this.#timers) clearTimeout(timer);
     this.#timers.clear();
-    this.#queue.length = 0;
-    this.#head = 0;
-    this.#queued = 0;
+    this.#queue.clear();
     this.#waiting = 0;
     this.#options.sender.close();
     return abandoned;
