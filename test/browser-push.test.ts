@@ -163,7 +163,12 @@ describe.skipIf(!HAVE_CHROMIUM && !IN_CI)("Web Push in Chromium", () => {
     await page.goto(`${herald.url}${path}`);
     const scope = await page.evaluate(async (url) => {
       await navigator.serviceWorker.register(url);
-      return (await navigator.serviceWorker.ready).scope;
+      const registration = await navigator.serviceWorker.ready;
+      // `ready` resolves while the worker may still be activating; a push delivered then can be lost on a busy machine.
+      for (let waited = 0; registration.active?.state !== "activated" && waited < 10_000; waited += 20) {
+        await new Promise((resolve) => setTimeout(resolve, 20));
+      }
+      return registration.scope;
     }, script);
     expect(scope).toBe(`${herald.url}/`);
     const cdp = await context.newCDPSession(page);

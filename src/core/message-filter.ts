@@ -17,6 +17,13 @@ export interface MessageFilter {
   readonly tags?: ReadonlySet<string>;
   readonly minPriority?: number;
   readonly keys?: ReadonlySet<string>;
+  /**
+   * A protocol adapter's own test (Mercure's topic matchers and private
+   * updates, ntfy's tag and priority lists), applied after the parts above.
+   * Called once per message per distinct signature in a fan-out round, so it
+   * must be cheap and must depend only on what the signature names.
+   */
+  readonly accepts?: (message: StoredMessage) => boolean;
   /** Equal for equal filters, so subscribers with the same filter share the frames of a fan-out round. */
   readonly signature: string;
 }
@@ -128,5 +135,11 @@ export function passes(filter: MessageFilter | undefined, message: StoredMessage
     const tags = meta.tags;
     if (!tags?.some((tag) => (filter.tags as ReadonlySet<string>).has(tag))) return false;
   }
-  return true;
+  if (filter.accepts === undefined) return true;
+  // A message an adapter cannot read is not for its subscriber: it must never stop the fan-out round.
+  try {
+    return filter.accepts(message);
+  } catch {
+    return false;
+  }
 }

@@ -132,6 +132,11 @@ export class Presence {
     return { mailbox, count: members.length, members: [...members].sort((a, b) => a.sinceMs - b.sinceMs) };
   }
 
+  /** Everyone on the mailbox now, over every node, however many (for lists that page or truncate themselves). */
+  async members(mailbox: string): Promise<readonly PresenceMember[]> {
+    return (await this.#options.store.snapshot(mailbox)).members;
+  }
+
   /** Sends `watcher` the mailbox's snapshot, then its changes, until the returned function is called. */
   async watch(mailbox: string, watcher: PresenceWatcher): Promise<() => void> {
     let view = this.#views.get(mailbox);

@@ -121,7 +121,8 @@ export class StreamClient {
           if (line.startsWith("event: ")) event.event = line.slice(7);
           else if (line.startsWith("id: ")) event.id = line.slice(4);
           else if (line.startsWith("data: ")) {
-            event.data += line.slice(6);
+            // Several data lines make one value joined by newlines, as EventSource joins them.
+            event.data += (hasData ? "\n" : "") + line.slice(6);
             hasData = true;
           }
         }

@@ -80,6 +80,12 @@ export interface Access {
   keyWithRight(c: Context, right: "tokens" | "metrics" | "admin"): ApiKey;
   /** The caller a request was authenticated as, for the request log. */
   callerOf(request: IncomingMessage): Caller | undefined;
+  /**
+   * Takes in a caller a protocol adapter authenticated by its own rules (a
+   * Mercure token): the request log names it, and its limits are the client
+   * address's.
+   */
+  adopt(c: Context, caller: Omit<Caller, "visitor" | "adapter">): Caller;
 }
 
 export interface AccessOptions {
@@ -87,6 +93,12 @@ export interface AccessOptions {
   readonly loopback: boolean;
   /** --insecure: the operator chose to serve anyone, whatever name they use. */
   readonly insecure: boolean;
+  /**
+   * Mailboxes only a protocol adapter reaches (the Mercure hub's): no route,
+   * token scope or webhook reads or writes them, so their private updates and
+   * their format stay the adapter's to enforce.
+   */
+  readonly reservedMailboxes?: ReadonlySet<string>;
 }
 
 export async function createAccess(
@@ -132,7 +144,18 @@ export async function createAccess(
     return caller;
   };
 
+  const reserved = options.reservedMailboxes ?? new Set<string>();
+  const checkReserved = (caller: Caller | undefined, mailboxes: readonly string[]): void => {
+    if (reserved.size === 0 || caller?.adapter === true) return;
+    const taken = mailboxes.find((mailbox) => reserved.has(mailbox));
+    if (taken === undefined) return;
+    throw fail(
+      new HeraldError("forbidden", `"${taken}" is reserved for the Mercure hub; use /.well-known/mercure to reach it`),
+    );
+  };
+
   const checkPublish = (caller: Caller, mailboxes: readonly string[]): void => {
+    checkReserved(caller, mailboxes);
     const denied = mailboxes.find((mailbox) => !caller.canPublish(mailbox));
     if (denied !== undefined) throw forbidden(caller, "publish to", denied);
   };
@@ -174,6 +197,7 @@ export async function createAccess(
       }
     },
     checkRead(caller, mailboxes) {
+      checkReserved(caller, mailboxes);
       const denied = mailboxes.find((mailbox) => !caller.canRead(mailbox));
       if (denied === undefined) return;
       if (caller.kind === "anonymous") throw fail(unauthorized("Reading this mailbox needs a token"));
@@ -188,7 +212,11 @@ export async function createAccess(
       };
     },
     hookPublisher(hookId) {
-      return { name: `hook:${hookId}`, authorize: () => {}, charge: () => charge(`hook:${hookId}`) };
+      return {
+        name: `hook:${hookId}`,
+        authorize: (mailboxes) => checkReserved(undefined, mailboxes),
+        charge: () => charge(`hook:${hookId}`),
+      };
     },
     hold(caller, kind) {
       const slots = kind === "stream" ? connections.streams : connections.longPolls;
@@ -233,5 +261,6 @@ export async function createAccess(
       return key;
     },
     callerOf: (request) => callers.get(request),
+    adopt: (c, caller) => remember(c, { ...caller, visitor: addressOf(c), adapter: true }),
   };
 }

@@ -28,6 +28,8 @@ export interface Caller {
   readonly key: ApiKey | undefined;
   /** A token's `info` claim (JSON object text): what presence shows others of this caller. */
   readonly info?: string | undefined;
+  /** Authenticated by a protocol adapter (Mercure), which alone may reach its reserved mailboxes. */
+  readonly adapter?: boolean;
 }
 
 export const EVERYTHING: ScopeMatcher = () => true;

@@ -7,7 +7,7 @@ import type { Caller } from "./caller.js";
 /** A client's X-Request-Id is reused when it looks like an id; anything else is replaced. */
 const REQUEST_ID = /^[\w.:-]{1,64}$/;
 /** Query parameters whose values never reach a log line, however their names are percent-encoded. */
-const SECRET_PARAMS = new Set(["token", "access_token", "key"]);
+const SECRET_PARAMS = new Set(["token", "access_token", "key", "auth", "authorization"]);
 
 function decodedName(name: string): string {
   try {

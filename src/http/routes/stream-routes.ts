@@ -1,10 +1,9 @@
-import { RESPONSE_ALREADY_SENT } from "@hono/node-server/utils/response";
 import type { Context } from "hono";
-import type { Subscription } from "../../core/subscription.js";
 import type { AppDeps, Handler, HeraldEnv } from "../deps.js";
 import { admitReader } from "../middleware/admission.js";
 import { queryReader, requireReader } from "../middleware/reader-identity.js";
-import { type StreamKind, StreamSink } from "../transports/stream-sink.js";
+import type { StreamKind } from "../transports/stream-sink.js";
+import { openStream } from "./open-stream.js";
 import { pathMailbox, queryFlag, queryMailboxes, queryView, streamCursor } from "./params.js";
 
 /**
@@ -21,26 +20,11 @@ function streamRoute(kind: StreamKind, mailboxesOf: (c: Context<HeraldEnv>) => s
     const unread = queryFlag(c, "unread");
     const view = queryView(c);
     const grant = await admitReader(c, deps.access, mailboxes, "stream");
-    const { incoming, outgoing } = c.env;
-    let subscription: Subscription | undefined;
-    try {
+    return openStream(c, deps, kind, mailboxes, grant, undefined, () => {
       const reader = queryReader(c, grant.caller, deps.access.authOn);
       if (unread) requireReader(reader);
-      const sink = new StreamSink(kind, outgoing, grant.caller);
-      subscription = await deps.hub.subscribe(mailboxes, streamCursor(c), sink, { reader, presence, unread, ...view });
-      if (incoming.destroyed || outgoing.destroyed) throw new Error("the client left before the stream opened");
-      const opened = subscription;
-      sink.open(opened.cursor, deps.config.sseRetryMs);
-      sink.onClose(() => opened.close());
-      deps.connections.add(sink, grant.release);
-      opened.start();
-    } catch (error) {
-      subscription?.close();
-      grant.release();
-      if (incoming.destroyed || outgoing.destroyed) return RESPONSE_ALREADY_SENT;
-      throw error;
-    }
-    return RESPONSE_ALREADY_SENT;
+      return { cursor: streamCursor(c), options: { reader, presence, unread, ...view } };
+    });
   };
 }
 

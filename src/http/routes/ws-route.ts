@@ -22,17 +22,24 @@ export function createWebSocketServer(config: ServeConfig): WebSocketServer {
   });
 }
 
-/** GET /v1/ws: JSON frames; see transports/ws-protocol.ts for the protocol. */
-export async function websocketRoute(c: Context<HeraldEnv>, deps: AppDeps): Promise<Response> {
-  // Node hands a request to its upgrade listener, which calls us without a response object, only when
-  // Connection: Upgrade asks for one. Anything else arrived as plain HTTP and can never become a WebSocket.
+/**
+ * Node hands a request to its upgrade listener, which calls the app without a
+ * response object, only when Connection: Upgrade asks for one: anything else
+ * arrived as plain HTTP and can never become a WebSocket. Refused while draining.
+ */
+export function assertUpgrade(c: Context<HeraldEnv>, deps: AppDeps, endpoint: string): void {
   if (c.req.header("upgrade")?.toLowerCase() !== "websocket" || c.env.outgoing !== undefined) {
     throw new HeraldError(
       "bad_parameter",
-      "GET /v1/ws is a WebSocket endpoint; send Upgrade: websocket and Connection: Upgrade",
+      `${endpoint} is a WebSocket endpoint; send Upgrade: websocket and Connection: Upgrade`,
     );
   }
   if (deps.hub.draining) throw drainingError();
+}
+
+/** GET /v1/ws: JSON frames; see transports/ws-protocol.ts for the protocol. */
+export async function websocketRoute(c: Context<HeraldEnv>, deps: AppDeps): Promise<Response> {
+  assertUpgrade(c, deps, "GET /v1/ws");
   // Authenticated before the upgrade (401 over HTTP); each subscribe and publish frame is checked for scope.
   const caller = await deps.access.authenticate(c, false);
   checkCrossSite(c, deps.access, caller, "write");

@@ -13,6 +13,8 @@ export interface WireFormat extends FrameFormat {
   readonly heartbeat: string;
   /** The last frame when the caller's token expires; the client renews it and resumes by cursor. */
   readonly authExpired: string;
+  /** The response's Content-Type when not the transport's own (an adapter's raw text stream). */
+  readonly contentType?: string;
 }
 
 function gapJson(gaps: readonly GapNotice[], cursor: string): string {

@@ -64,9 +64,10 @@ export class StreamSink implements Connection {
   #chunked = false;
   #ended = false;
 
-  constructor(kind: StreamKind, response: ServerResponse, caller: Caller) {
+  /** `format` replaces the kind's own (a protocol adapter's frames on the same transport). */
+  constructor(kind: StreamKind, response: ServerResponse, caller: Caller, format?: WireFormat) {
     this.kind = kind;
-    this.format = kind === "sse" ? SSE_FORMAT : JSON_LINES_FORMAT;
+    this.format = format ?? (kind === "sse" ? SSE_FORMAT : JSON_LINES_FORMAT);
     this.#response = response;
     this.caller = caller;
   }
@@ -75,15 +76,17 @@ export class StreamSink implements Connection {
     return this.#ended || this.#response.destroyed;
   }
 
-  /** Writes the head and the opening frame, then switches to writing on the socket directly. */
-  open(cursor: string, sseRetryMs: number): void {
+  /** Writes the head (with `headers` besides its own) and the opening frame, then switches to writing on the socket directly. */
+  open(cursor: string, sseRetryMs: number, headers: Record<string, string> = {}): void {
     const response = this.#response;
     response.socket?.setTimeout(0);
     response.socket?.setNoDelay(true);
     response.writeHead(200, {
-      "Content-Type": this.kind === "sse" ? "text/event-stream; charset=utf-8" : "application/x-ndjson",
+      "Content-Type":
+        this.format.contentType ?? (this.kind === "sse" ? "text/event-stream; charset=utf-8" : "application/x-ndjson"),
       "Cache-Control": "no-cache",
       "X-Accel-Buffering": "no",
+      ...headers,
     });
     // The first bytes flush the head through proxies and tell EventSource how soon to come back.
     response.write(this.format.opening(cursor, sseRetryMs));
@@ -97,7 +100,8 @@ export class StreamSink implements Connection {
   }
 
   write(frames: string): void {
-    if (this.closed) return;
+    // An empty chunk would end a chunked response; formats with nothing to say for an event frame it as "".
+    if (this.closed || frames.length === 0) return;
     const socket = this.#socket;
     if (socket && !socket.destroyed) socket.write(encodeFrames(frames, this.#chunked));
     else this.#response.write(frames);

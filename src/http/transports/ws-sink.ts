@@ -2,7 +2,7 @@ import type { WebSocket } from "ws";
 import type { CloseReason } from "../../core/delivery.js";
 import type { Caller } from "../middleware/caller.js";
 import type { Connection } from "./connection.js";
-import { JSON_LINES_FORMAT } from "./frame-formats.js";
+import { JSON_LINES_FORMAT, type WireFormat } from "./frame-formats.js";
 
 /** How often a replay that is waiting for the socket to drain looks again; ws has no drain event. */
 const DRAIN_POLL_MS = 20;
@@ -22,7 +22,7 @@ export const WS_CLOSE_GRACE_MS = 2000;
  * `send` and count against the same queue bound as deliveries.
  */
 export class WsSink implements Connection {
-  readonly format = JSON_LINES_FORMAT;
+  readonly format: WireFormat;
   readonly kind = "ws";
   readonly caller: Caller;
   readonly #socket: WebSocket;
@@ -35,7 +35,15 @@ export class WsSink implements Connection {
   #ending = false;
   #gone = false;
 
-  constructor(socket: WebSocket, caller: Caller, maxQueueBytes: number, onSlowConsumer: () => void) {
+  /** `format` replaces the JSON-lines one (a protocol adapter's frames over a WebSocket, one per line). */
+  constructor(
+    socket: WebSocket,
+    caller: Caller,
+    maxQueueBytes: number,
+    onSlowConsumer: () => void,
+    format: WireFormat = JSON_LINES_FORMAT,
+  ) {
+    this.format = format;
     this.#socket = socket;
     this.caller = caller;
     this.#maxQueueBytes = maxQueueBytes;
