@@ -4,6 +4,8 @@ import { type LimitSettings, parseLimitsSection } from "./auth/limits-config.js"
 import { ConfigError } from "./errors.js";
 import { type HookDefinition, parseHooksSection } from "./hooks/hook-config.js";
 import { type LogSettings, parseLogSection } from "./log-config.js";
+import { type MercureSettings, parseMercureSection } from "./mercure/mercure-config.js";
+import { type NtfySettings, parseNtfySection } from "./ntfy/ntfy-config.js";
 import { type PresenceSettings, parsePresenceSection } from "./presence-config.js";
 import { type PushSettings, parsePushSection } from "./push/push-config.js";
 import { parseScheduleSection, type ScheduleSettings } from "./schedule-config.js";
@@ -24,6 +26,10 @@ export interface FileConfig {
   readonly schedule: ScheduleSettings | undefined;
   /** Web Push keys and bounds (src/push/push-config.ts). Undefined when absent: no Web Push. */
   readonly push: PushSettings | undefined;
+  /** The Mercure hub's token keys and bounds (src/mercure/mercure-config.ts). Undefined when absent: no hub. */
+  readonly mercure: MercureSettings | undefined;
+  /** The ntfy-compatible API's prefix (src/ntfy/ntfy-config.ts). Undefined when absent: on at /ntfy. */
+  readonly ntfy: NtfySettings | undefined;
 }
 
 /** A config file is a few hooks and keys; anything bigger is a mistake. */
@@ -37,6 +43,8 @@ export const EMPTY_FILE_CONFIG: FileConfig = {
   presence: undefined,
   schedule: undefined,
   push: undefined,
+  mercure: undefined,
+  ntfy: undefined,
 };
 
 type SectionParser = (value: unknown, env: NodeJS.ProcessEnv) => unknown;
@@ -53,6 +61,8 @@ const SECTIONS: Readonly<Record<keyof FileConfig, SectionParser>> = {
   presence: parsePresenceSection,
   schedule: parseScheduleSection,
   push: parsePushSection,
+  mercure: parseMercureSection,
+  ntfy: parseNtfySection,
 };
 
 /** Checks a parsed config document; errors name the field, e.g. `hooks[1].verify.secret`. */

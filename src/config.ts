@@ -1,5 +1,6 @@
 import { parseArgs } from "node:util";
 import { argumentError, ConfigError } from "./errors.js";
+import { DEFAULT_NTFY_PREFIX } from "./ntfy/ntfy-config.js";
 import { checkRedisKeyPrefix, DEFAULT_REDIS_KEY_PREFIX } from "./store/redis-keys.js";
 import { parseRedisUrl } from "./store/redis-url.js";
 
@@ -42,6 +43,8 @@ export interface ServeConfig {
   readonly maxQueueBytes: number;
   /** Longest a shutdown waits for connections to finish before closing them. */
   readonly drainTimeoutSeconds: number;
+  /** Where the ntfy-compatible API is served ("/" the root, false off); the config file's `ntfy.prefix` sets it. */
+  readonly ntfyPrefix: string | false;
 }
 
 export const DEFAULT_CONFIG: ServeConfig = {
@@ -63,6 +66,7 @@ export const DEFAULT_CONFIG: ServeConfig = {
   maxStoreBytes: 256 * 1024 * 1024,
   maxQueueBytes: 1024 * 1024,
   drainTimeoutSeconds: 5,
+  ntfyPrefix: DEFAULT_NTFY_PREFIX,
 };
 
 interface Setting {

@@ -111,7 +111,9 @@ export async function serveCommand(argv: string[]): Promise<void> {
   const logger = createLogger(resolveLogLevel(file.log, process.env));
   const presenceSettings = file.presence ?? DEFAULT_PRESENCE_SETTINGS;
   const store = await buildStore(config, logger);
-  const herald = await startHerald(config, store, {
+  // The ntfy prefix lives in the config file, not among the flags; the server reads it from its config.
+  const served = file.ntfy === undefined ? config : { ...config, ntfyPrefix: file.ntfy.prefix };
+  const herald = await startHerald(served, store, {
     hooks: file.hooks,
     auth,
     limits: limitSettings,
@@ -124,6 +126,7 @@ export async function serveCommand(argv: string[]): Promise<void> {
       file.push === undefined
         ? undefined
         : { settings: file.push, subscriptions: await buildPushSubscriptions(config, store) },
+    mercure: file.mercure,
   });
   for (const line of startupBanner(herald.url, config, auth, file.hooks)) console.log(line);
   const limits = resolveLimits(limitSettings ?? NO_LIMITS, authEnabled(auth) || !isLoopbackHost(config.host));

@@ -15,10 +15,13 @@ import { createApp, ROUTES } from "./http/app.js";
 import type { RouteSpec } from "./http/deps.js";
 import { createMetrics } from "./http/metrics.js";
 import { type Access, createAccess } from "./http/middleware/access.js";
+import { ntfyRoutes } from "./http/ntfy/ntfy-routes.js";
 import { DEMO_ROUTES } from "./http/routes/demo-routes.js";
 import { createWebSocketServer } from "./http/routes/ws-route.js";
 import { ConnectionRegistry } from "./http/transports/connection.js";
 import { createLogger, type Logger } from "./log.js";
+import type { MercureSettings } from "./mercure/mercure-config.js";
+import { createMercureHub } from "./mercure/mercure-hub.js";
 import { DEFAULT_PRESENCE_SETTINGS, type PresenceSettings } from "./presence-config.js";
 import { pushProblemLogger } from "./push/problem-log.js";
 import type { PushSettings } from "./push/push-config.js";
@@ -97,6 +100,8 @@ export interface StartOptions {
   readonly scheduleSettings?: ScheduleSettings | undefined;
   /** Web Push: the config file's `push` section, and where subscriptions live (built by `main` beside the store). */
   readonly push?: PushOptions | undefined;
+  /** The config file's `mercure` section: serve a Mercure hub at /.well-known/mercure. */
+  readonly mercure?: MercureSettings | undefined;
 }
 
 export interface PushOptions {
@@ -119,7 +124,13 @@ export async function startHerald(
   const loopback = isLoopbackHost(config.host);
   const insecureWarning = checkBinding(config.host, authOn, config.insecure);
   const limits = resolveLimits(options.limits ?? NO_LIMITS, authOn || !loopback);
-  const access = await createAccess(options.auth, limits, { loopback, insecure: config.insecure });
+  const access = await createAccess(options.auth, limits, {
+    loopback,
+    insecure: config.insecure,
+    ...(options.mercure
+      ? { reservedMailboxes: new Set([options.mercure.mailbox, options.mercure.subscriptionsMailbox]) }
+      : {}),
+  });
   const logger = options.logger ?? createLogger("silent");
   if (insecureWarning !== undefined) logger.warn(insecureWarning);
   const presenceStore = options.presence ?? createLocalPresence();
@@ -140,6 +151,15 @@ export async function startHerald(
     onScheduleError: (error) => logger.warn({ err: error }, "scheduled delivery"),
     ...(push === undefined ? {} : { onPublished: push.publish }),
   });
+  const mercure =
+    options.mercure === undefined
+      ? undefined
+      : createMercureHub({
+          settings: options.mercure,
+          hub,
+          store,
+          onError: (error) => logger.warn({ err: error }, "mercure subscription event"),
+        });
   const connections = new ConnectionRegistry(config.heartbeatSeconds);
   const hooks = options.hooks?.length
     ? createHookService({
@@ -160,8 +180,20 @@ export async function startHerald(
     schedule: options.scheduleSettings ?? DEFAULT_SCHEDULE_SETTINGS,
   });
   const app = createApp(
-    { config, hub, store, connections, hooks, access, metrics, admin, logger, ...(push === undefined ? {} : { push }) },
-    SERVED_ROUTES,
+    {
+      config,
+      hub,
+      store,
+      connections,
+      hooks,
+      access,
+      metrics,
+      admin,
+      logger,
+      ...(push === undefined ? {} : { push }),
+      ...(mercure === undefined ? {} : { mercure }),
+    },
+    [...SERVED_ROUTES, ...ntfyRoutes(config.ntfyPrefix)],
   );
   const demoFeed = startDemoFeed(hub);
   const websocket = { server: createWebSocketServer(config) };

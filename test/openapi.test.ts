@@ -5,6 +5,8 @@ import { parse } from "yaml";
 import { ERROR_CATALOGUE } from "../src/errors.js";
 import { createApp } from "../src/http/app.js";
 import type { AppDeps } from "../src/http/deps.js";
+import { ntfyRoutes } from "../src/http/ntfy/ntfy-routes.js";
+import { DEFAULT_NTFY_PREFIX } from "../src/ntfy/ntfy-config.js";
 import { SERVED_ROUTES } from "../src/server.js";
 
 const specText = readFileSync(new URL("../openapi.yaml", import.meta.url), "utf8");
@@ -29,7 +31,7 @@ describe("openapi.yaml", () => {
 
   it("lists exactly the routes the app serves", () => {
     // Routes are registered from declarations alone; no dependency is touched while building the app.
-    const app = createApp({} as AppDeps, SERVED_ROUTES);
+    const app = createApp({} as AppDeps, [...SERVED_ROUTES, ...ntfyRoutes(DEFAULT_NTFY_PREFIX)]);
     const served = app.routes
       .filter((route) => route.method !== "ALL")
       .map((route) => `${route.method} ${route.path.replace(/:(\w+)/g, "{$1}")}`);

@@ -1,9 +1,12 @@
 import { Hono } from "hono";
 import { HeraldError } from "../errors.js";
 import type { AppDeps, HeraldEnv, Method, RouteSpec } from "./deps.js";
+import { MERCURE_PATH, mercurePublish, mercureSubscribe } from "./mercure/mercure-routes.js";
+import { mercureSubscriptions } from "./mercure/subscriptions-routes.js";
 import { corsMiddleware } from "./middleware/cors.js";
 import { isLoopbackHostHeader } from "./middleware/origin-policy.js";
 import { requestLog } from "./middleware/request-log.js";
+import { isNtfyWebSocketPath } from "./ntfy/ntfy-routes.js";
 import { adminConfig, adminMailboxes, adminPage, adminStats, adminStatsEvents } from "./routes/admin-routes.js";
 import { receiveHook } from "./routes/hook-routes.js";
 import { latestRoute } from "./routes/latest-routes.js";
@@ -58,6 +61,12 @@ export const ROUTES: readonly RouteSpec[] = [
   { method: "GET", path: "/v1/admin/stats", handler: adminStats },
   { method: "GET", path: "/v1/admin/stats/events", handler: adminStatsEvents },
   { method: "GET", path: "/v1/admin/mailboxes", handler: adminMailboxes },
+  { method: "GET", path: MERCURE_PATH, handler: mercureSubscribe },
+  { method: "POST", path: MERCURE_PATH, handler: mercurePublish },
+  { method: "GET", path: `${MERCURE_PATH}/subscriptions`, handler: mercureSubscriptions },
+  { method: "GET", path: `${MERCURE_PATH}/subscriptions/:a`, handler: mercureSubscriptions },
+  { method: "GET", path: `${MERCURE_PATH}/subscriptions/:a/:b`, handler: mercureSubscriptions },
+  { method: "GET", path: `${MERCURE_PATH}/subscriptions/:a/:b/:c`, handler: mercureSubscriptions },
 ];
 
 function renderError(error: HeraldError): Response {
@@ -78,10 +87,14 @@ export function createApp(deps: AppDeps, routes: readonly RouteSpec[] = ROUTES):
   );
   app.use(async (c, next) => {
     // Node hands every request asking to upgrade to the upgrade listener, which runs the app without a
-    // response object and as a GET: only a GET of /v1/ws may go that way.
+    // response object and as a GET: only a GET of /v1/ws (or of an ntfy topic's …/ws) may go that way.
     const upgrading = c.env?.incoming !== undefined && c.env.outgoing === undefined;
-    if (upgrading && (c.req.path !== WEBSOCKET_PATH || c.env.incoming.method !== "GET")) {
-      throw new HeraldError("bad_parameter", `Only GET ${WEBSOCKET_PATH} upgrades to a WebSocket`);
+    const upgradePath = c.req.path === WEBSOCKET_PATH || isNtfyWebSocketPath(deps.config?.ntfyPrefix, c.req.path);
+    if (upgrading && (!upgradePath || c.env.incoming.method !== "GET")) {
+      throw new HeraldError(
+        "bad_parameter",
+        `Only GET ${WEBSOCKET_PATH} (and the ntfy API's …/ws) upgrade to a WebSocket`,
+      );
     }
     // DNS rebinding points a hostile name at 127.0.0.1; the browser still sends that name as Host.
     const host = c.req.header("host");
@@ -95,6 +108,15 @@ export function createApp(deps: AppDeps, routes: readonly RouteSpec[] = ROUTES):
     await next();
   });
   app.use(corsMiddleware(() => deps.access.origins));
+  if (deps.mercure?.settings.discovery) {
+    app.use(async (c, next) => {
+      await next();
+      // Mercure clients discover the hub from the responses of the resources they read.
+      if (!c.res.headers.has(ALREADY_SENT_HEADER) && !c.res.headers.has("Link")) {
+        c.res.headers.set("Link", `<${new URL(MERCURE_PATH, c.req.url).href}>; rel="mercure"`);
+      }
+    });
+  }
   app.use(async (c, next) => {
     await next();
     // A streamed response already wrote its head; its Response object is a shared marker, not ours to change.

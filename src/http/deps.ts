@@ -4,6 +4,7 @@ import type { ServeConfig } from "../config.js";
 import type { Hub } from "../core/hub.js";
 import type { HookService } from "../hooks/hook-service.js";
 import type { Logger } from "../log.js";
+import type { MercureHub } from "../mercure/mercure-hub.js";
 import type { WebPush } from "../push/web-push.js";
 import type { MailboxStore } from "../store/mailbox-store.js";
 import type { AdminConsole } from "./admin-console.js";
@@ -28,6 +29,8 @@ export interface AppDeps {
   readonly logger: Logger;
   /** Web Push; without it the /v1/push routes answer 404 push_unavailable. */
   readonly push?: WebPush;
+  /** The Mercure hub at /.well-known/mercure; without it those routes answer 404. */
+  readonly mercure?: MercureHub;
 }
 
 export type HeraldEnv = { Bindings: HttpBindings };

@@ -1,4 +1,5 @@
 import { DEFAULT_CONFIG, type ServeConfig } from "../../src/config.js";
+import type { MercureSettings } from "../../src/mercure/mercure-config.js";
 import { DEFAULT_PRESENCE_SETTINGS, type PresenceSettings } from "../../src/presence-config.js";
 import { DEFAULT_SCHEDULE_SETTINGS, type ScheduleSettings } from "../../src/schedule-config.js";
 import { type PushOptions, type RunningHerald, startHerald } from "../../src/server.js";
@@ -20,6 +21,8 @@ export interface TestServerOptions {
   readonly scheduleSettings?: Partial<ScheduleSettings>;
   /** Web Push (see test/helpers/push.ts for settings aimed at the test push service). */
   readonly push?: PushOptions;
+  /** A Mercure hub at /.well-known/mercure (see test/helpers/mercure.ts). */
+  readonly mercure?: MercureSettings;
 }
 
 /** A real listening Herald on a free loopback port. */
@@ -39,5 +42,6 @@ export async function startTestServer(options: TestServerOptions = {}): Promise<
     ...(options.schedule ? { schedule: options.schedule } : {}),
     scheduleSettings: { ...DEFAULT_SCHEDULE_SETTINGS, ...options.scheduleSettings },
     ...(options.push ? { push: options.push } : {}),
+    ...(options.mercure ? { mercure: options.mercure } : {}),
   });
 }
