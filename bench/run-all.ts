@@ -6,6 +6,7 @@ const SCENARIOS = [
   "fanout",
   "fanout-presence",
   "fanout-light",
+  "mercure-fanout",
   "idle",
   "ingest",
   "long-poll",
