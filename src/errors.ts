@@ -29,6 +29,11 @@ export const ERROR_CATALOGUE = {
     status: 429,
     message: "Too many messages are waiting for their scheduled time; retry once some were delivered",
   },
+  client_closed_request: {
+    // nginx's code: the answer never reaches anyone, and the log tells it apart from a server error.
+    status: 499,
+    message: "The client went away before its request arrived in full",
+  },
   too_many_push_subscriptions: {
     status: 429,
     message: "Too many push subscriptions; remove one (DELETE /v1/push/subscriptions/{id}) first",

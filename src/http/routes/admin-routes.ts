@@ -11,6 +11,7 @@ import type { Caller } from "../middleware/caller.js";
 import { isLoopbackHostHeader } from "../middleware/origin-policy.js";
 import { StreamSink } from "../transports/stream-sink.js";
 import { demoFile } from "./demo-routes.js";
+import { refuseHead } from "./open-stream.js";
 import { queryLimit } from "./params.js";
 
 /** Longest `q` of GET /v1/admin/mailboxes: a mailbox name's length. */
@@ -78,6 +79,7 @@ export async function adminStats(c: Context<HeraldEnv>, deps: AppDeps): Promise<
  * stream slot), cut when it cannot keep up.
  */
 export async function adminStatsEvents(c: Context<HeraldEnv>, deps: AppDeps): Promise<Response> {
+  refuseHead(c);
   const caller = await admitAdmin(c, deps);
   const release = deps.access.hold(caller, "stream");
   const { incoming, outgoing } = c.env;

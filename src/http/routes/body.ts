@@ -14,6 +14,10 @@ function tooLarge(maxBytes: number): HeraldError {
   return new HeraldError("payload_too_large", `The body is larger than the limit of ${maxBytes} bytes`);
 }
 
+function clientClosed(): HeraldError {
+  return new HeraldError("client_closed_request");
+}
+
 export function isJsonContentType(contentType: string | undefined): boolean {
   const mediaType = (contentType ?? "").split(";")[0]?.trim() ?? "";
   return JSON_MEDIA_TYPE.test(mediaType);
@@ -27,7 +31,7 @@ function readIncoming(incoming: IncomingMessage, maxBytes: number): Promise<Buff
     const done = (error?: Error) => {
       incoming.off("data", onData);
       incoming.off("end", onEnd);
-      incoming.off("error", done);
+      incoming.off("error", onError);
       incoming.off("close", onClose);
       if (error) reject(error);
       else resolve(chunks.length === 1 ? (chunks[0] as Buffer) : Buffer.concat(chunks, total));
@@ -42,10 +46,12 @@ function readIncoming(incoming: IncomingMessage, maxBytes: number): Promise<Buff
       chunks.push(chunk);
     };
     const onEnd = () => done();
-    const onClose = () => done(incoming.complete ? undefined : new Error("client closed the request"));
+    // A client that aborts mid-body is not a server error: nobody hears the answer, the log says 499.
+    const onError = () => done(clientClosed());
+    const onClose = () => done(incoming.complete ? undefined : clientClosed());
     incoming.on("data", onData);
     incoming.on("end", onEnd);
-    incoming.on("error", done);
+    incoming.on("error", onError);
     incoming.on("close", onClose);
   });
 }
@@ -62,7 +68,13 @@ export async function readRawBody(c: Context, maxBytes: number): Promise<Buffer>
   let total = 0;
   const reader = stream.getReader();
   for (;;) {
-    const { done, value } = await reader.read();
+    let next: ReadableStreamReadResult<Uint8Array>;
+    try {
+      next = await reader.read();
+    } catch {
+      throw clientClosed();
+    }
+    const { done, value } = next;
     if (done) break;
     total += value.byteLength;
     if (total > maxBytes) {

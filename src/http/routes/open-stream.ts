@@ -3,10 +3,23 @@ import type { Context } from "hono";
 import type { DeliveryView } from "../../core/message-filter.js";
 import type { ReaderOptions } from "../../core/reader.js";
 import type { Subscription } from "../../core/subscription.js";
+import { HeraldError } from "../../errors.js";
 import type { AppDeps, HeraldEnv } from "../deps.js";
 import type { ReadGrant } from "../middleware/admission.js";
 import type { WireFormat } from "../transports/frame-formats.js";
 import { type StreamKind, StreamSink } from "../transports/stream-sink.js";
+
+/**
+ * A stream cannot answer HEAD: Hono answers HEAD with its GET route and then
+ * writes that response's head itself, which a stream has already written.
+ */
+export function refuseHead(c: Context): void {
+  if (c.req.method === "HEAD") {
+    throw new HeraldError("method_not_allowed", "A stream answers GET only; HEAD has nothing to show", {
+      Allow: "GET",
+    });
+  }
+}
 
 /** What a stream route settles once its caller holds a slot: where to start, and what else the stream carries. */
 export interface StreamPlan {
@@ -37,6 +50,7 @@ export async function openStream(
   const { incoming, outgoing } = c.env;
   let subscription: Subscription | undefined;
   try {
+    refuseHead(c);
     const { cursor, options, headers, opened } = await plan();
     const sink = new StreamSink(kind, outgoing, grant.caller, format);
     subscription = await deps.hub.subscribe(mailboxes, cursor, sink, options);
