@@ -5,6 +5,10 @@ import { parseRedisUrl } from "./redis-url.js";
 const COMMAND_TIMEOUT_MS = 10_000;
 /** Longest a close waits for QUIT before dropping a connection. */
 const QUIT_TIMEOUT_MS = 2000;
+/** How often a connected Redis is pinged to find a stall (see watchForStall). */
+const STALL_PROBE_INTERVAL_MS = 500;
+/** A PING unanswered this long (in probe ticks) means Redis is stalled: the store is not ready until it answers. */
+const STALL_AFTER_MS = 2000;
 
 export interface RedisConnections {
   /** Commands and scripts. Fails at once while disconnected, never re-sends a command. */
@@ -91,4 +95,54 @@ export async function whenRedisReady(
   await Promise.race([Promise.all([connected, also]), timeout]);
   clearTimeout(timer);
   return connection.status === "ready";
+}
+
+export interface StallWatch {
+  /** True while PINGs on a ready connection have gone unanswered for STALL_AFTER_MS of probe ticks. */
+  stalled(): boolean;
+  stop(): void;
+}
+
+/**
+ * Finds a Redis that stopped answering while its TCP connection stays up (SIGSTOP, a long fsync or
+ * fork, a frozen VM): ioredis still says "ready" then, so without this every publish would be sent
+ * and wait for COMMAND_TIMEOUT_MS, and /readyz would say ready. With it, once a PING has been
+ * unanswered for STALL_AFTER_MS the store reports not ready, so new publishes get a prompt 503 and
+ * are never sent (they cannot be stored later, when Redis wakes), and /readyz says so. Commands
+ * already sent keep waiting for their answer. `recovered` runs when a stall ends.
+ */
+export function watchForStall(connection: Redis | Cluster, recovered: () => void): StallWatch {
+  // Counted in probe ticks, not wall time: a Herald whose own event loop was blocked has not
+  // heard Redis's answer yet, and must not take itself for a Redis that stopped answering.
+  const stallTicks = Math.ceil(STALL_AFTER_MS / STALL_PROBE_INTERVAL_MS);
+  /** Probe ticks that found the last PING still unanswered. */
+  let unanswered = 0;
+  let probing = false;
+  const stalled = () => unanswered >= stallTicks;
+  // A fresh connection starts with a clean slate; a PING of the old one may still fail after it.
+  connection.on("ready", () => {
+    unanswered = 0;
+  });
+  const timer = setInterval(() => {
+    if (connection.status !== "ready") return;
+    if (probing) {
+      unanswered += 1;
+      return;
+    }
+    probing = true;
+    connection
+      .ping()
+      .then(() => {
+        const wasStalled = stalled();
+        unanswered = 0;
+        if (wasStalled) recovered();
+      })
+      // A PING that failed (timed out) is not an answer: the count goes on with the next one.
+      .catch(() => {})
+      .finally(() => {
+        probing = false;
+      });
+  }, STALL_PROBE_INTERVAL_MS);
+  timer.unref();
+  return { stalled, stop: () => clearInterval(timer) };
 }

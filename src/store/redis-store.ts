@@ -24,7 +24,13 @@ import type {
   StreamPosition,
 } from "./mailbox-store.js";
 import { CatchUp } from "./redis-catch-up.js";
-import { closeRedisConnection, openRedisConnections, whenRedisReady } from "./redis-connection.js";
+import {
+  closeRedisConnection,
+  openRedisConnections,
+  type StallWatch,
+  watchForStall,
+  whenRedisReady,
+} from "./redis-connection.js";
 import { DEFAULT_REDIS_KEY_PREFIX, RedisKeys } from "./redis-keys.js";
 import { RedisReadPositions } from "./redis-reads.js";
 import { APPEND_SCRIPT, draftAt, LATEST_SCRIPT, READ_SCRIPT, type ScriptedRedis, STORED } from "./redis-scripts.js";
@@ -71,6 +77,7 @@ export class RedisStore implements MailboxStore {
   readonly #catchUp: CatchUp;
   readonly #readListeners: ReturnType<typeof createListeners<Parameters<ReadListener>>>;
   readonly #reads: RedisReadPositions;
+  readonly #stall: StallWatch;
   #appended = 0;
   #appendedBytes = 0;
   #closed = false;
@@ -108,6 +115,8 @@ export class RedisStore implements MailboxStore {
     // A reconnected subscriber may have missed wake-ups: compare everything tracked right away.
     this.#subscriber.on("ready", () => setImmediate(() => void this.#catchUp.checkAll()));
     this.#redis.on("ready", () => setImmediate(() => void this.#catchUp.checkAll()));
+    // A Redis that stalls with its connection up is not ready either (see watchForStall); checks skipped meanwhile run now.
+    this.#stall = watchForStall(this.#redis, () => void this.#catchUp.checkAll());
     this.#subscribed = this.#subscriber.subscribe(this.#keys.channel, this.#keys.readChannel).catch(onError);
   }
 
@@ -269,7 +278,7 @@ export class RedisStore implements MailboxStore {
   }
 
   ready(): boolean {
-    return !this.#closed && this.#redis.status === "ready";
+    return !this.#closed && this.#redis.status === "ready" && !this.#stall.stalled();
   }
 
   /**
@@ -284,6 +293,7 @@ export class RedisStore implements MailboxStore {
     if (this.#closed) return;
     this.#closed = true;
     this.#catchUp.stop();
+    this.#stall.stop();
     await Promise.all([this.#redis, this.#subscriber].map(closeRedisConnection));
   }
 

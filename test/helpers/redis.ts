@@ -87,6 +87,16 @@ export class RedisServerProcess {
     }
   }
 
+  /** SIGSTOP: Redis freezes with its connections open, so clients see a stall, not a disconnect. */
+  pause(): void {
+    this.#child?.kill("SIGSTOP");
+  }
+
+  /** SIGCONT after pause(); harmless when it is not paused. */
+  resume(): void {
+    this.#child?.kill("SIGCONT");
+  }
+
   /** SIGKILL by default: nothing gets a chance to flush beyond what was already acknowledged. */
   async stop(signal: NodeJS.Signals = "SIGKILL"): Promise<void> {
     const child = this.#child;
