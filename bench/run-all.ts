@@ -17,6 +17,7 @@ const SCENARIOS = [
   "redis",
   "schedule-lateness",
   "push-burst",
+  "pressure",
   "startup",
 ];
 
