@@ -125,8 +125,8 @@ describe("SQLite under faults", () => {
     }
   }, 60_000);
 
-  it("after kill -9 in the middle of a burst to 500 subscribers, every one resumes with exactly what was acknowledged", async () => {
-    const SUBSCRIBERS = 500;
+  it("after kill -9 in the middle of a burst to 1,000 subscribers, every one resumes with exactly what was acknowledged", async () => {
+    const SUBSCRIBERS = 1000;
     const dir = dataDir();
     const herald = await start(dir);
     const base = herald.url;
