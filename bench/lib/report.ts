@@ -232,10 +232,15 @@ export function ensureFileLimit(script: string): void {
  * the kernel before the server's own queue sees any of it; over a real network
  * the buffer stays near the path's bandwidth-delay product. Without the rights
  * it says so and runs here unchanged: `sendBufferMax()` records which.
+ *
+ * `loopbackMtu` sets the namespace's loopback MTU too. Loopback's own is 64 KiB, so with a 64 KiB
+ * send buffer a socket holds one segment, waits for the peer's delayed ACK (40 ms) before the next,
+ * and moves ~1.6 MB/s: fine for a subscriber, not for a Redis connection carrying a node's reads.
  */
-export function ensureSendBufferCap(script: string, maxBytes: number): void {
+export function ensureSendBufferCap(script: string, maxBytes: number, loopbackMtu?: number): void {
   if (process.env.HERALD_BENCH_NETNS === "1") return;
-  const setup = `ip link set lo up && sysctl -q -w net.ipv4.tcp_wmem="4096 16384 ${maxBytes}"`;
+  const mtu = loopbackMtu === undefined ? "" : ` mtu ${loopbackMtu}`;
+  const setup = `ip link set lo up${mtu} && sysctl -q -w net.ipv4.tcp_wmem="4096 16384 ${maxBytes}"`;
   if (spawnSync("unshare", ["--net", "bash", "-c", setup], { stdio: "ignore" }).status !== 0) {
     console.warn(
       `no private network namespace (unshare --net needs root): kernel send buffers keep ${sendBufferMax()} bytes`,

@@ -56,7 +56,7 @@ function panel(series: ChartSeries, x0: number, y0: number, duration: number): s
   for (const fraction of [0, 0.25, 0.5, 0.75, 1]) {
     const t = duration * fraction;
     parts.push(
-      `<text x="${px(t)}" y="${y0 + PANEL_HEIGHT - 10}" text-anchor="middle">${Math.round(t / 60)} min</text>`,
+      `<text x="${px(t)}" y="${y0 + PANEL_HEIGHT - 10}" text-anchor="middle">${Math.round(t / 6) / 10} min</text>`,
     );
   }
   series.lines.forEach((line, index) => {

@@ -162,8 +162,10 @@ export class StreamSubscriber extends SoakSubscriber {
     this.#pending = "";
     const req = request({ ...agentless, host: node.host, port: node.port, path, method: "GET" });
     this.#request = req;
+    // A reset after the stream began is the server ending it (a cut stalled consumer's connection,
+    // orphaned by the server's kernel, ends so); before, the connection failed.
     req.on("error", () => {
-      if (this.#request === req) this.ended(true);
+      if (this.#request === req) this.ended(this.#response === undefined);
     });
     req.on("response", (response) => {
       if (this.#request !== req) return response.destroy();
