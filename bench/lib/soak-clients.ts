@@ -202,10 +202,6 @@ export class StreamSubscriber extends SoakSubscriber {
     this.#response?.resume();
   }
 
-  get connected(): boolean {
-    return this.#response !== undefined;
-  }
-
   #read(chunk: string): void {
     this.#pending += chunk;
     const separator = this.transport === "sse" ? "\n\n" : "\n";
@@ -270,7 +266,6 @@ const longPollAgent = new Agent({ keepAlive: true, maxSockets: Number.POSITIVE_I
 /** Polls `GET …/messages?wait=` from its cursor, again and again. */
 export class LongPollSubscriber extends SoakSubscriber {
   #request: ClientRequest | undefined;
-  polls = 0;
 
   protected connect(node: SoakNode): void {
     this.#poll(node);
@@ -281,7 +276,6 @@ export class LongPollSubscriber extends SoakSubscriber {
     const path = `/v1/mailboxes/${encodeURIComponent(this.mailbox)}/messages?wait=${LONG_POLL_WAIT_SECONDS}&limit=1000${query ? `&${query}` : ""}`;
     const req = request({ agent: longPollAgent, host: node.host, port: node.port, path, method: "GET" });
     this.#request = req;
-    this.polls += 1;
     req.on("error", () => {
       if (this.#request === req) this.ended(true);
     });
