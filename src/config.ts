@@ -41,6 +41,8 @@ export interface ServeConfig {
   readonly maxStoreBytes: number;
   /** Bytes queued for one connection beyond which the subscriber is cut (it resumes by cursor). */
   readonly maxQueueBytes: number;
+  /** Seconds a connection catching up from the store may read nothing, with bytes waiting, before it is cut. */
+  readonly sendTimeoutSeconds: number;
   /** Longest a shutdown waits for connections to finish before closing them. */
   readonly drainTimeoutSeconds: number;
   /** Where the ntfy-compatible API is served ("/" the root, false off); the config file's `ntfy.prefix` sets it. */
@@ -65,6 +67,7 @@ export const DEFAULT_CONFIG: ServeConfig = {
   messageTtlSeconds: 24 * 60 * 60,
   maxStoreBytes: 256 * 1024 * 1024,
   maxQueueBytes: 1024 * 1024,
+  sendTimeoutSeconds: 30,
   drainTimeoutSeconds: 5,
   ntfyPrefix: DEFAULT_NTFY_PREFIX,
 };
@@ -93,6 +96,7 @@ const NUMERIC_SETTINGS: readonly Setting[] = [
   { key: "messageTtlSeconds", flag: "ttl", env: "HERALD_MESSAGE_TTL_SECONDS", min: 1, max: 10 * 365 * 86400 },
   { key: "maxStoreBytes", flag: "max-store-bytes", env: "HERALD_MAX_STORE_BYTES", min: 1024, max: 2 ** 50 },
   { key: "maxQueueBytes", flag: "max-queue-bytes", env: "HERALD_MAX_QUEUE_BYTES", min: 1024, max: 2 ** 32 },
+  { key: "sendTimeoutSeconds", flag: "send-timeout", env: "HERALD_SEND_TIMEOUT_SECONDS", min: 0.05, max: 3600 },
   { key: "drainTimeoutSeconds", flag: "drain-timeout", env: "HERALD_DRAIN_TIMEOUT_SECONDS", min: 0, max: 600 },
 ];
 

@@ -142,6 +142,7 @@ export async function startHerald(
     store,
     defaultTtlSeconds: config.messageTtlSeconds,
     maxQueueBytes: config.maxQueueBytes,
+    sendTimeoutMs: config.sendTimeoutSeconds * 1000,
     presenceStore,
     maxPresenceMembers: presenceSettings.maxMembers,
     longPollGraceMs: presenceSettings.longPollGraceSeconds * 1000,

@@ -2,8 +2,11 @@ import { connect } from "node:net";
 import { afterEach, describe, expect, it } from "vitest";
 import type { RunningHerald } from "../src/server.js";
 import { spawnHerald } from "./helpers/child.js";
-import { bodies, publish, publishMany, StreamClient } from "./helpers/clients.js";
+import { bodies, publish, publishMany, StreamClient, type WireMessage } from "./helpers/clients.js";
 import { startTestServer } from "./helpers/server.js";
+import { until } from "./helpers/until.js";
+
+const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
 const servers: RunningHerald[] = [];
 afterEach(async () => {
@@ -45,6 +48,40 @@ describe("slow consumers", () => {
     const resumed = new StreamClient(`${base}/v1/mailboxes/firehose/events`, { "Last-Event-ID": lastId });
     const messages = await resumed.untilMessages(published - 3, 20_000);
     expect(messages.map((m) => m.seq)).toEqual(Array.from({ length: published - 3 }, (_, i) => i + 4));
+    resumed.close();
+  });
+});
+
+describe("consumers that stop reading during a catch-up from the store", () => {
+  it("are cut once the send timeout passes without progress, and resume exactly from their cursor", async () => {
+    const herald = await startTestServer({
+      config: {
+        maxQueueBytes: 64 * 1024,
+        maxBodyBytes: 256 * 1024,
+        maxMessagesPerMailbox: 10_000,
+        sendTimeoutSeconds: 0.3,
+      },
+    });
+    servers.push(herald);
+    const base = herald.url;
+    // Far more history than the queue bound and the kernel's socket buffers hold.
+    const big = "h".repeat(100 * 1024);
+    const total = 80;
+    for (let i = 0; i < total; i++) await publish(base, "history", { body: big });
+    const stalled = new StreamClient(`${base}/v1/mailboxes/history/events`);
+    await stalled.untilMessages(3, 10_000);
+    stalled.pause();
+    const deadline = Date.now() + 10_000;
+    while (herald.hub.counters.slowConsumersCut === 0 && Date.now() < deadline) await sleep(50);
+    expect(herald.hub.counters.slowConsumersCut).toBe(1);
+    await until(() => herald.connections.count("sse") === 0, "the stalled stream to close");
+    const held = stalled.messages();
+    expect(held.length).toBeLessThan(total);
+    stalled.close();
+    const last = held.at(-1) as WireMessage;
+    const resumed = new StreamClient(`${base}/v1/mailboxes/history/events`, { "Last-Event-ID": last.cursor });
+    const rest = await resumed.untilMessages(total - last.seq, 20_000);
+    expect(rest.map((m) => m.seq)).toEqual(Array.from({ length: total - last.seq }, (_, i) => last.seq + 1 + i));
     resumed.close();
   });
 });

@@ -5,6 +5,7 @@ import { type HeraldChild, spawnHerald } from "./helpers/child.js";
 import { publish, StreamClient, type WireMessage } from "./helpers/clients.js";
 import { deleteKeys, testRedis, uniquePrefix } from "./helpers/redis.js";
 import { startTestServer } from "./helpers/server.js";
+import { until } from "./helpers/until.js";
 
 const redis = await testRedis();
 /** Messages published before node A dies, and in all. */
@@ -17,6 +18,9 @@ const KILL_AFTER_RECEIVED = 50;
 const WAIT_MS = 20_000;
 /** Messages each of three in-process nodes publishes concurrently with the others. */
 const PER_NODE = 40;
+/** Messages published past a stalled subscriber, and their size: far more than its queue and socket buffers. */
+const STALLED_BURST = 400;
+const STALLED_BURST_BYTES = 20 * 1024;
 
 // Skips only on a machine with neither REDIS_URL, a Redis on 127.0.0.1:6379, nor redis-server;
 // .ci/run sets HERALD_REQUIRE_REDIS=1, which makes testRedis() throw instead, so CI never skips.
@@ -132,6 +136,45 @@ if ("reason" in redis) {
         expect(client.messages()).toHaveLength(bySeq.length);
         client.close();
       }
+    });
+
+    it("cuts a subscriber that stops reading while another node publishes, and it resumes exactly", async () => {
+      // Another node's appends reach this one's subscribers through the store-paced catch-up.
+      const config = { maxQueueBytes: 64 * 1024, maxBodyBytes: 256 * 1024, sendTimeoutSeconds: 0.3 };
+      const [reading, publishing] = (await Promise.all(
+        [0, 1].map(async () => {
+          const store = createRedisStore({ url: redis.url, keyPrefix: prefix, maxMessagesPerMailbox: 1000 });
+          await store.whenReady(5000);
+          const server = await startTestServer({ customStore: store, config });
+          running.push(server);
+          return server;
+        }),
+      )) as [RunningHerald, RunningHerald];
+      const mailbox = "room:stalled";
+      const stalled = new StreamClient(`${reading.url}/v1/mailboxes/${mailbox}/events`);
+      await stalled.opened;
+      for (let n = 1; n <= 3; n++) await publish(publishing.url, mailbox, { body: `m${n}` });
+      await stalled.untilMessages(3, WAIT_MS);
+      stalled.pause();
+      // Both nodes publish at once, so this node often sees the other's appends out of turn and
+      // serves them by the paced catch-up from the store, where the stall must be noticed too.
+      const big = "b".repeat(STALLED_BURST_BYTES);
+      await Promise.all(
+        [publishing, reading].map(async (node) => {
+          for (let n = 0; n < STALLED_BURST / 2; n++) await publish(node.url, mailbox, { body: big });
+        }),
+      );
+      const total = 3 + STALLED_BURST;
+      await until(() => reading.hub.counters.slowConsumersCut === 1, "the stalled subscriber to be cut", WAIT_MS);
+      await until(() => reading.connections.count("sse") === 0, "its stream to close");
+      const last = stalled.messages().at(-1) as WireMessage;
+      stalled.close();
+      const resumed = new StreamClient(`${publishing.url}/v1/mailboxes/${mailbox}/events`, {
+        "Last-Event-ID": last.cursor,
+      });
+      const rest = await resumed.untilMessages(total - last.seq, WAIT_MS);
+      expect(rest.map((m) => m.seq)).toEqual(Array.from({ length: total - last.seq }, (_, i) => last.seq + 1 + i));
+      resumed.close();
     });
   });
 }

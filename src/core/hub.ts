@@ -29,6 +29,8 @@ export interface HubOptions {
   readonly latestQueueBytes?: number;
   /** Messages read from the store per replay step of a subscriber. */
   readonly replayPageSize?: number;
+  /** How long a subscriber with bytes waiting may read nothing, while catching up from the store, before it is cut. */
+  readonly sendTimeoutMs?: number;
   /** Subscribers written to before the fan-out loop yields to the event loop. */
   readonly fanoutChunkSize?: number;
   /** Messages waiting for fan-out at most; beyond it subscribers catch up from the store instead. */
@@ -63,6 +65,7 @@ const DEFAULT_FANOUT_CHUNK_SIZE = 500;
 const DEFAULT_MAX_PENDING_FANOUT = 20_000;
 const STORE_RETRY_DELAY_MS = 1000;
 export const DEFAULT_LATEST_QUEUE_BYTES = 64 * 1024;
+export const DEFAULT_SEND_TIMEOUT_MS = 30_000;
 export const DEFAULT_MAX_PRESENCE_MEMBERS = 1000;
 export const DEFAULT_LONG_POLL_GRACE_MS = 10_000;
 
@@ -138,6 +141,7 @@ export class Hub {
         options.latestQueueBytes ?? DEFAULT_LATEST_QUEUE_BYTES,
         Math.floor(options.maxQueueBytes / 2),
       ),
+      sendTimeoutMs: options.sendTimeoutMs ?? DEFAULT_SEND_TIMEOUT_MS,
       retryDelayMs: STORE_RETRY_DELAY_MS,
       onDelivered: (count) => {
         this.counters.delivered += count;

@@ -1,5 +1,6 @@
 import type { MailboxStore, StoredMessage, StreamPosition } from "../store/mailbox-store.js";
 import { getOrCreate } from "../util/get-or-create.js";
+import { waitForConsumer } from "./consumer-wait.js";
 import type { StreamSink } from "./delivery.js";
 import { type DeliveryView, passes } from "./message-filter.js";
 import { cursorOf, type PositionMap, type ReadEvent, readAfter } from "./read-plan.js";
@@ -27,6 +28,8 @@ export interface SubscriptionContext {
    * messages and catches up from the store, conflated, once its queue drained.
    */
   readonly latestQueueBytes: number;
+  /** How long a consumer with bytes waiting may read nothing, during a paced catch-up, before it is cut. */
+  readonly sendTimeoutMs: number;
   /** How long to wait before retrying a replay the store failed. */
   readonly retryDelayMs: number;
   readonly onDelivered: (count: number) => void;
@@ -185,13 +188,15 @@ export class Subscription {
   /**
    * Writes a replayed page in slices, waiting for the consumer whenever half the
    * queue bound is in flight: replay is paced by the client (it asked for
-   * history), and a page of large messages never sits in memory at once.
+   * history), and a page of large messages never sits in memory at once. A
+   * consumer that reads nothing for the send timeout is cut as a slow one.
    */
   async #writeEvents(events: readonly ReadEvent[]): Promise<void> {
     const format = this.sink.format;
     // A latest-mode subscriber is paced at its smaller bound, so it stays behind by less and skips more.
     const queueBytes = this.#view.latest ? this.#context.latestQueueBytes * 2 : this.#context.maxQueueBytes;
     const sliceBytes = queueBytes / 4;
+    const { sendTimeoutMs } = this.#context;
     let text = "";
     let messages = 0;
     let gaps = 0;
@@ -205,7 +210,9 @@ export class Subscription {
       if (gaps > 0) this.#context.onGap(gaps);
       messages = 0;
       gaps = 0;
-      if (this.sink.bufferedBytes() > queueBytes / 2) await this.sink.whenDrained();
+      if (this.sink.bufferedBytes() > queueBytes / 2 && !(await waitForConsumer(this.sink, sendTimeoutMs))) {
+        this.#cutSlowConsumer();
+      }
     };
     for (const event of events) {
       if (this.#closed) return;
@@ -316,13 +323,15 @@ export class Subscription {
   /**
    * A latest-mode subscriber whose queue passed its bound takes no more live
    * messages; once the client has read what was queued, it catches up from
-   * the store, where a replay keeps only the newest message of each key.
+   * the store, where a replay keeps only the newest message of each key. One
+   * that reads nothing for the send timeout is cut.
    */
   #catchUpWhenDrained(): void {
     this.#pumping = true;
-    void this.sink.whenDrained().then(() => {
+    void waitForConsumer(this.sink, this.#context.sendTimeoutMs).then((drained) => {
       this.#pumping = false;
-      void this.pump();
+      if (drained) void this.pump();
+      else this.#cutSlowConsumer();
     });
   }
 
@@ -350,6 +359,7 @@ export class Subscription {
   }
 
   #cutSlowConsumer(): void {
+    if (this.#closed) return;
     this.#context.onSlowConsumer();
     this.sink.end("slow-consumer");
     this.close();

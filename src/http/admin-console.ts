@@ -111,6 +111,7 @@ function configSummary(options: AdminConsoleOptions): Record<string, unknown> {
       sseRetryMs: config.sseRetryMs,
       maxBodyBytes: config.maxBodyBytes,
       maxQueueBytes: config.maxQueueBytes,
+      sendTimeoutSeconds: config.sendTimeoutSeconds,
       drainTimeoutSeconds: config.drainTimeoutSeconds,
     },
     store: storeSummary(config),
