@@ -1,5 +1,6 @@
 import { type ChildProcess, spawn } from "node:child_process";
 import { closeSync, openSync, readFileSync, rmSync } from "node:fs";
+import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -28,6 +29,15 @@ export interface HeraldProcess {
 /** Kernel clock ticks per second for /proc/<pid>/stat times (USER_HZ, 100 on Linux). */
 const CLOCK_TICKS_PER_SECOND = 100;
 
+/** A loopback port nothing listens on right now. */
+export async function freePort(): Promise<number> {
+  const server = createServer();
+  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+  const port = (server.address() as { port: number }).port;
+  await new Promise((resolve) => server.close(resolve));
+  return port;
+}
+
 export function cpuMsOf(pid: number): number {
   const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
   // Fields after the parenthesised command name; utime and stime are the 12th and 13th of them.
@@ -42,13 +52,31 @@ export function rssOf(pid: number): number {
 }
 
 let exitOnSignals = false;
+/** Servers this process started, so each gets its own log file. */
+let started = 0;
 
 /** Starts `herald serve` on a free port, memory store, with `ulimit -n` raised; extra flags as given. */
-export async function startHerald(flags: readonly string[] = []): Promise<HeraldProcess> {
+export function startHerald(flags: readonly string[] = []): Promise<HeraldProcess> {
   const nodeFlags = process.env.HERALD_BENCH_NODE_FLAGS ?? "";
-  const command = `ulimit -n ${BENCH_FILE_LIMIT}; exec node ${nodeFlags} bin/herald.js serve --port 0 --store memory ${flags.join(" ")}`;
+  return startListening(
+    `exec node ${nodeFlags} bin/herald.js serve --port 0 --store memory ${flags.join(" ")}`,
+    /Herald listening on (\S+)/,
+  );
+}
+
+/**
+ * Starts the bare baseline (bench/reference/bare-server.mjs): node:http doing the least work
+ * Herald's API allows, so that a result can be read as a share of the runtime's own limit.
+ */
+export function startBare(): Promise<HeraldProcess> {
+  return startListening("exec node bench/reference/bare-server.mjs", /Bare listening on (\S+)/);
+}
+
+/** Runs `command` (bash, `ulimit -n` raised) and waits for its stdout to print `listening`'s URL. */
+async function startListening(command: string, listening: RegExp): Promise<HeraldProcess> {
+  command = `ulimit -n ${BENCH_FILE_LIMIT}; ${command}`;
   // Request logs go to a file, as in production: a pipe the busy load generator drains late would block the server.
-  const logPath = join(tmpdir(), `herald-bench-${process.pid}-${Date.now()}.log`);
+  const logPath = join(tmpdir(), `herald-bench-${process.pid}-${++started}.log`);
   const log = openSync(logPath, "w");
   const child: ChildProcess = spawn("bash", ["-c", command], {
     cwd: ROOT,
@@ -76,9 +104,9 @@ export async function startHerald(flags: readonly string[] = []): Promise<Herald
   let url: string | undefined;
   while (url === undefined) {
     const seen = readFileSync(logPath, "utf8");
-    url = /Herald listening on (\S+)/.exec(seen)?.[1];
+    url = listening.exec(seen)?.[1];
     if (url !== undefined) break;
-    if (exited || performance.now() > deadline) throw new Error(`herald did not start: ${seen}`);
+    if (exited || performance.now() > deadline) throw new Error(`server did not start: ${seen}`);
     await new Promise((resolve) => setTimeout(resolve, 50));
   }
   const parsed = new URL(url);

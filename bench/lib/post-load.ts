@@ -1,4 +1,5 @@
 import autocannon from "autocannon";
+import { HERALD, type Target } from "./targets.js";
 
 /** Concurrent publishers of every ingest measurement, so the stores are compared under one load. */
 export const INGEST_CONNECTIONS = 50;
@@ -15,9 +16,14 @@ export interface PostLoad {
 }
 
 /** autocannon POSTing INGEST_BODY to one mailbox for `seconds` from INGEST_CONNECTIONS connections. */
-export async function postLoad(baseUrl: string, mailbox: string, seconds: number): Promise<PostLoad> {
+export async function postLoad(
+  baseUrl: string,
+  mailbox: string,
+  seconds: number,
+  target: Target = HERALD,
+): Promise<PostLoad> {
   const result = await autocannon({
-    url: `${baseUrl}/v1/mailboxes/${mailbox}/messages`,
+    url: `${baseUrl}${target.publishPath(mailbox)}`,
     method: "POST",
     headers: { "content-type": "application/json" },
     body: INGEST_BODY,

@@ -40,6 +40,11 @@ export interface SwarmOptions {
   readonly readBytesPerSecond?: (i: number) => number | undefined;
   /** Counts `mode=latest` conflated notices and the messages they say were skipped. */
   readonly conflation?: boolean;
+  /**
+   * For payloads without a `seq` (Nchan relaying a body as published): every `data:` line is
+   * one message, numbered in arrival order, so repeats and order cannot be checked.
+   */
+  readonly countDataLines?: boolean;
 }
 
 const DEFAULT_CONNECT_CONCURRENCY = 256;
@@ -285,6 +290,15 @@ export class SseSwarm {
       presenceAt = text.indexOf("event: presence", presenceAt + 15);
     }
     if (this.options.conflation) this.#countConflated(i, text, end);
+    if (this.options.countDataLines) {
+      for (
+        let dataAt = text.indexOf("data: ");
+        dataAt >= 0 && dataAt < end;
+        dataAt = text.indexOf("data: ", dataAt + 6)
+      )
+        this.#record(i, (this.lastSeq[i] as number) + 1, Number.NaN, at);
+      return true;
+    }
     const timestamps = this.options.timestamps !== false;
     let pos = 0;
     for (;;) {
