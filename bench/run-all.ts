@@ -15,6 +15,7 @@ const SCENARIOS = [
   "conflation",
   "sqlite",
   "redis",
+  "replay-herd",
   "schedule-lateness",
   "push-burst",
   "pressure",

@@ -146,6 +146,7 @@ const SCENARIO_ORDER = [
   "conflation",
   "sqlite",
   "redis",
+  "replay-herd",
   "schedule-lateness",
   "push-burst",
   "startup",

@@ -1,6 +1,7 @@
 import type { Cluster, Redis } from "ioredis";
 import { nanoid } from "nanoid";
 import { getOrCreate } from "../util/get-or-create.js";
+import { createSlots, type Slots } from "../util/slots.js";
 import {
   type AppendListeners,
   createAppendListeners,
@@ -49,9 +50,19 @@ export interface RedisStoreOptions extends ListenerErrorOption {
   readonly maxMessagesPerMailbox: number;
   /** How often mailboxes this node reads are compared with Redis, to catch wake-ups pub/sub dropped. */
   readonly checkIntervalMs?: number;
+  /** Reads (replays, requests) sent to Redis at once; more wait their turn. */
+  readonly maxReadsInFlight?: number;
 }
 
 const DEFAULT_CHECK_INTERVAL_MS = 2000;
+/**
+ * A read is a page of up to 500 messages, and its reply is held until the
+ * subscriber has written it. Unbounded, 250 subscribers resuming at once
+ * (300 messages of 2 KiB each) took the heap past 200 MiB and blocked the
+ * event loop for over a second; eight at a time keep Redis just as busy.
+ * Pulls of other nodes' appends (live delivery) do not wait behind them.
+ */
+const DEFAULT_READS_IN_FLIGHT = 8;
 /** How long a mailbox's seq and epoch outlive its last message, so late cursors see "expired", not "epoch". */
 const META_GRACE_MS = 7 * 24 * 60 * 60_000;
 
@@ -78,6 +89,7 @@ export class RedisStore implements MailboxStore {
   readonly #readListeners: ReturnType<typeof createListeners<Parameters<ReadListener>>>;
   readonly #reads: RedisReadPositions;
   readonly #stall: StallWatch;
+  readonly #readSlots: Slots;
   #appended = 0;
   #appendedBytes = 0;
   #closed = false;
@@ -117,6 +129,7 @@ export class RedisStore implements MailboxStore {
     this.#redis.on("ready", () => setImmediate(() => void this.#catchUp.checkAll()));
     // A Redis that stalls with its connection up is not ready either (see watchForStall); checks skipped meanwhile run now.
     this.#stall = watchForStall(this.#redis, () => void this.#catchUp.checkAll());
+    this.#readSlots = createSlots(options.maxReadsInFlight ?? DEFAULT_READS_IN_FLIGHT);
     this.#subscribed = this.#subscriber.subscribe(this.#keys.channel, this.#keys.readChannel).catch(onError);
   }
 
@@ -221,7 +234,7 @@ export class RedisStore implements MailboxStore {
   }
 
   async read(mailbox: string, after: StreamPosition, limit: number): Promise<MailboxRead> {
-    const read = await orUnavailable(() => this.#read(mailbox, after, limit));
+    const read = await this.#readSlots.run(() => orUnavailable(() => this.#read(mailbox, after, limit)));
     this.#catchUp.touch(mailbox, read.log?.epoch ?? "", read.log?.lastSeq ?? 0);
     return read;
   }
