@@ -9,5 +9,6 @@ await runFanout({
   messages: 200,
   rate: 20,
   maxP99Ms: 20,
+  nchan: "p99",
   settleTimeoutMs: 30_000,
 });

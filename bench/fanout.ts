@@ -8,6 +8,7 @@ await runFanout({
   subscribers: Number(process.env.BENCH_SUBSCRIBERS ?? 10_000),
   messages: 50,
   minDeliveriesPerSecond: 50_000,
+  nchan: "deliveries",
   maxP99Ms: 250,
   settleTimeoutMs: 60_000,
 });

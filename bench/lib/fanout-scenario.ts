@@ -1,8 +1,9 @@
 import { request } from "node:http";
-import { startHerald } from "./herald-process.js";
+import { nchanAvailable } from "./nchan-process.js";
 import { Publisher, sleep } from "./publisher.js";
 import { cpuMeter, type Metric, machine, percentile, round1, startLoadavg, writeResult } from "./report.js";
 import { now, SseSwarm } from "./sse-swarm.js";
+import { HERALD, NCHAN, type Target } from "./targets.js";
 
 export interface FanoutOptions {
   readonly scenario: string;
@@ -17,6 +18,8 @@ export interface FanoutOptions {
   readonly settleTimeoutMs: number;
   /** Every subscriber names itself (`reader=viewer-i`) and asks for presence events. */
   readonly presence?: boolean;
+  /** Runs Nchan under the same load too, compared by deliveries/s (a burst) or by p99 latency. */
+  readonly nchan?: "deliveries" | "p99";
 }
 
 const MAILBOX = "bench:fanout";
@@ -74,32 +77,46 @@ async function settlePresence(swarm: SseSwarm): Promise<number> {
   return quietSince - started;
 }
 
+interface FanoutRun {
+  readonly deliveriesPerSecond: number;
+  readonly p50Ms: number;
+  readonly p99Ms: number;
+  readonly lost: number;
+  readonly duplicated: number;
+  readonly outOfOrder: number;
+  readonly phase: { cpuMs: number; wallMs: number; cpuPercent: number };
+  readonly serverCpuMs: number;
+  readonly rssBefore: number;
+  readonly rssAfter: number;
+  readonly details: Record<string, unknown>;
+}
+
 /** One mailbox, many SSE subscribers, timestamps in the payload; counts every delivery. */
-export async function runFanout(options: FanoutOptions): Promise<void> {
-  const loadavgAtStart = startLoadavg();
-  const flags: string[] = [];
-  const herald = await startHerald(flags);
-  const admin = ADMIN_OPEN ? openAdminConsole(herald.url) : undefined;
+async function measure(target: Target, options: FanoutOptions): Promise<FanoutRun> {
+  const server = await target.start();
+  const admin = ADMIN_OPEN && target === HERALD ? openAdminConsole(server.url) : undefined;
+  const presence = options.presence && target === HERALD;
   const swarm = new SseSwarm({
-    host: herald.host,
-    port: herald.port,
+    host: server.host,
+    port: server.port,
     count: options.subscribers,
-    path: (i) =>
-      `/v1/mailboxes/${MAILBOX}/events?cursor=now${options.presence ? `&presence=1&reader=viewer-${i}` : ""}`,
+    path: (i) => `${target.ssePath(MAILBOX)}${presence ? `&presence=1&reader=viewer-${i}` : ""}`,
+    // Publishes in flight at once reach Nchan in any order, numbered by the publisher.
+    countDataLines: !target.numbers,
   });
   // Back-to-back: one connection per message, so each timestamp is taken as its request goes out, not in a client queue.
-  const publisher = new Publisher(herald.url, options.rate === undefined ? options.messages : 4);
+  const publisher = new Publisher(server.url, options.rate === undefined ? options.messages : 4, target);
   try {
-    const rssBefore = herald.rssBytes();
+    const rssBefore = server.rssBytes();
     const connectStarted = performance.now();
     await swarm.open();
     const connectMs = performance.now() - connectStarted;
     // Presence events of the arrivals (joins, then counts) are still in flight: measure fan-out once they stop.
-    const presenceSettleMs = options.presence ? await settlePresence(swarm) : 0;
-    const rssConnected = herald.rssBytes();
+    const presenceSettleMs = presence ? await settlePresence(swarm) : 0;
+    const rssConnected = server.rssBytes();
     await sleep(200);
     const meter = cpuMeter();
-    const serverCpuBefore = herald.cpuMs();
+    const serverCpuBefore = server.cpuMs();
     const started = now();
     if (options.rate === undefined) {
       await Promise.all(Array.from({ length: options.messages }, () => publisher.publish(MAILBOX)));
@@ -118,41 +135,21 @@ export async function runFanout(options: FanoutOptions): Promise<void> {
     const expected = options.subscribers * options.messages;
     const complete = await swarm.until(() => swarm.totalReceived >= expected, options.settleTimeoutMs);
     const phase = meter();
-    const serverCpuMs = herald.cpuMs() - serverCpuBefore;
-    const rssAfter = herald.rssBytes();
+    const serverCpuMs = server.cpuMs() - serverCpuBefore;
     const sorted = swarm.sortedLatencies();
     const spanMs = swarm.lastReceiveAt - started;
-    const deliveriesPerSecond = Math.round(swarm.totalReceived / (spanMs / 1000));
-    const lost = swarm.lost(options.messages);
-    const metrics: Metric[] = [];
-    if (options.minDeliveriesPerSecond !== undefined) {
-      metrics.push({
-        name: "deliveries/s",
-        value: deliveriesPerSecond,
-        unit: "/s",
-        target: `>= ${options.minDeliveriesPerSecond}`,
-      });
-    }
-    metrics.push(
-      { name: "p50 latency", value: round1(percentile(sorted, 50)), unit: "ms" },
-      { name: "p99 latency", value: round1(percentile(sorted, 99)), unit: "ms", target: `<= ${options.maxP99Ms}` },
-      { name: "lost", value: lost, unit: "", target: "== 0" },
-      { name: "duplicated", value: swarm.sum(swarm.duplicates), unit: "", target: "== 0" },
-      { name: "out of order", value: swarm.sum(swarm.outOfOrder), unit: "", target: "== 0" },
-    );
-    writeResult({
-      scenario: ADMIN_OPEN ? `${options.scenario}-admin` : options.scenario,
-      description: options.description,
-      date: new Date().toISOString(),
-      machine: machine(),
-      loadavgAtStart,
-      metrics,
-      loadGenerator: phase,
-      server: { rssBytesBefore: rssBefore, rssBytesAfter: rssAfter, flags, cpuMs: serverCpuMs },
+    return {
+      deliveriesPerSecond: Math.round(swarm.totalReceived / (spanMs / 1000)),
+      p50Ms: round1(percentile(sorted, 50)),
+      p99Ms: round1(percentile(sorted, 99)),
+      lost: swarm.lost(options.messages),
+      duplicated: swarm.sum(swarm.duplicates),
+      outOfOrder: swarm.sum(swarm.outOfOrder),
+      phase,
+      serverCpuMs,
+      rssBefore,
+      rssAfter: server.rssBytes(),
       details: {
-        subscribers: options.subscribers,
-        messages: options.messages,
-        rate: options.rate ?? "back-to-back",
         complete,
         expectedDeliveries: expected,
         deliveries: swarm.totalReceived,
@@ -166,16 +163,80 @@ export async function runFanout(options: FanoutOptions): Promise<void> {
         maxMs: round1(sorted[sorted.length - 1] ?? Number.NaN),
         unexpectedCloses: swarm.unexpectedCloses,
         gapEvents: swarm.gapEvents,
-        presence: options.presence === true,
+        presence: presence === true,
         presenceEvents: swarm.presenceEvents,
-        adminConsoleOpen: ADMIN_OPEN,
+        adminConsoleOpen: admin !== undefined,
         adminSamples: admin?.samples() ?? 0,
       },
-    });
+    };
   } finally {
     admin?.close();
     swarm.close();
     await publisher.close();
-    await herald.stop();
+    await server.stop();
   }
+}
+
+/** Herald's fan-out, and with `nchan` Nchan's under the same load in the same run, as ratios. */
+export async function runFanout(options: FanoutOptions): Promise<void> {
+  const loadavgAtStart = startLoadavg();
+  const herald = await measure(HERALD, options);
+  const available = options.nchan === undefined ? undefined : nchanAvailable();
+  if (available && !available.ok) console.warn(`Nchan skipped: ${available.reason}`);
+  const nchan = available?.ok ? await measure(NCHAN, options) : undefined;
+  const metrics: Metric[] = [];
+  if (options.minDeliveriesPerSecond !== undefined) {
+    metrics.push({
+      name: "deliveries/s",
+      value: herald.deliveriesPerSecond,
+      unit: "/s",
+      target: `>= ${options.minDeliveriesPerSecond}`,
+    });
+  }
+  metrics.push(
+    { name: "p50 latency", value: herald.p50Ms, unit: "ms" },
+    { name: "p99 latency", value: herald.p99Ms, unit: "ms", target: `<= ${options.maxP99Ms}` },
+    { name: "lost", value: herald.lost, unit: "", target: "== 0" },
+    { name: "duplicated", value: herald.duplicated, unit: "", target: "== 0" },
+    { name: "out of order", value: herald.outOfOrder, unit: "", target: "== 0" },
+  );
+  if (nchan) {
+    metrics.push(
+      { name: "Nchan: deliveries/s", value: nchan.deliveriesPerSecond, unit: "/s" },
+      { name: "Nchan: p99 latency", value: nchan.p99Ms, unit: "ms" },
+      { name: "Nchan: lost", value: nchan.lost, unit: "" },
+    );
+    if (options.nchan === "deliveries") {
+      metrics.push({
+        name: "deliveries/s, × Nchan",
+        value: round1(herald.deliveriesPerSecond / Math.max(1, nchan.deliveriesPerSecond)),
+        unit: "×",
+        target: ">= 3",
+      });
+    } else {
+      metrics.push({
+        name: "p99 latency, % of Nchan's",
+        value: round1((herald.p99Ms / Math.max(0.1, nchan.p99Ms)) * 100),
+        unit: "%",
+        target: "<= 100",
+      });
+    }
+  }
+  writeResult({
+    scenario: ADMIN_OPEN ? `${options.scenario}-admin` : options.scenario,
+    description: `${options.description}${nchan ? "; Nchan (1 worker) under the same load in the same run" : ""}`,
+    date: new Date().toISOString(),
+    machine: machine(),
+    loadavgAtStart,
+    metrics,
+    loadGenerator: herald.phase,
+    server: { rssBytesBefore: herald.rssBefore, rssBytesAfter: herald.rssAfter, flags: [], cpuMs: herald.serverCpuMs },
+    details: {
+      subscribers: options.subscribers,
+      messages: options.messages,
+      rate: options.rate ?? "back-to-back",
+      ...herald.details,
+      ...(nchan ? { nchan: { ...nchan, phase: undefined } } : {}),
+    },
+  });
 }

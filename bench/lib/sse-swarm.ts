@@ -41,8 +41,9 @@ export interface SwarmOptions {
   /** Counts `mode=latest` conflated notices and the messages they say were skipped. */
   readonly conflation?: boolean;
   /**
-   * For payloads without a `seq` (Nchan relaying a body as published): every `data:` line is
-   * one message, numbered in arrival order, so repeats and order cannot be checked.
+   * Every `data:` line is one message, numbered in arrival order (its `t` still read), for
+   * payloads with no `seq` the server vouches for (Nchan relays bodies as published, and
+   * publishes in flight at once arrive in any order): repeats and order are not checked.
    */
   readonly countDataLines?: boolean;
 }
@@ -291,12 +292,7 @@ export class SseSwarm {
     }
     if (this.options.conflation) this.#countConflated(i, text, end);
     if (this.options.countDataLines) {
-      for (
-        let dataAt = text.indexOf("data: ");
-        dataAt >= 0 && dataAt < end;
-        dataAt = text.indexOf("data: ", dataAt + 6)
-      )
-        this.#record(i, (this.lastSeq[i] as number) + 1, Number.NaN, at);
+      this.#countDataLines(i, text, end, at);
       return true;
     }
     const timestamps = this.options.timestamps !== false;
@@ -314,6 +310,17 @@ export class SseSwarm {
       this.options.onMessageText?.(i, seq, text, seqAt, eventEnd, at);
     }
     return true;
+  }
+
+  #countDataLines(i: number, text: string, end: number, at: number): void {
+    const timestamps = this.options.timestamps !== false;
+    for (let dataAt = text.indexOf("data: "); dataAt >= 0 && dataAt < end; ) {
+      const next = text.indexOf("data: ", dataAt + 6);
+      const tAt = timestamps ? text.indexOf('"t":', dataAt) : -1;
+      const sent = tAt < 0 || tAt > end || (next >= 0 && tAt > next) ? Number.NaN : readNumber(text, tAt + 4);
+      this.#record(i, (this.lastSeq[i] as number) + 1, sent, at);
+      dataAt = next;
+    }
   }
 
   #countConflated(i: number, text: string, end: number): void {
