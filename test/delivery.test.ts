@@ -2,6 +2,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { RunningHerald } from "../src/server.js";
 import { bodies, publish, publishMany, StreamClient, type WireMessage } from "./helpers/clients.js";
 import { startTestServer } from "./helpers/server.js";
+import { until } from "./helpers/until.js";
 
 let herald: RunningHerald;
 let base: string;
@@ -73,6 +74,17 @@ describe("publish then receive", () => {
     const answer = await longPoll(`/v1/mailboxes/${mailbox}/messages?cursor=${last?.cursor}&wait=0.3`);
     expect(Date.now() - started).toBeGreaterThanOrEqual(250);
     expect(answer).toEqual({ messages: [], cursor: last?.cursor, gap: false });
+  });
+
+  it("long-poll stops holding as soon as its client leaves", async () => {
+    const mailbox = fresh();
+    const leaving = new AbortController();
+    const polled = fetch(`${base}/v1/mailboxes/${mailbox}/messages?cursor=now&wait=30`, { signal: leaving.signal });
+    await until(() => herald.hub.watcherCount(mailbox) === 1, "the long-poll to be held");
+    leaving.abort();
+    await expect(polled).rejects.toThrow();
+    // Long before its 30 s wait is up.
+    await until(() => herald.hub.watcherCount(mailbox) === 0, "the held long-poll to be let go", 2000);
   });
 
   it("long-poll echoes a cursor that does not mention every mailbox unchanged", async () => {

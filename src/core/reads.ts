@@ -5,7 +5,7 @@ import type { GapNotice } from "./delivery.js";
 import type { DrainGate } from "./drain-gate.js";
 import type { DeliveryView } from "./message-filter.js";
 import { cursorOf, type PositionMap, type ReadEvent, readAfter, resolvePositions, storeCall } from "./read-plan.js";
-import { createWaiter, type Waiter } from "./waiter.js";
+import { type ClientGone, createWaiter, type Waiter } from "./waiter.js";
 
 export interface ReadRequest {
   readonly mailboxes: readonly string[];
@@ -14,7 +14,8 @@ export interface ReadRequest {
   readonly limit: number;
   /** 0 answers at once; otherwise hold until something arrives or this passes. */
   readonly waitMs: number;
-  readonly signal?: AbortSignal;
+  /** A held read stops waiting when its client leaves. */
+  readonly client?: ClientGone;
   /** Filters, and `mode=latest` conflation of what the read catches up on. */
   readonly view?: DeliveryView;
 }
@@ -97,10 +98,10 @@ export class Reads {
       let outcome = await readPages();
       const deadline = Date.now() + request.waitMs;
       // A filter that emptied its whole page budget answers at once with the moved cursor: more may match.
-      while (waiter && outcome.events.length === 0 && !outcome.more && !gate.draining && !request.signal?.aborted) {
+      while (waiter && outcome.events.length === 0 && !outcome.more && !gate.draining && !request.client?.gone) {
         const remaining = deadline - Date.now();
         if (remaining <= 0) break;
-        await waiter.next(remaining, request.signal);
+        await waiter.next(remaining, request.client);
         outcome = await readPages();
       }
       // Nothing to deliver and nothing filtered out: a client's own cursor comes back as sent ("now" resolves to a real one).

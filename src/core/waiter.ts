@@ -1,8 +1,15 @@
-/** A long-poll's wake-up: woken by appends to any of its mailboxes, by drain, by timeout or by abort. */
+/** Tells a held read that its client went away. */
+export interface ClientGone {
+  readonly gone: boolean;
+  /** Calls `listener` once the client is gone; the function returned stops listening. */
+  onGone(listener: () => void): () => void;
+}
+
+/** A long-poll's wake-up: woken by appends to any of its mailboxes, by drain, by timeout or by its client leaving. */
 export interface Waiter {
   wake(): void;
   /** Resolves at the next wake-up (at once if one happened since the last call), or after `timeoutMs`. */
-  next(timeoutMs: number, signal?: AbortSignal): Promise<void>;
+  next(timeoutMs: number, client?: ClientGone): Promise<void>;
 }
 
 export function createWaiter(): Waiter {
@@ -13,21 +20,22 @@ export function createWaiter(): Waiter {
       woken = true;
       resolveNext?.();
     },
-    next(timeoutMs, signal) {
+    next(timeoutMs, client) {
       if (woken) {
         woken = false;
         return Promise.resolve();
       }
       return new Promise<void>((resolve) => {
+        let stopListening: (() => void) | undefined;
         const done = () => {
           clearTimeout(timer);
-          signal?.removeEventListener("abort", done);
+          stopListening?.();
           resolveNext = undefined;
           woken = false;
           resolve();
         };
         const timer = setTimeout(done, timeoutMs);
-        signal?.addEventListener("abort", done, { once: true });
+        stopListening = client?.onGone(done);
         resolveNext = done;
       });
     },

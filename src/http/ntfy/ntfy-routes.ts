@@ -47,7 +47,6 @@ async function pollText(c: Context, deps: AppDeps, kind: NtfyStreamKind, request
       cursor,
       limit: MAX_READ_LIMIT,
       waitMs: 0,
-      signal: c.req.raw.signal,
       ...(filter ? { view: { filter } } : {}),
     });
     if (answer.gaps.length > 0) text += format.gap(answer.gaps, answer.cursor);

@@ -5,6 +5,7 @@ import type { StoredMessage } from "../../store/mailbox-store.js";
 import type { AppDeps } from "../deps.js";
 import { admitReader } from "../middleware/admission.js";
 import { queryReader } from "../middleware/reader-identity.js";
+import { clientGone } from "./client-gone.js";
 import { pathMailbox, queryCursor, queryLimit, queryMailboxes, queryView, queryWaitMs } from "./params.js";
 
 /** `"messages":[…]` of a JSON answer: each message with the cursor after it. */
@@ -32,7 +33,7 @@ async function read(c: Context, deps: AppDeps, mailboxes: string[]): Promise<Res
     const waitMs =
       expiresAt === undefined ? requestedWaitMs : Math.max(0, Math.min(requestedWaitMs, expiresAt - Date.now()));
     const reader = queryReader(c, grant.caller, deps.access.authOn);
-    answer = await deps.hub.read({ mailboxes, cursor, limit, waitMs, view, signal: c.req.raw.signal }, reader);
+    answer = await deps.hub.read({ mailboxes, cursor, limit, waitMs, view, client: clientGone(c) }, reader);
   } finally {
     grant.release();
   }
