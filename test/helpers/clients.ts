@@ -41,6 +41,15 @@ export async function publishMany(base: string, mailbox: string, count: number, 
   return published;
 }
 
+/** Every retained message of `mailbox` after `cursor`, in one read (at most 1,000). */
+export async function readAfter(base: string, mailbox: string, cursor: string): Promise<WireMessage[]> {
+  const response = await fetch(
+    `${base}/v1/mailboxes/${encodeURIComponent(mailbox)}/messages?cursor=${encodeURIComponent(cursor)}&limit=1000`,
+  );
+  if (response.status !== 200) throw new Error(`read failed: ${response.status} ${await response.text()}`);
+  return ((await response.json()) as { messages: WireMessage[] }).messages;
+}
+
 /** A streaming GET read over a raw socket, so a test can see exactly what the server wrote and cut it at will. */
 export class StreamClient {
   readonly lines: string[] = [];
