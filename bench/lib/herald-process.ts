@@ -51,7 +51,18 @@ export function rssOf(pid: number): number {
   return match ? Number(match[1]) * 1024 : 0;
 }
 
-let exitOnSignals = false;
+let exitingOnSignals = false;
+
+/**
+ * Makes Ctrl-C and SIGTERM end this process through its "exit" handlers (which stop the
+ * servers it started): signals end Node without running them unless something listens.
+ */
+export function exitOnSignals(): void {
+  if (exitingOnSignals) return;
+  exitingOnSignals = true;
+  process.once("SIGINT", () => process.exit(130));
+  process.once("SIGTERM", () => process.exit(143));
+}
 /** Servers this process started, so each gets its own log file. */
 let started = 0;
 
@@ -90,12 +101,7 @@ async function startListening(command: string, listening: RegExp): Promise<Heral
     if (!exited) child.kill("SIGKILL");
   };
   process.once("exit", killChild);
-  if (!exitOnSignals) {
-    exitOnSignals = true;
-    // Signals end Node without "exit" handlers unless something listens for them.
-    process.once("SIGINT", () => process.exit(130));
-    process.once("SIGTERM", () => process.exit(143));
-  }
+  exitOnSignals();
   child.once("exit", () => {
     exited = true;
     process.off("exit", killChild);

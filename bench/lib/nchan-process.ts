@@ -3,7 +3,7 @@ import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSy
 import { request } from "node:http";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { BENCH_FILE_LIMIT, cpuMsOf, freePort, type HeraldProcess, rssOf } from "./herald-process.js";
+import { BENCH_FILE_LIMIT, cpuMsOf, exitOnSignals, freePort, type HeraldProcess, rssOf } from "./herald-process.js";
 
 const NGINX = "/usr/sbin/nginx";
 const NCHAN_MODULE = "/usr/lib/nginx/modules/ngx_nchan_module.so";
@@ -140,8 +140,6 @@ function answers(host: string, port: number): Promise<boolean> {
   });
 }
 
-let exitOnSignals = false;
-
 /** Starts nginx with Nchan on a free loopback port, its config, pid, logs and temp files in a fresh temp dir. */
 export async function startNchan(options: NchanOptions = {}): Promise<HeraldProcess> {
   const available = nchanAvailable();
@@ -171,12 +169,7 @@ export async function startNchan(options: NchanOptions = {}): Promise<HeraldProc
     rmSync(dir, { recursive: true, force: true });
   };
   process.once("exit", onExit);
-  if (!exitOnSignals) {
-    exitOnSignals = true;
-    // Signals end Node without "exit" handlers unless something listens for them.
-    process.once("SIGINT", () => process.exit(130));
-    process.once("SIGTERM", () => process.exit(143));
-  }
+  exitOnSignals();
   child.once("exit", () => {
     exited = true;
   });

@@ -3,7 +3,7 @@ import type { StreamSink } from "./delivery.js";
 /**
  * Waits for a consumer to read what is queued for it. A slow reader is waited
  * for as long as it takes; one that reads nothing at all for `stallMs` (its
- * queue no smaller than `stallMs` before) is stalled, and the wait resolves
+ * queue no smaller than it was `stallMs` earlier) is stalled, and the wait resolves
  * false so the caller can cut it, as nginx's `send_timeout` does. Without the
  * deadline a consumer that stopped reading during a paced catch-up would hold
  * its connection, its queue and a page of messages until the client went away.
