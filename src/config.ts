@@ -1,3 +1,4 @@
+import { availableParallelism } from "node:os";
 import { parseArgs } from "node:util";
 import { argumentError, ConfigError } from "./errors.js";
 import { DEFAULT_NTFY_PREFIX } from "./ntfy/ntfy-config.js";
@@ -45,6 +46,8 @@ export interface ServeConfig {
   readonly sendTimeoutSeconds: number;
   /** Longest a shutdown waits for connections to finish before closing them. */
   readonly drainTimeoutSeconds: number;
+  /** Processes sharing the port (node:cluster); more than one needs the Redis store, where they share mailboxes. */
+  readonly workers: number;
   /** Where the ntfy-compatible API is served ("/" the root, false off); the config file's `ntfy.prefix` sets it. */
   readonly ntfyPrefix: string | false;
 }
@@ -69,6 +72,7 @@ export const DEFAULT_CONFIG: ServeConfig = {
   maxQueueBytes: 1024 * 1024,
   sendTimeoutSeconds: 30,
   drainTimeoutSeconds: 5,
+  workers: 1,
   ntfyPrefix: DEFAULT_NTFY_PREFIX,
 };
 
@@ -112,6 +116,8 @@ Options (each also read from the environment variable shown):
   --redis-prefix TEXT      prefix of Redis keys and channels (HERALD_REDIS_PREFIX, default ${DEFAULT_CONFIG.redisPrefix})
   --config FILE            JSON config file: hooks, auth, limits, log (HERALD_CONFIG)
   --insecure               allow a non-loopback --host without auth (HERALD_INSECURE=1)
+  --workers N|auto         processes sharing the port, auto = one per core; over 1 needs --store redis
+                           (HERALD_WORKERS, default ${DEFAULT_CONFIG.workers})
 ${NUMERIC_SETTINGS.filter((s) => s.key !== "port")
   .map((s) => `${`  --${s.flag} N`.padEnd(27)}${s.env} (default ${DEFAULT_CONFIG[s.key]})`)
   .join("\n")}
@@ -128,6 +134,7 @@ export function parseServeConfig(argv: readonly string[], env: NodeJS.ProcessEnv
     "redis-prefix": { type: "string" },
     config: { type: "string" },
     insecure: { type: "boolean" },
+    workers: { type: "string" },
   };
   for (const setting of NUMERIC_SETTINGS) options[setting.flag] = { type: "string" };
   let values: Record<string, string | boolean | undefined>;
@@ -180,5 +187,25 @@ export function parseServeConfig(argv: readonly string[], env: NodeJS.ProcessEnv
     }
     config[setting.key] = value;
   }
+  const workers = text("workers", "HERALD_WORKERS");
+  if (workers !== undefined) config.workers = parseWorkers(workers);
+  if ((config.workers as number) > 1 && config.store !== "redis") {
+    throw new ConfigError(
+      `--workers ${config.workers} needs --store redis: the ${config.store} store lives in one process, so ` +
+        "workers would not see each other's messages; run one worker, or share the mailboxes through Redis",
+    );
+  }
   return config as unknown as ServeConfig;
+}
+
+/** Most processes one Herald starts; far beyond any core count, low enough to catch a typo. */
+const MAX_WORKERS = 256;
+
+function parseWorkers(raw: string): number {
+  if (raw === "auto") return availableParallelism();
+  const count = Number(raw);
+  if (!Number.isInteger(count) || count < 1 || count > MAX_WORKERS) {
+    throw new ConfigError(`--workers must be auto or a whole number from 1 to ${MAX_WORKERS}, got "${raw}"`);
+  }
+  return count;
 }

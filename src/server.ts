@@ -13,7 +13,7 @@ import { createHookService } from "./hooks/hook-service.js";
 import { createAdminConsole } from "./http/admin-console.js";
 import { createApp, ROUTES } from "./http/app.js";
 import type { RouteSpec } from "./http/deps.js";
-import { createMetrics } from "./http/metrics.js";
+import { createMetrics, type MetricsSharing } from "./http/metrics.js";
 import { type Access, createAccess } from "./http/middleware/access.js";
 import { ntfyRoutes } from "./http/ntfy/ntfy-routes.js";
 import { DEMO_ROUTES } from "./http/routes/demo-routes.js";
@@ -27,6 +27,7 @@ import { pushProblemLogger } from "./push/problem-log.js";
 import type { PushSettings } from "./push/push-config.js";
 import { createWebPush } from "./push/web-push.js";
 import { DEFAULT_SCHEDULE_SETTINGS, type ScheduleSettings, scheduleOptions } from "./schedule-config.js";
+import { listeningUrl } from "./startup-banner.js";
 import { createLocalPresence } from "./store/local-presence.js";
 import type { MailboxStore } from "./store/mailbox-store.js";
 import { createMemorySchedule } from "./store/memory-schedule.js";
@@ -79,10 +80,6 @@ function refuseOtherUpgrades(server: Server): void {
   });
 }
 
-function hostForUrl(host: string): string {
-  return host.includes(":") ? `[${host}]` : host;
-}
-
 /** What `main` read from the config file, beyond the flags. */
 export interface StartOptions {
   /** Webhook endpoints to serve under /v1/hooks/{id}. */
@@ -102,6 +99,10 @@ export interface StartOptions {
   readonly push?: PushOptions | undefined;
   /** The config file's `mercure` section: serve a Mercure hub at /.well-known/mercure. */
   readonly mercure?: MercureSettings | undefined;
+  /** Publish the demo pages' feed (default true); of several workers only one does. */
+  readonly demoFeed?: boolean;
+  /** How /metrics covers every worker; this process alone when not given. */
+  readonly metricsSharing?: MetricsSharing;
 }
 
 export interface PushOptions {
@@ -123,7 +124,7 @@ export async function startHerald(
   const authOn = authEnabled(options.auth);
   const loopback = isLoopbackHost(config.host);
   const insecureWarning = checkBinding(config.host, authOn, config.insecure);
-  const limits = resolveLimits(options.limits ?? NO_LIMITS, authOn || !loopback);
+  const limits = resolveLimits(options.limits ?? NO_LIMITS, authOn || !loopback, config.workers);
   const access = await createAccess(options.auth, limits, {
     loopback,
     insecure: config.insecure,
@@ -169,7 +170,7 @@ export async function startHerald(
         onRefused: (hook, reason) => logger.warn({ hook, reason }, "webhook refused"),
       })
     : undefined;
-  const metrics = createMetrics({ hub, store, connections, access, push });
+  const metrics = createMetrics({ hub, store, connections, access, push }, options.metricsSharing);
   const admin = createAdminConsole({
     config,
     hub,
@@ -196,7 +197,7 @@ export async function startHerald(
     },
     [...SERVED_ROUTES, ...ntfyRoutes(config.ntfyPrefix)],
   );
-  const demoFeed = startDemoFeed(hub);
+  const demoFeed = options.demoFeed === false ? undefined : startDemoFeed(hub);
   const websocket = { server: createWebSocketServer(config) };
   const server = await new Promise<Server>((resolve, reject) => {
     const serverOptions = { connectionsCheckingInterval: TIMEOUT_CHECK_INTERVAL_MS };
@@ -234,7 +235,7 @@ export async function startHerald(
       const closed = new Promise<void>((resolve) => server.close(() => resolve()));
       // One deadline for all of it: a publisher that stalls mid-body must not hold the shutdown.
       const deadline = new Promise<void>((resolve) => setTimeout(resolve, config.drainTimeoutSeconds * 1000).unref());
-      demoFeed.stop();
+      demoFeed?.stop();
       admin.close();
       const drained = hub.drain();
       // Streams end now (clients reconnect elsewhere with their cursor); a WebSocket may still owe the
@@ -254,7 +255,7 @@ export async function startHerald(
     return shuttingDown;
   };
   return {
-    url: `http://${hostForUrl(config.host)}:${port}`,
+    url: listeningUrl(config.host, port),
     port,
     hub,
     store,

@@ -4,6 +4,11 @@ import type { ServeConfig } from "./config.js";
 import type { HookDefinition } from "./hooks/hook-config.js";
 import { SQLITE_FILE_NAME } from "./store/sqlite-store.js";
 
+/** The URL a listener on `host` and `port` is reached at (an IPv6 address in brackets). */
+export function listeningUrl(host: string, port: number): string {
+  return `http://${host.includes(":") ? `[${host}]` : host}:${port}`;
+}
+
 /** Where the messages live, said so an operator knows what a restart keeps; no credentials. */
 function storeLine(config: ServeConfig): string {
   if (config.store === "memory") return "memory (lost on restart)";

@@ -69,19 +69,50 @@ export function checkBinding(host: string, authOn: boolean, insecure: boolean): 
 
 /**
  * On loopback without auth (the try-it-out default) only what the config sets
- * applies; otherwise PROTECTED_DEFAULTS fill the gaps.
+ * applies; otherwise PROTECTED_DEFAULTS fill the gaps. With several workers
+ * each gets its share (shareLimits), except the default connection cap.
  */
-export function resolveLimits(limits: LimitSettings, protectedMode: boolean): ResolvedLimits {
+export function resolveLimits(limits: LimitSettings, protectedMode: boolean, workers = 1): ResolvedLimits {
   const fallback = protectedMode ? PROTECTED_DEFAULTS : undefined;
+  const resolved = shareLimits(
+    {
+      publish: limits.publish ?? fallback?.publish,
+      streamsPerVisitor: limits.streamsPerVisitor ?? fallback?.streamsPerVisitor,
+      longPollsPerVisitor: limits.longPollsPerVisitor ?? fallback?.longPollsPerVisitor,
+      maxConnections: limits.maxConnections ?? DEFAULT_MAX_CONNECTIONS,
+      connectionsPerAddress: limits.connectionsPerAddress ?? fallback?.connectionsPerAddress,
+      hooksPerVisitor: limits.hooksPerVisitor ?? DEFAULT_HOOKS_PER_VISITOR,
+      maxHooksInFlight: limits.maxHooksInFlight ?? DEFAULT_MAX_HOOKS_IN_FLIGHT,
+      trustedProxies: limits.trustedProxies,
+    },
+    workers,
+  );
+  // The default cap is sized to one process's open files, and every worker has its own.
+  return limits.maxConnections === undefined ? { ...resolved, maxConnections: DEFAULT_MAX_CONNECTIONS } : resolved;
+}
+
+/**
+ * One worker's part of limits meant for the whole server: each of `workers`
+ * processes enforces its share of every cap and rate, so together they never
+ * exceed what is configured. A visitor whose connections land unevenly on the
+ * workers may be refused a little before its total; a share is never below one.
+ */
+export function shareLimits(limits: ResolvedLimits, workers: number): ResolvedLimits {
+  if (workers <= 1) return limits;
+  const share = (total: number) => Math.max(1, Math.floor(total / workers));
+  const maybe = (total: number | undefined) => (total === undefined ? undefined : share(total));
   return {
-    publish: limits.publish ?? fallback?.publish,
-    streamsPerVisitor: limits.streamsPerVisitor ?? fallback?.streamsPerVisitor,
-    longPollsPerVisitor: limits.longPollsPerVisitor ?? fallback?.longPollsPerVisitor,
-    maxConnections: limits.maxConnections ?? DEFAULT_MAX_CONNECTIONS,
-    connectionsPerAddress: limits.connectionsPerAddress ?? fallback?.connectionsPerAddress,
-    hooksPerVisitor: limits.hooksPerVisitor ?? DEFAULT_HOOKS_PER_VISITOR,
-    maxHooksInFlight: limits.maxHooksInFlight ?? DEFAULT_MAX_HOOKS_IN_FLIGHT,
-    trustedProxies: limits.trustedProxies,
+    ...limits,
+    publish:
+      limits.publish === undefined
+        ? undefined
+        : { rate: limits.publish.rate / workers, burst: share(limits.publish.burst) },
+    streamsPerVisitor: maybe(limits.streamsPerVisitor),
+    longPollsPerVisitor: maybe(limits.longPollsPerVisitor),
+    maxConnections: share(limits.maxConnections),
+    connectionsPerAddress: maybe(limits.connectionsPerAddress),
+    hooksPerVisitor: share(limits.hooksPerVisitor),
+    maxHooksInFlight: share(limits.maxHooksInFlight),
   };
 }
 
@@ -105,6 +136,7 @@ export function startupNotices(
   auth: AuthSettings | undefined,
   insecure: boolean,
   limits: ResolvedLimits,
+  workers = 1,
 ): string[] {
   const notices: string[] = [];
   const authOn = authEnabled(auth);
@@ -122,8 +154,9 @@ export function startupNotices(
   }
   const files = openFileLimit();
   const sockets = limits.maxConnections + SOCKET_HEADROOM;
+  // With several workers every figure is one worker's: each is a process with its own open files.
   notices.push(
-    `Limits: ${limits.maxConnections} streams and long-polls at once (503 beyond), ${sockets} sockets` +
+    `Limits${workers > 1 ? ` per worker (${workers} workers)` : ""}: ${limits.maxConnections} streams and long-polls at once (503 beyond), ${sockets} sockets` +
       (files === undefined ? "" : `, open-file limit ${files}`) +
       (authOn ? `; auth on${auth?.reads === "open" ? " for publishing only" : ""}` : "; no auth"),
   );

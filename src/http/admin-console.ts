@@ -113,6 +113,7 @@ function configSummary(options: AdminConsoleOptions): Record<string, unknown> {
       maxQueueBytes: config.maxQueueBytes,
       sendTimeoutSeconds: config.sendTimeoutSeconds,
       drainTimeoutSeconds: config.drainTimeoutSeconds,
+      workers: config.workers,
     },
     store: storeSummary(config),
     auth: authSummary(options.auth, access),

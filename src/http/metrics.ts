@@ -15,8 +15,18 @@ export interface MetricsSources {
   readonly push?: WebPush | undefined;
 }
 
+/** How the workers sharing a port answer /metrics for all of them. */
+export interface MetricsSharing {
+  /** Called once with this process's registry, so that a scrape on any worker can read it. */
+  share(local: Registry): void;
+  /** Every worker's metrics added up, as Prometheus text. */
+  gather(): Promise<string>;
+}
+
 export interface Metrics {
   readonly registry: Registry;
+  /** The Prometheus text /metrics answers: this process's, or every worker's added up. */
+  exposition(): Promise<string>;
   /** Seconds from a publish request's arrival to its stored answer. */
   observePublish(seconds: number): void;
 }
@@ -37,7 +47,11 @@ function mirroredCounter(registry: Registry, name: string, help: string, read: (
   });
 }
 
-export function createMetrics(sources: MetricsSources): Metrics {
+/**
+ * Counters and connection gauges add up over workers; store-wide gauges
+ * (every worker reads the same Redis) take the largest reading instead.
+ */
+export function createMetrics(sources: MetricsSources, sharing?: MetricsSharing): Metrics {
   const { hub, store, connections, access } = sources;
   const registry = new Registry();
   collectDefaultMetrics({ register: registry, prefix: "herald_" });
@@ -96,6 +110,7 @@ export function createMetrics(sources: MetricsSources): Metrics {
   });
   new Gauge({
     name: "herald_store_mailboxes",
+    aggregator: "max",
     help: "Mailboxes held by the store",
     registers: [registry],
     collect() {
@@ -104,6 +119,7 @@ export function createMetrics(sources: MetricsSources): Metrics {
   });
   new Gauge({
     name: "herald_store_messages",
+    aggregator: "max",
     help: "Messages retained by the store",
     registers: [registry],
     collect() {
@@ -112,6 +128,7 @@ export function createMetrics(sources: MetricsSources): Metrics {
   });
   new Gauge({
     name: "herald_store_bytes",
+    aggregator: "max",
     help: "Bytes of messages retained by the store",
     registers: [registry],
     collect() {
@@ -120,6 +137,7 @@ export function createMetrics(sources: MetricsSources): Metrics {
   });
   new Gauge({
     name: "herald_scheduled_pending",
+    aggregator: "max",
     help: "Scheduled messages waiting for their time (every node's, on Redis)",
     registers: [registry],
     async collect() {
@@ -129,13 +147,18 @@ export function createMetrics(sources: MetricsSources): Metrics {
     },
   });
   if (sources.push !== undefined) pushMetrics(registry, sources.push);
+  sharing?.share(registry);
   const publishSeconds = new Histogram({
     name: "herald_publish_duration_seconds",
     help: "From a publish request's arrival to its answer, once the store has written the message",
     buckets: PUBLISH_BUCKETS,
     registers: [registry],
   });
-  return { registry, observePublish: (seconds) => publishSeconds.observe(seconds) };
+  return {
+    registry,
+    exposition: () => (sharing === undefined ? registry.metrics() : sharing.gather()),
+    observePublish: (seconds) => publishSeconds.observe(seconds),
+  };
 }
 
 function pushMetrics(registry: Registry, push: WebPush): void {
@@ -183,6 +206,7 @@ function pushMetrics(registry: Registry, push: WebPush): void {
   });
   new Gauge({
     name: "herald_push_subscriptions",
+    aggregator: "max",
     help: "Push subscriptions (every node's, on Redis)",
     registers: [registry],
     async collect() {

@@ -17,5 +17,6 @@ export function readiness(c: Context<HeraldEnv>, deps: AppDeps): Response {
 export async function metricsRoute(c: Context<HeraldEnv>, deps: AppDeps): Promise<Response> {
   if (deps.access.metricsProtected) deps.access.keyWithRight(c, "metrics");
   const { registry } = deps.metrics;
-  return c.body(await registry.metrics(), 200, { "Content-Type": registry.contentType, "Cache-Control": "no-store" });
+  const text = await deps.metrics.exposition();
+  return c.body(text, 200, { "Content-Type": registry.contentType, "Cache-Control": "no-store" });
 }
