@@ -1,9 +1,13 @@
 import { setImmediate as nextTurn } from "node:timers/promises";
 import { afterEach, describe, expect, it } from "vitest";
 import type { CloseReason, FrameFormat, StreamSink } from "../src/core/delivery.js";
+import { inDeliveryOrder } from "../src/core/fanout.js";
 import { createHub, type Hub } from "../src/core/hub.js";
 import type { Publisher } from "../src/core/publish-command.js";
+import type { StoredMessage } from "../src/store/mailbox-store.js";
 import { createMemoryStore } from "../src/store/memory-store.js";
+import { storedMessage } from "../src/store/stored-message.js";
+import { draft } from "./store-contract.js";
 
 /**
  * The fan-out loop yields every chunk of subscribers; publishes that land
@@ -130,5 +134,30 @@ describe("fan-out rounds", () => {
     );
     await settle(() => sinks.every((sink) => sink.seqs("burst").length >= total));
     for (const sink of sinks) expect(sink.seqs("burst")).toEqual(range(1, total));
+  });
+});
+
+describe("delivery order of a round", () => {
+  const at = (mailbox: string, seq: number, timeMs: number) =>
+    storedMessage(mailbox, "e", seq, { ...draft({ body: `${mailbox}${seq}` }), timeMs });
+  const order = (messages: StoredMessage[]) => inDeliveryOrder(messages).map((m) => `${m.mailbox}${m.seq}`);
+
+  it("keeps each mailbox in seq order when another node stamped a later seq earlier", () => {
+    // Two nodes publish to "a": seq 3 was stamped before seq 2 on a clock of its own.
+    expect(order([at("a", 1, 100), at("a", 2, 105), at("a", 3, 103), at("b", 1, 104)])).toEqual([
+      "a1",
+      "b1",
+      "a2",
+      "a3",
+    ]);
+  });
+
+  it("orders mailboxes by publish time", () => {
+    expect(order([at("a", 1, 100), at("a", 2, 110), at("b", 1, 105), at("b", 2, 101)])).toEqual([
+      "a1",
+      "b1",
+      "b2",
+      "a2",
+    ]);
   });
 });

@@ -92,7 +92,7 @@ export class Fanout {
     try {
       while (this.#pending.length > 0) {
         // Stores report appends per mailbox; publish time restores the order across mailboxes.
-        let batch = this.#pending.sort(byPublishTime);
+        let batch = inDeliveryOrder(this.#pending);
         this.#pending = [];
         const round = ++this.#round;
         let byMailbox = groupByMailbox(batch);
@@ -113,7 +113,7 @@ export class Fanout {
             // Publishes that landed during the yield ride along with the rest of this round, so a
             // subscriber not yet visited gets one write, not two. They stay pending: the next round
             // offers them again, and the subscribers visited since drop them by seq.
-            batch = batch.concat(this.#pending.slice(absorbed)).sort(byPublishTime);
+            batch = inDeliveryOrder(batch.concat(this.#pending.slice(absorbed)));
             absorbed = this.#pending.length;
             byMailbox = groupByMailbox(batch);
             frames = new Map();
@@ -131,8 +131,28 @@ export class Fanout {
   }
 }
 
-function byPublishTime(x: StoredMessage, y: StoredMessage): number {
-  return x.timeMs - y.timeMs;
+/**
+ * Messages ordered by publish time across mailboxes, each mailbox's kept in
+ * seq order (as the store reported them). Publish times come from each node's
+ * clock and are taken before Redis assigns the seq, so two nodes publishing
+ * to one mailbox can stamp seq 3 earlier than seq 2: sorting by time alone
+ * would show every subscriber a hole and send each to the store for it.
+ */
+export function inDeliveryOrder(messages: StoredMessage[]): StoredMessage[] {
+  let ordered = true;
+  for (let i = 1; i < messages.length && ordered; i++) {
+    ordered = (messages[i - 1] as StoredMessage).timeMs <= (messages[i] as StoredMessage).timeMs;
+  }
+  if (ordered) return messages;
+  // A message sorts no earlier than the one before it in its mailbox; the sort is stable, so ties keep seq order.
+  const latest = new Map<string, number>();
+  const keyed = messages.map((message) => {
+    const key = Math.max(message.timeMs, latest.get(message.mailbox) ?? Number.NEGATIVE_INFINITY);
+    latest.set(message.mailbox, key);
+    return { message, key };
+  });
+  keyed.sort((x, y) => x.key - y.key);
+  return keyed.map((each) => each.message);
 }
 
 function groupByMailbox(batch: readonly StoredMessage[]): Map<string, StoredMessage[]> {

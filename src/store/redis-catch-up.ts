@@ -81,6 +81,33 @@ export class CatchUp {
     interest.told = { epoch, seq };
   }
 
+  /**
+   * This node appended `messages` (seq order, one mailbox): returns those the
+   * listeners should be told of now. When other nodes' appends came between
+   * what the listeners were told and these, they are told nothing yet: a pull
+   * reads the lot in order, so no subscriber sees a hole and re-reads alone.
+   */
+  appended(mailbox: string, messages: readonly StoredMessage[]): readonly StoredMessage[] {
+    const interest = this.#interest.get(mailbox);
+    const first = messages[0];
+    const last = messages[messages.length - 1];
+    if (!first || !last) return messages;
+    // Told nothing yet (the mailbox was new to the listeners): any epoch's seq 1 follows.
+    const fresh = interest !== undefined && interest.told.seq === 0;
+    if (!interest || (interest.told.epoch !== first.epoch && !fresh)) {
+      this.advance(mailbox, last.epoch, last.seq);
+      return messages;
+    }
+    const seq = fresh && interest.told.epoch !== first.epoch ? 0 : interest.told.seq;
+    if (first.seq > seq + 1) {
+      this.#pull(mailbox);
+      return [];
+    }
+    this.advance(mailbox, last.epoch, last.seq);
+    // A pull may have read some of these already.
+    return first.seq > seq ? messages : messages.filter((message) => message.seq > seq);
+  }
+
   /** Another node appended up to (epoch, seq). */
   onWake(mailbox: string, epoch: string, seq: number): void {
     const interest = this.#interest.get(mailbox);
@@ -193,8 +220,12 @@ export class CatchUp {
       this.#source.emit(mailbox, undefined);
       return false;
     }
+    // This node's own appends may have been told while the read was out: a repeat would look like a hole.
+    const told = interest.told;
+    const news =
+      told.epoch === last.epoch && told.seq > seq ? messages.filter((message) => message.seq > told.seq) : messages;
     this.advance(mailbox, last.epoch, last.seq);
-    this.#source.emit(mailbox, messages);
+    if (news.length > 0) this.#source.emit(mailbox, news);
     return (log?.lastSeq ?? 0) > last.seq;
   }
 }

@@ -151,9 +151,8 @@ export class RedisStore implements MailboxStore {
       getOrCreate(committed, message.mailbox, () => []).push(message);
     }
     for (const [mailbox, messages] of committed) {
-      const last = messages[messages.length - 1] as StoredMessage;
-      this.#catchUp.advance(mailbox, last.epoch, last.seq);
-      this.#listeners.emit(mailbox, messages);
+      const news = this.#catchUp.appended(mailbox, messages);
+      if (news.length > 0) this.#listeners.emit(mailbox, news);
     }
     return results;
   }
