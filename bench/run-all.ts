@@ -15,6 +15,7 @@ const SCENARIOS = [
   "conflation",
   "sqlite",
   "redis",
+  "workers-scaling",
   "replay-herd",
   "schedule-lateness",
   "push-burst",

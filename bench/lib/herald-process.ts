@@ -19,9 +19,9 @@ export interface HeraldProcess {
   readonly host: string;
   readonly port: number;
   readonly pid: number;
-  /** Resident set size of the server process, from /proc. */
+  /** Resident set size of the server process and its workers, from /proc. */
   rssBytes(): number;
-  /** CPU time (user + system) the server process has used so far, from /proc. */
+  /** CPU time (user + system) the server process and its live workers have used so far, from /proc. */
   cpuMs(): number;
   stop(): Promise<void>;
 }
@@ -49,6 +49,32 @@ export function rssOf(pid: number): number {
   const status = readFileSync(`/proc/${pid}/status`, "utf8");
   const match = /^VmRSS:\s+(\d+)\s+kB/m.exec(status);
   return match ? Number(match[1]) * 1024 : 0;
+}
+
+/** `pid` and every process under it (a `--workers` primary's workers), from /proc. */
+export function processTree(pid: number): number[] {
+  const pids = [pid];
+  for (let i = 0; i < pids.length; i++) {
+    try {
+      const children = readFileSync(`/proc/${pids[i]}/task/${pids[i]}/children`, "utf8").trim();
+      if (children.length > 0) pids.push(...children.split(" ").map(Number));
+    } catch {
+      // Gone between the listing and the read.
+    }
+  }
+  return pids;
+}
+
+function sumOverTree(pid: number, read: (pid: number) => number): number {
+  let total = 0;
+  for (const each of processTree(pid)) {
+    try {
+      total += read(each);
+    } catch {
+      // Exited while being read.
+    }
+  }
+  return total;
 }
 
 let exitingOnSignals = false;
@@ -122,8 +148,8 @@ async function startListening(command: string, listening: RegExp): Promise<Heral
     host: parsed.hostname,
     port: Number(parsed.port),
     pid,
-    rssBytes: () => rssOf(pid),
-    cpuMs: () => cpuMsOf(pid),
+    rssBytes: () => sumOverTree(pid, rssOf),
+    cpuMs: () => sumOverTree(pid, cpuMsOf),
     stop: () =>
       new Promise<void>((resolve) => {
         if (child.exitCode !== null) return resolve();

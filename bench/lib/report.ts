@@ -146,6 +146,8 @@ const SCENARIO_ORDER = [
   "conflation",
   "sqlite",
   "redis",
+  "workers-scaling",
+  "workers-100k",
   "replay-herd",
   "schedule-lateness",
   "push-burst",
