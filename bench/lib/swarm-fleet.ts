@@ -17,17 +17,8 @@ export interface FleetOptions {
   readonly processes: number;
 }
 
-export interface FleetReport {
-  readonly complete: boolean;
-  readonly received: number;
-  readonly lost: number;
-  readonly duplicated: number;
-  readonly outOfOrder: number;
-  readonly gaps: number;
-  readonly unexpectedCloses: number;
-  readonly lastReceiveAt: number;
-  /** CPU the generator processes used, from their start. */
-  readonly cpuMs: number;
+/** Every process's report added up. */
+export interface FleetReport extends Omit<ChildReport, "kind" | "latencies"> {
   /** Sorted, in ms. */
   readonly latencies: Float64Array;
 }
