@@ -66,5 +66,8 @@ describe("request logs", () => {
     expect(redactUrl("/x?a=1&token=abc.def&b=2")).toBe("/x?a=1&token=[REDACTED]&b=2");
     expect(redactUrl("/x?TOKEN=abc#frag")).toBe("/x?TOKEN=[REDACTED]#frag");
     expect(redactUrl("/x?tokens=keep")).toBe("/x?tokens=keep");
+    // Names are compared decoded: an encoded one is still a secret one, and a query with no such name is kept as is.
+    expect(redactUrl("/x?%74oken=abc&Key=k&auth=a")).toBe("/x?%74oken=[REDACTED]&Key=[REDACTED]&auth=[REDACTED]");
+    expect(redactUrl("/x?cursor=abc&wait=30")).toBe("/x?cursor=abc&wait=30");
   });
 });

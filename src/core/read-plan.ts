@@ -136,6 +136,23 @@ function stepTime(steps: readonly Step[], index: number): number {
   return Number.POSITIVE_INFINITY;
 }
 
+/** Gaps met since the last message, told as one event before the next (a class: no closure per read). */
+class PendingGaps {
+  #gaps: GapNotice[] = [];
+
+  add(gap: GapNotice): void {
+    this.#gaps.push(gap);
+  }
+
+  /** Appends the gap event, if any gaps are pending; true when it did. */
+  flushInto(events: ReadEvent[], mailboxes: readonly string[], positions: PositionMap): boolean {
+    if (this.#gaps.length === 0) return false;
+    events.push({ type: "gap", gaps: this.#gaps, cursor: cursorOf(mailboxes, positions) });
+    this.#gaps = [];
+    return true;
+  }
+}
+
 /**
  * Reads what follows `positions` in each mailbox, at most `limit` messages in
  * all, merged across mailboxes by publish time while keeping each mailbox's
@@ -166,13 +183,7 @@ export async function readAfter(
   const events: ReadEvent[] = [];
   let delivered = 0;
   let movedSilently = false;
-  let pendingGaps: GapNotice[] = [];
-  const flushGaps = () => {
-    if (pendingGaps.length === 0) return;
-    events.push({ type: "gap", gaps: pendingGaps, cursor: cursorOf(mailboxes, positions) });
-    pendingGaps = [];
-    movedSilently = false;
-  };
+  const gaps = new PendingGaps();
   for (;;) {
     let best = -1;
     let bestTime = Number.POSITIVE_INFINITY;
@@ -194,17 +205,17 @@ export async function readAfter(
     }
     cursors[best] = (cursors[best] as number) + 1;
     positions.set(step.mailbox, step.to);
-    if (step.gap) pendingGaps.push({ mailbox: step.mailbox, reason: step.gap });
+    if (step.gap) gaps.add({ mailbox: step.mailbox, reason: step.gap });
     if (step.message && !passes(view.filter, step.message)) {
       movedSilently = true;
     } else if (step.message) {
-      flushGaps();
+      if (gaps.flushInto(events, mailboxes, positions)) movedSilently = false;
       delivered += 1;
       movedSilently = false;
       events.push({ type: "message", message: step.message, cursor: cursorOf(mailboxes, positions) });
     }
   }
-  flushGaps();
+  if (gaps.flushInto(events, mailboxes, positions)) movedSilently = false;
   return { events: view.latest ? conflate(events) : events, more, movedSilently };
 }
 

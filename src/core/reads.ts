@@ -4,7 +4,15 @@ import { CURSOR_NOW } from "./cursor.js";
 import type { GapNotice } from "./delivery.js";
 import type { DrainGate } from "./drain-gate.js";
 import type { DeliveryView } from "./message-filter.js";
-import { cursorOf, type PositionMap, type ReadEvent, readAfter, resolvePositions, storeCall } from "./read-plan.js";
+import {
+  cursorOf,
+  type PositionMap,
+  type ReadEvent,
+  type ReadOutcome,
+  readAfter,
+  resolvePositions,
+  storeCall,
+} from "./read-plan.js";
 import { type ClientGone, createWaiter, type Waiter } from "./waiter.js";
 
 export interface ReadRequest {
@@ -39,6 +47,26 @@ export interface ReadAnswer {
  * in a long log costs a bounded amount per request.
  */
 export const MAX_FILTERED_PAGES = 10;
+
+/**
+ * One answer's worth of reading: a page the filter emptied is not the end of
+ * the log, so up to MAX_FILTERED_PAGES are read. `moved` when the filter
+ * passed over messages (the cursor moved with nothing to show).
+ */
+async function readPages(
+  store: MailboxStore,
+  positions: PositionMap,
+  request: ReadRequest,
+): Promise<ReadOutcome & { moved: boolean }> {
+  const { mailboxes, limit, view } = request;
+  let outcome = await storeCall(readAfter(store, mailboxes, positions, limit, view));
+  let moved = false;
+  for (let page = 1; outcome.events.length === 0 && outcome.more && page < MAX_FILTERED_PAGES; page++) {
+    moved ||= outcome.movedSilently;
+    outcome = await storeCall(readAfter(store, mailboxes, positions, limit, view));
+  }
+  return { ...outcome, moved: moved || outcome.movedSilently };
+}
 
 export interface ReadsOptions {
   readonly store: MailboxStore;
@@ -84,25 +112,16 @@ export class Reads {
     const positions = await resolvePositions(store, mailboxes, request.cursor);
     const waiter = request.waitMs > 0 && !gate.draining ? this.#addWaiter(mailboxes) : undefined;
     try {
-      let moved = false;
-      const readPages = async () => {
-        let outcome = await storeCall(readAfter(store, mailboxes, positions, request.limit, request.view));
-        // A page the filter emptied is not the end of the log.
-        for (let page = 1; outcome.events.length === 0 && outcome.more && page < MAX_FILTERED_PAGES; page++) {
-          moved ||= outcome.movedSilently;
-          outcome = await storeCall(readAfter(store, mailboxes, positions, request.limit, request.view));
-        }
-        moved ||= outcome.movedSilently;
-        return outcome;
-      };
-      let outcome = await readPages();
+      let outcome = await readPages(store, positions, request);
+      let moved = outcome.moved;
       const deadline = Date.now() + request.waitMs;
       // A filter that emptied its whole page budget answers at once with the moved cursor: more may match.
       while (waiter && outcome.events.length === 0 && !outcome.more && !gate.draining && !request.client?.gone) {
         const remaining = deadline - Date.now();
         if (remaining <= 0) break;
         await waiter.next(remaining, request.client);
-        outcome = await readPages();
+        outcome = await readPages(store, positions, request);
+        moved ||= outcome.moved;
       }
       // Nothing to deliver and nothing filtered out: a client's own cursor comes back as sent ("now" resolves to a real one).
       const echoed =

@@ -104,9 +104,12 @@ export function splitSchedule(value: unknown, where = ""): SplitMessage {
   return { message: value, when: undefined };
 }
 
+function given(value: string | undefined): value is string {
+  return value !== undefined && value !== "";
+}
+
 /** `?delay=` or `?at=` of a publish (empty means absent); both is a 400. */
 export function scheduleFromQuery(delay: string | undefined, at: string | undefined): ScheduleSpec | undefined {
-  const given = (value: string | undefined) => value !== undefined && value !== "";
   if (given(delay) && given(at)) throw invalid("bad_parameter", 'Give "delay" or "at", not both');
   if (given(delay)) return parseScheduleValue("delay", delay, '"delay"', "bad_parameter");
   if (given(at)) return parseScheduleValue("at", at, '"at"', "bad_parameter");

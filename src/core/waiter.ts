@@ -12,32 +12,47 @@ export interface Waiter {
   next(timeoutMs: number, client?: ClientGone): Promise<void>;
 }
 
+/** Per poll, so a class: a build that keeps function names would name a closure on every wait. */
+class PollWaiter implements Waiter {
+  #woken = false;
+  #resolve: (() => void) | undefined;
+  #timer: NodeJS.Timeout | undefined;
+  #stopListening: (() => void) | undefined;
+
+  constructor() {
+    this.settle = this.settle.bind(this);
+  }
+
+  wake(): void {
+    this.#woken = true;
+    this.settle();
+  }
+
+  next(timeoutMs: number, client?: ClientGone): Promise<void> {
+    if (this.#woken) {
+      this.#woken = false;
+      return Promise.resolve();
+    }
+    return new Promise<void>((resolve) => {
+      this.#resolve = resolve;
+      this.#timer = setTimeout(this.settle, timeoutMs);
+      this.#stopListening = client?.onGone(this.settle);
+    });
+  }
+
+  /** Ends the current wait, if any: by a wake-up, its timeout or its client leaving. */
+  settle(): void {
+    const resolve = this.#resolve;
+    if (resolve === undefined) return;
+    this.#resolve = undefined;
+    clearTimeout(this.#timer);
+    this.#stopListening?.();
+    this.#stopListening = undefined;
+    this.#woken = false;
+    resolve();
+  }
+}
+
 export function createWaiter(): Waiter {
-  let woken = false;
-  let resolveNext: (() => void) | undefined;
-  return {
-    wake() {
-      woken = true;
-      resolveNext?.();
-    },
-    next(timeoutMs, client) {
-      if (woken) {
-        woken = false;
-        return Promise.resolve();
-      }
-      return new Promise<void>((resolve) => {
-        let stopListening: (() => void) | undefined;
-        const done = () => {
-          clearTimeout(timer);
-          stopListening?.();
-          resolveNext = undefined;
-          woken = false;
-          resolve();
-        };
-        const timer = setTimeout(done, timeoutMs);
-        stopListening = client?.onGone(done);
-        resolveNext = done;
-      });
-    },
-  };
+  return new PollWaiter();
 }

@@ -18,6 +18,33 @@ import { HeraldError } from "../../errors.js";
 import { type Caller, createIdentify, credentialOf, unauthorized } from "./caller.js";
 import { createOriginPolicy, type OriginPolicy } from "./origin-policy.js";
 
+/** A caller as the publish command sees it. */
+class CallerPublisher implements Publisher {
+  readonly name: string;
+  readonly #caller: Caller;
+  readonly #check: (caller: Caller, mailboxes: readonly string[]) => void;
+  readonly #charge: (visitor: VisitorId) => void;
+
+  constructor(
+    caller: Caller,
+    check: (caller: Caller, mailboxes: readonly string[]) => void,
+    charge: (visitor: VisitorId) => void,
+  ) {
+    this.name = caller.name;
+    this.#caller = caller;
+    this.#check = check;
+    this.#charge = charge;
+  }
+
+  authorize(mailboxes: readonly string[]): void {
+    this.#check(this.#caller, mailboxes);
+  }
+
+  charge(): void {
+    this.#charge(this.#caller.visitor);
+  }
+}
+
 /** Seconds a client is told to wait when the whole server is full. */
 const SERVER_FULL_RETRY_SECONDS = 5;
 
@@ -205,11 +232,8 @@ export async function createAccess(
     },
     checkPublish,
     publisherFor(caller) {
-      return {
-        name: caller.name,
-        authorize: (mailboxes) => checkPublish(caller, mailboxes),
-        charge: () => charge(caller.visitor),
-      };
+      // A class, not an object of arrows: a build that keeps function names would name them on every publish.
+      return new CallerPublisher(caller, checkPublish, charge);
     },
     hookPublisher(hookId) {
       return {

@@ -69,6 +69,19 @@ export interface IdentifyOptions {
   readonly addressOf: (c: Context) => VisitorId;
 }
 
+function anonymousCaller(visitor: VisitorId, canPublish: ScopeMatcher): Caller {
+  return {
+    kind: "anonymous",
+    via: undefined,
+    name: "anonymous",
+    visitor,
+    expiresAt: undefined,
+    canRead: EVERYTHING,
+    canPublish,
+    key: undefined,
+  };
+}
+
 /**
  * Who made a request: an API key (header only), a token holder (header,
  * cookie or query), or an anonymous visitor where the mode lets one in. 401
@@ -77,20 +90,10 @@ export interface IdentifyOptions {
 export function createIdentify(options: IdentifyOptions): (c: Context, forPublish: boolean) => Promise<Caller> {
   const { authOn, readsOpen, keyring, tokens, addressOf } = options;
   return async (c, forPublish) => {
-    const anonymous = (canPublish: ScopeMatcher): Caller => ({
-      kind: "anonymous",
-      via: undefined,
-      name: "anonymous",
-      visitor: addressOf(c),
-      expiresAt: undefined,
-      canRead: EVERYTHING,
-      canPublish,
-      key: undefined,
-    });
-    if (!authOn) return anonymous(EVERYTHING);
+    if (!authOn) return anonymousCaller(addressOf(c), EVERYTHING);
     const credential = credentialOf(c);
     if (credential === undefined) {
-      if (!forPublish && readsOpen) return anonymous(NOTHING);
+      if (!forPublish && readsOpen) return anonymousCaller(addressOf(c), NOTHING);
       throw unauthorized(
         forPublish
           ? "Publishing needs Authorization: Bearer <API key or token>"

@@ -9,6 +9,9 @@ const REQUEST_ID = /^[\w.:-]{1,64}$/;
 /** Query parameters whose values never reach a log line, however their names are percent-encoded. */
 const SECRET_PARAMS = new Set(["token", "access_token", "key", "auth", "authorization"]);
 
+/** A query none of whose names can be a secret one: no such word, and nothing percent-encoded to hide one. */
+const MAY_HOLD_SECRET = /token|key|auth|%/i;
+
 function decodedName(name: string): string {
   try {
     return decodeURIComponent(name.replace(/\+/g, " ")).toLowerCase();
@@ -23,7 +26,7 @@ function decodedName(name: string): string {
  */
 export function redactUrl(url: string): string {
   const question = url.indexOf("?");
-  if (question === -1) return url;
+  if (question === -1 || !MAY_HOLD_SECRET.test(url.slice(question))) return url;
   const hash = url.indexOf("#", question);
   const query = url.slice(question + 1, hash === -1 ? undefined : hash);
   const redacted = query
@@ -35,6 +38,46 @@ export function redactUrl(url: string): string {
     })
     .join("&");
   return `${url.slice(0, question + 1)}${redacted}${hash === -1 ? "" : url.slice(hash)}`;
+}
+
+/** Each logger's twin without redaction, for request lines. */
+const requestLoggers = new WeakMap<Logger, Logger>();
+
+/**
+ * Request lines carry nothing the redaction looks for (the URL is redacted
+ * here, headers are not logged), and redacting cost more than the rest of the line.
+ */
+function requestLogger(log: Logger): Logger {
+  let plain = requestLoggers.get(log);
+  if (plain === undefined) {
+    plain = log.child({}, { redact: [] });
+    requestLoggers.set(log, plain);
+  }
+  return plain;
+}
+
+interface RequestStart {
+  readonly log: Logger;
+  readonly incoming: IncomingMessage;
+  readonly callerOf: (request: IncomingMessage) => Caller | undefined;
+  readonly id: string;
+  readonly method: string;
+  readonly started: number;
+}
+
+function writeLine(request: RequestStart, status: number, aborted: boolean): void {
+  const caller = request.callerOf(request.incoming);
+  const line = {
+    reqId: request.id,
+    method: request.method,
+    url: redactUrl(request.incoming.url ?? ""),
+    status,
+    ms: Math.round((performance.now() - request.started) * 10) / 10,
+    ...(caller ? { caller: caller.name, visitor: caller.visitor } : {}),
+    ...(aborted ? { aborted: true } : {}),
+  };
+  if (status >= 500) request.log.error(line, "request");
+  else request.log.info(line, "request");
 }
 
 /**
@@ -60,28 +103,15 @@ export function requestLog(
     const publish = method === "POST" && /^\/v1\/(?:mailboxes\/[^/]+\/)?messages$/.test(c.req.path);
     const log = logger();
     // Below "info" only errors are logged, and the error handler does that: skip the per-request listener.
-    const logging = log.isLevelEnabled("info");
+    // Not `c` in what the listener holds: it lives as long as a stream does, and would keep the whole context alive.
+    const request: RequestStart | undefined = log.isLevelEnabled("info")
+      ? { log: requestLogger(log), incoming, callerOf, id, method, started }
+      : undefined;
     let upgradeStatus = 0;
-    const writeLine = (status: number, aborted: boolean) => {
-      const caller = callerOf(incoming);
-      const ms = Math.round((performance.now() - started) * 10) / 10;
-      const line = {
-        reqId: id,
-        // Not `c`: the listener lives as long as a stream does, and would keep the whole request context alive.
-        method,
-        url: redactUrl(incoming.url ?? ""),
-        status,
-        ms,
-        ...(caller ? { caller: caller.name, visitor: caller.visitor } : {}),
-        ...(aborted ? { aborted: true } : {}),
-      };
-      if (status >= 500) log.error(line, "request");
-      else log.info(line, "request");
-    };
-    if (logging && outgoing) {
-      outgoing.once("close", () => writeLine(outgoing.statusCode, !outgoing.writableFinished));
-    } else if (logging) {
-      incoming.socket.once("close", () => writeLine(upgradeStatus, false));
+    if (request && outgoing) {
+      outgoing.once("close", () => writeLine(request, outgoing.statusCode, !outgoing.writableFinished));
+    } else if (request) {
+      incoming.socket.once("close", () => writeLine(request, upgradeStatus, false));
     }
     await next();
     if (!outgoing) upgradeStatus = c.res.status === 200 ? 101 : c.res.status;
