@@ -12,7 +12,8 @@ import type { HookDefinition } from "./hooks/hook-config.js";
 import { createHookService } from "./hooks/hook-service.js";
 import { createAdminConsole } from "./http/admin-console.js";
 import { createApp, ROUTES } from "./http/app.js";
-import type { RouteSpec } from "./http/deps.js";
+import type { AppDeps, RouteSpec } from "./http/deps.js";
+import { installFastLane } from "./http/fast-lane.js";
 import { createMetrics, type MetricsSharing } from "./http/metrics.js";
 import { type Access, createAccess } from "./http/middleware/access.js";
 import { ntfyRoutes } from "./http/ntfy/ntfy-routes.js";
@@ -181,22 +182,21 @@ export async function startHerald(
     presence: presenceSettings,
     schedule: options.scheduleSettings ?? DEFAULT_SCHEDULE_SETTINGS,
   });
-  const app = createApp(
-    {
-      config,
-      hub,
-      store,
-      connections,
-      hooks,
-      access,
-      metrics,
-      admin,
-      logger,
-      ...(push === undefined ? {} : { push }),
-      ...(mercure === undefined ? {} : { mercure }),
-    },
-    [...SERVED_ROUTES, ...ntfyRoutes(config.ntfyPrefix)],
-  );
+  const deps: AppDeps = {
+    config,
+    hub,
+    store,
+    connections,
+    hooks,
+    access,
+    metrics,
+    admin,
+    logger,
+    ...(push === undefined ? {} : { push }),
+    ...(mercure === undefined ? {} : { mercure }),
+  };
+  const routes = [...SERVED_ROUTES, ...ntfyRoutes(config.ntfyPrefix)];
+  const app = createApp(deps, routes);
   const demoFeed = options.demoFeed === false ? undefined : startDemoFeed(hub);
   const websocket = { server: createWebSocketServer(config) };
   const server = await new Promise<Server>((resolve, reject) => {
@@ -208,6 +208,7 @@ export async function startHerald(
     created.once("error", reject);
   });
   refuseOtherUpgrades(server);
+  installFastLane(server, deps, routes);
   let lastRefusalLogged = 0;
   server.on("connection", (socket: Socket) => {
     const release = access.holdSocket(socket.remoteAddress);

@@ -1,10 +1,10 @@
 import { Hono } from "hono";
 import { HeraldError } from "../errors.js";
 import type { AppDeps, HeraldEnv, Method, RouteSpec } from "./deps.js";
+import { checkHost, errorBody } from "./host-check.js";
 import { MERCURE_PATH, mercurePublish, mercureSubscribe } from "./mercure/mercure-routes.js";
 import { mercureSubscriptions } from "./mercure/subscriptions-routes.js";
 import { corsMiddleware } from "./middleware/cors.js";
-import { isLoopbackHostHeader } from "./middleware/origin-policy.js";
 import { requestLog } from "./middleware/request-log.js";
 import { isNtfyWebSocketPath } from "./ntfy/ntfy-routes.js";
 import { adminConfig, adminMailboxes, adminPage, adminStats, adminStatsEvents } from "./routes/admin-routes.js";
@@ -70,7 +70,7 @@ export const ROUTES: readonly RouteSpec[] = [
 ];
 
 function renderError(error: HeraldError): Response {
-  return new Response(JSON.stringify(error.toJSON()), {
+  return new Response(errorBody(error), {
     status: error.status,
     headers: { "Content-Type": "application/json", ...error.headers },
   });
@@ -96,15 +96,7 @@ export function createApp(deps: AppDeps, routes: readonly RouteSpec[] = ROUTES):
         `Only GET ${WEBSOCKET_PATH} (and the ntfy API's …/ws) upgrade to a WebSocket`,
       );
     }
-    // DNS rebinding points a hostile name at 127.0.0.1; the browser still sends that name as Host.
-    const host = c.req.header("host");
-    if (deps.access.loopbackHostsOnly && host !== undefined && !isLoopbackHostHeader(host)) {
-      throw new HeraldError(
-        "host_not_allowed",
-        `Host ${JSON.stringify(host.slice(0, 256))} is not a loopback name; without auth Herald answers only to ` +
-          "localhost and loopback addresses (configure auth, or pass --insecure, to serve other names)",
-      );
-    }
+    checkHost(deps, c.req.header("host"));
     await next();
   });
   app.use(corsMiddleware(() => deps.access.origins));

@@ -80,6 +80,69 @@ function writeLine(request: RequestStart, status: number, aborted: boolean): voi
   else request.log.info(line, "request");
 }
 
+/** A request being logged: its id and how long it has taken. */
+export interface RequestLogEntry {
+  readonly id: string;
+  seconds(): number;
+  /** For an upgrade, which has no response: the status the upgrade was answered with. */
+  upgradedWith(status: number): void;
+}
+
+/**
+ * Gives the request its id (the client's X-Request-Id when it looks like one),
+ * echoes it, and writes its line when the response closes, or for an upgrade
+ * (no response) when its socket does.
+ */
+export function startRequestLog(
+  log: Logger,
+  callerOf: (request: IncomingMessage) => Caller | undefined,
+  incoming: IncomingMessage,
+  outgoing: ServerResponse | undefined,
+  offeredId: string | undefined,
+): RequestLogEntry {
+  const id = offeredId !== undefined && REQUEST_ID.test(offeredId) ? offeredId : randomUUID();
+  outgoing?.setHeader("X-Request-Id", id);
+  const started = performance.now();
+  let upgradeStatus = 0;
+  // Below "info" only errors are logged, and the error handler does that: skip the per-request listener.
+  // Not a Hono context in what the listener holds: it lives as long as a stream does.
+  if (log.isLevelEnabled("info")) {
+    const request: RequestStart = {
+      log: requestLogger(log),
+      incoming,
+      callerOf,
+      id,
+      method: incoming.method ?? "",
+      started,
+    };
+    if (outgoing) outgoing.once("close", () => writeLine(request, outgoing.statusCode, !outgoing.writableFinished));
+    else incoming.socket.once("close", () => writeLine(request, upgradeStatus, false));
+  }
+  return new LogEntry(id, started, (status) => {
+    upgradeStatus = status;
+  });
+}
+
+class LogEntry implements RequestLogEntry {
+  readonly id: string;
+  readonly #started: number;
+  readonly #onUpgrade: (status: number) => void;
+
+  constructor(id: string, started: number, onUpgrade: (status: number) => void) {
+    this.id = id;
+    this.#started = started;
+    this.#onUpgrade = onUpgrade;
+  }
+
+  seconds(): number {
+    return (performance.now() - this.#started) / 1000;
+  }
+
+  upgradedWith(status: number): void {
+    this.#onUpgrade(status);
+  }
+}
+
 /**
  * One line per request when its response closes (so a stream is logged when
  * it ends), with a request id echoed in X-Request-Id. A WebSocket upgrade has
@@ -95,26 +158,10 @@ export function requestLog(
     const env = c.env as { incoming?: IncomingMessage; outgoing?: ServerResponse } | undefined;
     const { incoming, outgoing } = env ?? {};
     if (!incoming) return next();
-    const offered = c.req.header("x-request-id");
-    const id = offered !== undefined && REQUEST_ID.test(offered) ? offered : randomUUID();
-    outgoing?.setHeader("X-Request-Id", id);
-    const started = performance.now();
-    const method = c.req.method;
-    const publish = method === "POST" && /^\/v1\/(?:mailboxes\/[^/]+\/)?messages$/.test(c.req.path);
-    const log = logger();
-    // Below "info" only errors are logged, and the error handler does that: skip the per-request listener.
-    // Not `c` in what the listener holds: it lives as long as a stream does, and would keep the whole context alive.
-    const request: RequestStart | undefined = log.isLevelEnabled("info")
-      ? { log: requestLogger(log), incoming, callerOf, id, method, started }
-      : undefined;
-    let upgradeStatus = 0;
-    if (request && outgoing) {
-      outgoing.once("close", () => writeLine(request, outgoing.statusCode, !outgoing.writableFinished));
-    } else if (request) {
-      incoming.socket.once("close", () => writeLine(request, upgradeStatus, false));
-    }
+    const entry = startRequestLog(logger(), callerOf, incoming, outgoing, c.req.header("x-request-id"));
+    const publish = c.req.method === "POST" && /^\/v1\/(?:mailboxes\/[^/]+\/)?messages$/.test(c.req.path);
     await next();
-    if (!outgoing) upgradeStatus = c.res.status === 200 ? 101 : c.res.status;
-    if (publish && c.res.status < 300) onPublished((performance.now() - started) / 1000);
+    if (!outgoing) entry.upgradedWith(c.res.status === 200 ? 101 : c.res.status);
+    if (publish && c.res.status < 300) onPublished(entry.seconds());
   };
 }

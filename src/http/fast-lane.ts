@@ -1,0 +1,168 @@
+import type { IncomingMessage, Server, ServerResponse } from "node:http";
+import { RESPONSE_ALREADY_SENT } from "@hono/node-server/utils/response";
+import type { Context } from "hono";
+import { HeraldError } from "../errors.js";
+import type { AppDeps, Handler, RouteSpec } from "./deps.js";
+import { checkHost, errorBody } from "./host-check.js";
+import { startRequestLog } from "./middleware/request-log.js";
+
+/**
+ * The hottest route, a publish to one mailbox, answered straight from Node's
+ * request and response once Hono has declared it: no WHATWG Request and
+ * Response, router or middleware chain per request. The handler is the
+ * route's own, given a context of the few parts it reads, and everything the
+ * middleware does for such a request is done here too (request id and log
+ * line, Host check, Connection: close while draining, errors as JSON). A
+ * request with an Origin (CORS) or anything else takes the generic path.
+ */
+
+/** The route the lane serves, as declared. */
+const LANE_ROUTE = { method: "POST", path: "/v1/mailboxes/:mailbox/messages" } as const;
+/** POST /v1/mailboxes/{mailbox}/messages, with or without a query. */
+const PUBLISH_ONE = /^\/v1\/mailboxes\/([^/?#]+)\/messages(?:\?([^#]*))?$/;
+
+function decoded(segment: string): string {
+  if (!segment.includes("%")) return segment;
+  try {
+    return decodeURIComponent(segment);
+  } catch {
+    // As the router does: a malformed escape stays as sent, and the name check refuses it.
+    return segment;
+  }
+}
+
+/** A header as Hono's `c.req.header` gives it: repeated ones joined. */
+function headerOf(incoming: IncomingMessage, name: string): string | undefined {
+  const value = incoming.headers[name.toLowerCase()];
+  return Array.isArray(value) ? value.join(", ") : value;
+}
+
+/** What the publish handler reads of `c.req`. */
+class LaneRequest {
+  readonly method = "POST";
+  readonly path: string;
+  readonly #incoming: IncomingMessage;
+  readonly #mailbox: string;
+  readonly #query: string | undefined;
+  #params: URLSearchParams | undefined;
+
+  constructor(incoming: IncomingMessage, path: string, mailbox: string, query: string | undefined) {
+    this.#incoming = incoming;
+    this.path = path;
+    this.#mailbox = mailbox;
+    this.#query = query;
+  }
+
+  header(name: string): string | undefined {
+    return headerOf(this.#incoming, name);
+  }
+
+  param(name: string): string | undefined {
+    return name === "mailbox" ? this.#mailbox : undefined;
+  }
+
+  query(name: string): string | undefined {
+    if (this.#query === undefined || this.#query.length === 0) return undefined;
+    this.#params ??= new URLSearchParams(this.#query);
+    return this.#params.get(name) ?? undefined;
+  }
+
+  /** For the cookie reader, which asks `c.req.raw.headers`. */
+  get raw(): { headers: { get(name: string): string | null } } {
+    const incoming = this.#incoming;
+    return { headers: { get: (name) => headerOf(incoming, name) ?? null } };
+  }
+}
+
+/** The part of Hono's Context the publish handler uses; its answer is written at once. */
+class LaneContext {
+  readonly req: LaneRequest;
+  readonly env: { incoming: IncomingMessage; outgoing: ServerResponse };
+  readonly #deps: AppDeps;
+
+  constructor(deps: AppDeps, incoming: IncomingMessage, outgoing: ServerResponse, request: LaneRequest) {
+    this.#deps = deps;
+    this.req = request;
+    this.env = { incoming, outgoing };
+  }
+
+  body(text: string, status: number, headers: Record<string, string>): Response {
+    send(this.#deps, this.env.outgoing, status, headers, text);
+    return RESPONSE_ALREADY_SENT;
+  }
+}
+
+function send(
+  deps: AppDeps,
+  outgoing: ServerResponse,
+  status: number,
+  headers: Record<string, string>,
+  text: string,
+): void {
+  if (outgoing.headersSent || outgoing.destroyed) return;
+  for (const name in headers) outgoing.setHeader(name, headers[name] as string);
+  outgoing.setHeader("Content-Length", Buffer.byteLength(text));
+  if (deps.hub.draining) outgoing.setHeader("Connection", "close");
+  outgoing.writeHead(status);
+  outgoing.end(text);
+}
+
+function fail(deps: AppDeps, outgoing: ServerResponse, error: unknown): void {
+  let known: HeraldError;
+  if (error instanceof HeraldError) known = error;
+  else {
+    deps.logger.error({ err: error }, "unhandled error");
+    known = new HeraldError("internal");
+  }
+  send(deps, outgoing, known.status, { "Content-Type": "application/json", ...known.headers }, errorBody(known));
+}
+
+/**
+ * Returns the Node request listener's front: true when it took the request.
+ * `publishOne` is the declared route's handler.
+ */
+export function createFastLane(
+  deps: AppDeps,
+  publishOne: Handler,
+): (incoming: IncomingMessage, outgoing: ServerResponse) => boolean {
+  // Mercure discovery adds a Link header to every answer: that is the middleware's work.
+  if (deps.mercure?.settings.discovery) return () => false;
+  const onPublished = (seconds: number) => deps.metrics.observePublish(seconds);
+  const callerOf = (request: IncomingMessage) => deps.access.callerOf(request);
+  return (incoming, outgoing) => {
+    if (incoming.method !== "POST" || incoming.headers.origin !== undefined) return false;
+    const match = PUBLISH_ONE.exec(incoming.url ?? "");
+    if (match === null) return false;
+    const path = incoming.url?.split("?", 1)[0] as string;
+    const request = new LaneRequest(incoming, path, decoded(match[1] as string), match[2]);
+    const c = new LaneContext(deps, incoming, outgoing, request);
+    const log = startRequestLog(deps.logger, callerOf, incoming, outgoing, headerOf(incoming, "x-request-id"));
+    const answered = (async () => {
+      checkHost(deps, headerOf(incoming, "host"));
+      await publishOne(c as unknown as Context, deps);
+    })();
+    answered.then(
+      () => {
+        if (outgoing.statusCode < 300) onPublished(log.seconds());
+      },
+      (error: unknown) => fail(deps, outgoing, error),
+    );
+    return true;
+  };
+}
+
+/**
+ * Puts the lane in front of the server's request listener (Hono's), serving
+ * the declared publish route's handler; without that route, nothing changes.
+ */
+export function installFastLane(server: Server, deps: AppDeps, routes: readonly RouteSpec[]): void {
+  const route = routes.find((each) => each.method === LANE_ROUTE.method && each.path === LANE_ROUTE.path);
+  if (route === undefined) return;
+  const lane = createFastLane(deps, route.handler);
+  const generic = server.listeners("request") as ((incoming: IncomingMessage, outgoing: ServerResponse) => void)[];
+  server.removeAllListeners("request");
+  server.on("request", (incoming: IncomingMessage, outgoing: ServerResponse) => {
+    if (lane(incoming, outgoing)) return;
+    for (const listener of generic) listener.call(server, incoming, outgoing);
+  });
+}
