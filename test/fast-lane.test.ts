@@ -23,9 +23,9 @@ interface Answer {
   readonly body: string;
 }
 
-function post(path: string, body: string, headers: Record<string, string>): Promise<Answer> {
+function post(path: string, body: string, headers: Record<string, string>, method = "POST"): Promise<Answer> {
   return new Promise((resolve, reject) => {
-    const req = request(`${herald.url}${path}`, { method: "POST", headers }, (res) => {
+    const req = request(`${herald.url}${path}`, { method, headers }, (res) => {
       let text = "";
       res.setEncoding("utf8");
       res.on("data", (chunk: string) => {
@@ -34,7 +34,7 @@ function post(path: string, body: string, headers: Record<string, string>): Prom
       res.on("end", () => resolve({ status: res.statusCode ?? 0, headers: res.headers, body: text }));
     });
     req.on("error", reject);
-    req.end(body);
+    req.end(method === "GET" ? undefined : body);
   });
 }
 
@@ -51,7 +51,7 @@ function shape(answer: Answer): unknown {
   };
 }
 
-const CASES: { name: string; path: string; body: string; headers?: Record<string, string> }[] = [
+const CASES: { name: string; path: string; body: string; headers?: Record<string, string>; method?: string }[] = [
   { name: "a JSON message", path: "/v1/mailboxes/room:lane/messages", body: '{"body":"hi","data":{"n":1}}' },
   {
     name: "a text message",
@@ -72,6 +72,17 @@ const CASES: { name: string; path: string; body: string; headers?: Record<string
     body: "{}",
     headers: { Host: "evil.example" },
   },
+  { name: "a read", path: "/v1/mailboxes/room:lane/messages?limit=2", body: "", method: "GET" },
+  { name: "a read of an encoded name", path: "/v1/mailboxes/room%3Aencoded/messages", body: "", method: "GET" },
+  {
+    name: "a filtered read",
+    path: "/v1/mailboxes/room:lane/messages?tags=a&tags=b&priority=3",
+    body: "",
+    method: "GET",
+  },
+  { name: "a bad cursor", path: "/v1/mailboxes/room:lane/messages?cursor=%%%", body: "", method: "GET" },
+  { name: "a bad limit", path: "/v1/mailboxes/room:lane/messages?limit=0", body: "", method: "GET" },
+  { name: "a bad wait", path: "/v1/mailboxes/room:lane/messages?wait=99", body: "", method: "GET" },
 ];
 
 describe("the publish fast lane", () => {
@@ -82,9 +93,8 @@ describe("the publish fast lane", () => {
         "X-Request-Id": "lane-test-1",
         ...each.headers,
       };
-      const lane = await post(each.path, each.body, headers);
-      const origin = herald.url;
-      const generic = await post(each.path, each.body, { ...headers, Origin: origin });
+      const lane = await post(each.path, each.body, headers, each.method);
+      const generic = await post(each.path, each.body, { ...headers, Origin: herald.url }, each.method);
       expect(shape(lane)).toEqual(shape(generic));
       expect(lane.headers["content-length"]).toBe(String(Buffer.byteLength(lane.body)));
     });
@@ -96,6 +106,18 @@ describe("the publish fast lane", () => {
     const again = await post("/v1/mailboxes/room:idem/messages", '{"body":"once"}', headers);
     expect([first.status, again.status]).toEqual([201, 200]);
     expect(JSON.parse(again.body).seq).toBe(JSON.parse(first.body).seq);
+  });
+
+  it("holds a long-poll until a publish wakes it", async () => {
+    const mailbox = "room:lane-poll";
+    const first = await post(`/v1/mailboxes/${mailbox}/messages?cursor=now`, "", {}, "GET");
+    const { cursor } = JSON.parse(first.body) as { cursor: string };
+    const held = post(`/v1/mailboxes/${mailbox}/messages?cursor=${cursor}&wait=10`, "", {}, "GET");
+    await new Promise((resolve) => setTimeout(resolve, 100));
+    await post(`/v1/mailboxes/${mailbox}/messages`, '{"body":"woke"}', { "Content-Type": "application/json" });
+    const answer = await held;
+    expect(answer.status).toBe(200);
+    expect((JSON.parse(answer.body) as { messages: { body: string }[] }).messages.map((m) => m.body)).toEqual(["woke"]);
   });
 
   it("counts its publishes in /metrics and closes connections while draining", async () => {

@@ -2,24 +2,25 @@ import type { IncomingMessage, Server, ServerResponse } from "node:http";
 import { RESPONSE_ALREADY_SENT } from "@hono/node-server/utils/response";
 import type { Context } from "hono";
 import { HeraldError } from "../errors.js";
-import type { AppDeps, Handler, RouteSpec } from "./deps.js";
+import type { AppDeps, Handler, HeraldEnv, RouteSpec } from "./deps.js";
 import { checkHost, errorBody } from "./host-check.js";
 import { startRequestLog } from "./middleware/request-log.js";
 
 /**
- * The hottest route, a publish to one mailbox, answered straight from Node's
- * request and response once Hono has declared it: no WHATWG Request and
- * Response, router or middleware chain per request. The handler is the
- * route's own, given a context of the few parts it reads, and everything the
- * middleware does for such a request is done here too (request id and log
- * line, Host check, Connection: close while draining, errors as JSON). A
- * request with an Origin (CORS) or anything else takes the generic path.
+ * The hottest route, a publish to one mailbox and a read (long-poll) of one,
+ * answered straight from Node's request and response once Hono has declared
+ * it: no WHATWG Request and Response, router or middleware chain per request.
+ * The handlers are the route's own, given a context of the few parts they
+ * read, and everything the middleware does for such a request is done here
+ * too (request id and log line, Host check, Connection: close while draining,
+ * errors as JSON). A request with an Origin (CORS) or anything else takes the
+ * generic path.
  */
 
 /** The route the lane serves, as declared. */
-const LANE_ROUTE = { method: "POST", path: "/v1/mailboxes/:mailbox/messages" } as const;
-/** POST /v1/mailboxes/{mailbox}/messages, with or without a query. */
-const PUBLISH_ONE = /^\/v1\/mailboxes\/([^/?#]+)\/messages(?:\?([^#]*))?$/;
+const LANE_PATH = "/v1/mailboxes/:mailbox/messages";
+/** /v1/mailboxes/{mailbox}/messages, with or without a query. */
+const ONE_MAILBOX_MESSAGES = /^\/v1\/mailboxes\/([^/?#]+)\/messages(?:\?([^#]*))?$/;
 
 function decoded(segment: string): string {
   if (!segment.includes("%")) return segment;
@@ -39,7 +40,7 @@ function headerOf(incoming: IncomingMessage, name: string): string | undefined {
 
 /** What the publish handler reads of `c.req`. */
 class LaneRequest {
-  readonly method = "POST";
+  readonly method: string;
   readonly path: string;
   readonly #incoming: IncomingMessage;
   readonly #mailbox: string;
@@ -47,6 +48,7 @@ class LaneRequest {
   #params: URLSearchParams | undefined;
 
   constructor(incoming: IncomingMessage, path: string, mailbox: string, query: string | undefined) {
+    this.method = incoming.method as string;
     this.#incoming = incoming;
     this.path = path;
     this.#mailbox = mailbox;
@@ -62,9 +64,18 @@ class LaneRequest {
   }
 
   query(name: string): string | undefined {
+    return this.#searchParams()?.get(name) ?? undefined;
+  }
+
+  queries(name: string): string[] | undefined {
+    const all = this.#searchParams()?.getAll(name);
+    return all === undefined || all.length === 0 ? undefined : all;
+  }
+
+  #searchParams(): URLSearchParams | undefined {
     if (this.#query === undefined || this.#query.length === 0) return undefined;
     this.#params ??= new URLSearchParams(this.#query);
-    return this.#params.get(name) ?? undefined;
+    return this.#params;
   }
 
   /** For the cookie reader, which asks `c.req.raw.headers`. */
@@ -119,19 +130,20 @@ function fail(deps: AppDeps, outgoing: ServerResponse, error: unknown): void {
 
 /**
  * Returns the Node request listener's front: true when it took the request.
- * `publishOne` is the declared route's handler.
+ * `handlers` are the declared routes' own, by method.
  */
 export function createFastLane(
   deps: AppDeps,
-  publishOne: Handler,
+  handlers: ReadonlyMap<string, Handler>,
 ): (incoming: IncomingMessage, outgoing: ServerResponse) => boolean {
   // Mercure discovery adds a Link header to every answer: that is the middleware's work.
   if (deps.mercure?.settings.discovery) return () => false;
   const onPublished = (seconds: number) => deps.metrics.observePublish(seconds);
   const callerOf = (request: IncomingMessage) => deps.access.callerOf(request);
   return (incoming, outgoing) => {
-    if (incoming.method !== "POST" || incoming.headers.origin !== undefined) return false;
-    const match = PUBLISH_ONE.exec(incoming.url ?? "");
+    const handler = handlers.get(incoming.method as string);
+    if (handler === undefined || incoming.headers.origin !== undefined) return false;
+    const match = ONE_MAILBOX_MESSAGES.exec(incoming.url ?? "");
     if (match === null) return false;
     const path = incoming.url?.split("?", 1)[0] as string;
     const request = new LaneRequest(incoming, path, decoded(match[1] as string), match[2]);
@@ -139,11 +151,11 @@ export function createFastLane(
     const log = startRequestLog(deps.logger, callerOf, incoming, outgoing, headerOf(incoming, "x-request-id"));
     const answered = (async () => {
       checkHost(deps, headerOf(incoming, "host"));
-      await publishOne(c as unknown as Context, deps);
+      await handler(c as unknown as Context<HeraldEnv>, deps);
     })();
     answered.then(
       () => {
-        if (outgoing.statusCode < 300) onPublished(log.seconds());
+        if (request.method === "POST" && outgoing.statusCode < 300) onPublished(log.seconds());
       },
       (error: unknown) => fail(deps, outgoing, error),
     );
@@ -153,12 +165,15 @@ export function createFastLane(
 
 /**
  * Puts the lane in front of the server's request listener (Hono's), serving
- * the declared publish route's handler; without that route, nothing changes.
+ * the handlers declared for its path; without them, nothing changes.
  */
 export function installFastLane(server: Server, deps: AppDeps, routes: readonly RouteSpec[]): void {
-  const route = routes.find((each) => each.method === LANE_ROUTE.method && each.path === LANE_ROUTE.path);
-  if (route === undefined) return;
-  const lane = createFastLane(deps, route.handler);
+  const handlers = new Map<string, Handler>();
+  for (const route of routes) {
+    if (route.path === LANE_PATH && !handlers.has(route.method)) handlers.set(route.method, route.handler);
+  }
+  if (handlers.size === 0) return;
+  const lane = createFastLane(deps, handlers);
   const generic = server.listeners("request") as ((incoming: IncomingMessage, outgoing: ServerResponse) => void)[];
   server.removeAllListeners("request");
   server.on("request", (incoming: IncomingMessage, outgoing: ServerResponse) => {
