@@ -83,7 +83,34 @@ const CASES: { name: string; path: string; body: string; headers?: Record<string
   { name: "a bad cursor", path: "/v1/mailboxes/room:lane/messages?cursor=%%%", body: "", method: "GET" },
   { name: "a bad limit", path: "/v1/mailboxes/room:lane/messages?limit=0", body: "", method: "GET" },
   { name: "a bad wait", path: "/v1/mailboxes/room:lane/messages?wait=99", body: "", method: "GET" },
+  { name: "a stream with a bad cursor", path: "/v1/mailboxes/room:lane/events?cursor=%%%", body: "", method: "GET" },
+  { name: "a stream of a bad name", path: "/v1/mailboxes/%20/stream", body: "", method: "GET" },
+  {
+    name: "a stream for unread counts with no reader",
+    path: "/v1/mailboxes/room:lane/events?unread=1",
+    body: "",
+    method: "GET",
+  },
 ];
+
+/** A stream's head and first bytes (up to its first blank line), then the stream is dropped. */
+function openStream(path: string, headers: Record<string, string>): Promise<Answer> {
+  return new Promise((resolve, reject) => {
+    const req = request(`${herald.url}${path}`, { headers }, (res) => {
+      let text = "";
+      res.setEncoding("utf8");
+      res.on("data", (chunk: string) => {
+        text += chunk;
+        const end = text.indexOf("\n\n") >= 0 ? text.indexOf("\n\n") + 2 : text.indexOf("\n") + 1;
+        if (end <= 0) return;
+        resolve({ status: res.statusCode ?? 0, headers: res.headers, body: text.slice(0, end) });
+        req.destroy();
+      });
+    });
+    req.on("error", reject);
+    req.end();
+  });
+}
 
 describe("the publish fast lane", () => {
   for (const each of CASES) {
@@ -107,6 +134,26 @@ describe("the publish fast lane", () => {
     expect([first.status, again.status]).toEqual([201, 200]);
     expect(JSON.parse(again.body).seq).toBe(JSON.parse(first.body).seq);
   });
+
+  for (const kind of ["events", "stream"]) {
+    it(`opens a ${kind === "events" ? "SSE" : "JSON-lines"} stream as the generic path does`, async () => {
+      const path = `/v1/mailboxes/room:lane/${kind}?cursor=now`;
+      const lane = await openStream(path, { "X-Request-Id": "lane-test-1" });
+      const generic = await openStream(path, { "X-Request-Id": "lane-test-1", Origin: herald.url });
+      // CORS headers answer the Origin the generic request carried; nothing else may differ.
+      const {
+        "access-control-allow-origin": _origin,
+        "access-control-expose-headers": _exposed,
+        vary: _vary,
+        date: _date,
+        ...genericHeaders
+      } = generic.headers;
+      const { date: _laneDate, ...laneHeaders } = lane.headers;
+      expect(lane.status).toBe(200);
+      expect(laneHeaders).toEqual(genericHeaders);
+      expect(lane.body).toBe(generic.body);
+    });
+  }
 
   it("holds a long-poll until a publish wakes it", async () => {
     const mailbox = "room:lane-poll";

@@ -7,9 +7,10 @@ import { checkHost, errorBody } from "./host-check.js";
 import { startRequestLog } from "./middleware/request-log.js";
 
 /**
- * The hottest route, a publish to one mailbox and a read (long-poll) of one,
- * answered straight from Node's request and response once Hono has declared
- * it: no WHATWG Request and Response, router or middleware chain per request.
+ * The hottest routes, those of one mailbox (publish, read and long-poll, SSE
+ * and JSON-lines streams), answered straight from Node's request and response
+ * once Hono has declared them: no WHATWG Request and Response, router or
+ * middleware chain per request.
  * The handlers are the route's own, given a context of the few parts they
  * read, and everything the middleware does for such a request is done here
  * too (request id and log line, Host check, Connection: close while draining,
@@ -17,10 +18,11 @@ import { startRequestLog } from "./middleware/request-log.js";
  * generic path.
  */
 
-/** The route the lane serves, as declared. */
-const LANE_PATH = "/v1/mailboxes/:mailbox/messages";
-/** /v1/mailboxes/{mailbox}/messages, with or without a query. */
-const ONE_MAILBOX_MESSAGES = /^\/v1\/mailboxes\/([^/?#]+)\/messages(?:\?([^#]*))?$/;
+/** The routes the lane serves, as declared: /v1/mailboxes/:mailbox/<one of these>. */
+const LANE_SEGMENTS = ["messages", "events", "stream"];
+const LANE_PREFIX = "/v1/mailboxes/:mailbox/";
+/** /v1/mailboxes/{mailbox}/{segment}, with or without a query. */
+const ONE_MAILBOX = /^\/v1\/mailboxes\/([^/?#]+)\/(messages|events|stream)(?:\?([^#]*))?$/;
 
 function decoded(segment: string): string {
   if (!segment.includes("%")) return segment;
@@ -130,7 +132,7 @@ function fail(deps: AppDeps, outgoing: ServerResponse, error: unknown): void {
 
 /**
  * Returns the Node request listener's front: true when it took the request.
- * `handlers` are the declared routes' own, by method.
+ * `handlers` are the declared routes' own, by "METHOD segment".
  */
 export function createFastLane(
   deps: AppDeps,
@@ -141,12 +143,12 @@ export function createFastLane(
   const onPublished = (seconds: number) => deps.metrics.observePublish(seconds);
   const callerOf = (request: IncomingMessage) => deps.access.callerOf(request);
   return (incoming, outgoing) => {
-    const handler = handlers.get(incoming.method as string);
-    if (handler === undefined || incoming.headers.origin !== undefined) return false;
-    const match = ONE_MAILBOX_MESSAGES.exec(incoming.url ?? "");
-    if (match === null) return false;
+    if (incoming.headers.origin !== undefined) return false;
+    const match = ONE_MAILBOX.exec(incoming.url ?? "");
+    const handler = match === null ? undefined : handlers.get(`${incoming.method} ${match[2]}`);
+    if (match === null || handler === undefined) return false;
     const path = incoming.url?.split("?", 1)[0] as string;
-    const request = new LaneRequest(incoming, path, decoded(match[1] as string), match[2]);
+    const request = new LaneRequest(incoming, path, decoded(match[1] as string), match[3]);
     const c = new LaneContext(deps, incoming, outgoing, request);
     const log = startRequestLog(deps.logger, callerOf, incoming, outgoing, headerOf(incoming, "x-request-id"));
     const answered = (async () => {
@@ -170,7 +172,11 @@ export function createFastLane(
 export function installFastLane(server: Server, deps: AppDeps, routes: readonly RouteSpec[]): void {
   const handlers = new Map<string, Handler>();
   for (const route of routes) {
-    if (route.path === LANE_PATH && !handlers.has(route.method)) handlers.set(route.method, route.handler);
+    const segment = route.path.startsWith(LANE_PREFIX) ? route.path.slice(LANE_PREFIX.length) : undefined;
+    const key = `${route.method} ${segment}`;
+    if (segment !== undefined && LANE_SEGMENTS.includes(segment) && !handlers.has(key)) {
+      handlers.set(key, route.handler);
+    }
   }
   if (handlers.size === 0) return;
   const lane = createFastLane(deps, handlers);
