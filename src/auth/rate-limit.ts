@@ -1,4 +1,4 @@
-import { LRUCache } from "lru-cache";
+import { growingLru } from "../util/growing-lru.js";
 import type { VisitorId } from "./visitor.js";
 
 export interface RateSettings {
@@ -32,7 +32,7 @@ export function createRateLimiter(
   now: () => number = Date.now,
   maxVisitors = MAX_TRACKED_VISITORS,
 ): RateLimiter {
-  const buckets = new LRUCache<VisitorId, Bucket>({ max: maxVisitors });
+  const buckets = growingLru<VisitorId, Bucket>(maxVisitors);
   return {
     take(visitor) {
       const time = now();

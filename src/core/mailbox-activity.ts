@@ -1,5 +1,6 @@
-import { LRUCache } from "lru-cache";
+import type { LRUCache } from "lru-cache";
 import type { MailboxStore, StoredMessage } from "../store/mailbox-store.js";
+import { growingLru } from "../util/growing-lru.js";
 
 /** Mailboxes whose publish rate is tracked at most; the least recently published to is forgotten first. */
 export const DEFAULT_MAX_TRACKED_MAILBOXES = 10_000;
@@ -36,7 +37,7 @@ export class MailboxActivity {
   readonly #now: () => number;
 
   constructor(store: MailboxStore, maxMailboxes = DEFAULT_MAX_TRACKED_MAILBOXES, now: () => number = Date.now) {
-    this.#tallies = new LRUCache<string, Tally>({ max: maxMailboxes });
+    this.#tallies = growingLru<string, Tally>(maxMailboxes);
     this.#now = now;
     this.#unwatch = store.watch((mailbox, messages) => this.#record(mailbox, messages));
   }

@@ -1,7 +1,7 @@
-import { LRUCache } from "lru-cache";
 import { CURSOR_NOW, encodeCursor } from "../core/cursor.js";
 import { positionBeforeTime } from "../core/time-position.js";
 import type { MailboxStore, StoredMessage, StreamPosition } from "../store/mailbox-store.js";
+import { growingLru } from "../util/growing-lru.js";
 import { EARLIEST, updateOf } from "./mercure-update.js";
 
 /** Messages read per step of a scan for an id. */
@@ -35,8 +35,8 @@ interface Located extends StreamPosition {
 export class UpdateLocator {
   readonly #store: MailboxStore;
   readonly #maxScan: number;
-  readonly #known = new LRUCache<string, Located>({ max: REMEMBERED_IDS });
-  readonly #missing = new LRUCache<string, true>({ max: REMEMBERED_IDS, ttl: MISS_TTL_MS });
+  readonly #known = growingLru<string, Located>(REMEMBERED_IDS);
+  readonly #missing = growingLru<string, true>(REMEMBERED_IDS, { ttl: MISS_TTL_MS });
 
   constructor(store: MailboxStore, maxScan: number) {
     this.#store = store;

@@ -1,4 +1,5 @@
-import { LRUCache } from "lru-cache";
+import type { LRUCache } from "lru-cache";
+import { growingLru } from "../util/growing-lru.js";
 
 interface RememberedAnswer {
   readonly answer: string;
@@ -11,7 +12,7 @@ export class MemoryDeliveries {
   readonly #now: () => number;
 
   constructor(max: number, now: () => number) {
-    this.#entries = new LRUCache({ max });
+    this.#entries = growingLru(max);
     this.#now = now;
   }
 

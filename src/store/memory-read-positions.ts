@@ -1,4 +1,5 @@
-import { LRUCache } from "lru-cache";
+import type { LRUCache } from "lru-cache";
+import { growingLru } from "../util/growing-lru.js";
 import { createListeners, type ListenerErrorHandler, type Listeners } from "./append-listeners.js";
 import {
   type LogInfo,
@@ -37,7 +38,7 @@ export class MemoryReadPositions {
 
   constructor(max: number, now: () => number, onListenerError?: ListenerErrorHandler) {
     // Keyed by mailbox and reader joined by a newline, which no mailbox name holds.
-    this.#positions = new LRUCache({ max });
+    this.#positions = growingLru(max);
     this.#listeners = createListeners(onListenerError);
     this.#now = now;
   }

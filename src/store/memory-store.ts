@@ -1,5 +1,6 @@
-import { LRUCache } from "lru-cache";
+import type { LRUCache } from "lru-cache";
 import { getOrCreate } from "../util/get-or-create.js";
+import { growingLru } from "../util/growing-lru.js";
 import { type AppendListeners, createAppendListeners, type ListenerErrorOption } from "./append-listeners.js";
 import {
   type AppendItem,
@@ -66,10 +67,7 @@ export class MemoryStore implements MailboxStore {
       this.#now,
       options.onListenerError,
     );
-    this.#logs = new LRUCache<string, MailboxLog>({
-      max: options.maxMailboxes,
-      dispose: (log) => this.#forget(log),
-    });
+    this.#logs = growingLru<string, MailboxLog>(options.maxMailboxes, { dispose: (log) => this.#forget(log) });
     this.#deliveries = new MemoryDeliveries(options.maxDeliveries ?? DEFAULT_MAX_REMEMBERED_DELIVERIES, this.#now);
     this.#sweepTimer = setInterval(() => this.sweepExpired(), options.sweepIntervalMs ?? 10_000);
     this.#sweepTimer.unref();
