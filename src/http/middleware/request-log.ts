@@ -80,6 +80,13 @@ function writeLine(request: RequestStart, status: number, aborted: boolean): voi
   else request.log.info(line, "request");
 }
 
+/** Nginx's 499 for a client that left before any answer; Node would report its default 200. */
+const CLIENT_CLOSED = 499;
+
+function statusOf(outgoing: ServerResponse): number {
+  return outgoing.headersSent ? outgoing.statusCode : CLIENT_CLOSED;
+}
+
 /** A request being logged: its id and how long it has taken. */
 export interface RequestLogEntry {
   readonly id: string;
@@ -115,7 +122,7 @@ export function startRequestLog(
       method: incoming.method ?? "",
       started,
     };
-    if (outgoing) outgoing.once("close", () => writeLine(request, outgoing.statusCode, !outgoing.writableFinished));
+    if (outgoing) outgoing.once("close", () => writeLine(request, statusOf(outgoing), !outgoing.writableFinished));
     else incoming.socket.once("close", () => writeLine(request, upgradeStatus, false));
   }
   return new LogEntry(id, started, (status) => {
