@@ -71,6 +71,8 @@ describe("--workers refuses what cannot be shared", () => {
   });
 });
 
+// Skips only on a machine with neither REDIS_URL, a Redis on 127.0.0.1:6379, nor redis-server;
+// .ci/run sets HERALD_REQUIRE_REDIS=1, which makes testRedis() throw instead, so CI never skips.
 if ("reason" in redis) {
   console.warn(`Workers test skipped: ${redis.reason}`);
   describe.skip(`herald serve --workers 2 (skipped: ${redis.reason})`, () => {
